@@ -1,0 +1,10 @@
+//! Checksums: every supported algorithm, computed in the same pass that reads,
+//! receives or copies the bytes, with MD5 and SHA-* on a core of their own.
+
+mod digester;
+mod files;
+mod hasher;
+
+pub use digester::{Digester, Digests, WORKER_THRESHOLD_BYTES};
+pub use files::{copy_and_digest, copy_file_and_digest, digest_directory, digest_file, digest_path};
+pub use hasher::{hash_bytes, Hasher};

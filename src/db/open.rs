@@ -1,0 +1,88 @@
+//! Opening a database file: creating it fresh, or checking that this build can read
+//! the format it was written in.
+
+use std::path::Path;
+
+use redb::ReadableDatabase;
+
+use super::tables::META;
+use super::DbError;
+
+/// The database format this build writes. Start-up refuses a database with a newer
+/// format, and upgrades older ones in place.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the database {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error(
+        "the database {path} has format version {found}, but this quire reads formats up to \
+         {FORMAT_VERSION}; run a newer quire, or restore a backup made by this version"
+    )]
+    TooNew { path: String, found: u32 },
+    #[error("the database {path} is not a quire database (it has no format version)")]
+    NotQuire { path: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+const FORMAT_KEY: &str = "format_version";
+
+pub(super) fn open_database(path: &Path) -> Result<redb::Database, OpenError> {
+    let shown = path.display().to_string();
+    let unreadable = |reason: String| OpenError::Unreadable {
+        path: shown.clone(),
+        reason,
+    };
+    let existed = path.exists();
+    let database = redb::Database::builder()
+        .create(path)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let found = read_format_version(&database)?;
+    match found {
+        Some(version) if version > FORMAT_VERSION => Err(OpenError::TooNew {
+            path: shown,
+            found: version,
+        }),
+        Some(_) => Ok(database),
+        None if existed && has_any_table(&database)? => Err(OpenError::NotQuire { path: shown }),
+        None => {
+            write_format_version(&database)?;
+            Ok(database)
+        }
+    }
+}
+
+fn read_format_version(database: &redb::Database) -> Result<Option<u32>, DbError> {
+    let transaction = database.begin_read()?;
+    let table = match transaction.open_table(META) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(value) = table.get(FORMAT_KEY)? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 4] = value
+        .value()
+        .try_into()
+        .map_err(|_| DbError::Storage("format version is not 4 bytes".into()))?;
+    Ok(Some(u32::from_le_bytes(bytes)))
+}
+
+fn has_any_table(database: &redb::Database) -> Result<bool, DbError> {
+    let transaction = database.begin_read()?;
+    Ok(transaction.list_tables()?.next().is_some())
+}
+
+fn write_format_version(database: &redb::Database) -> Result<(), DbError> {
+    let transaction = database.begin_write()?;
+    {
+        let mut table = transaction.open_table(META)?;
+        table.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
+    }
+    transaction.commit()?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Files and their name, time, uploader and source indexes.
+
+use redb::ReadableTable;
+
+use super::{get, put};
+use crate::db::tables::{FILES, FILES_BY_SOURCE, FILES_BY_TIME, FILES_BY_UPLOADER};
+use crate::db::{DbError, Reads, WriteTxn};
+use crate::model::{File, Timestamp};
+
+/// The file called `name`.
+pub fn get_file(tx: &impl Reads, name: &str) -> Result<Option<File>, DbError> {
+    get(tx, FILES, name)
+}
+
+/// Whether a file called `name` exists.
+pub fn exists(tx: &impl Reads, name: &str) -> Result<bool, DbError> {
+    let Some(table) = tx.table(FILES)? else {
+        return Ok(false);
+    };
+    Ok(table.get(name)?.is_some())
+}
+
+/// Records a new file. The caller has checked that the name is free.
+pub fn insert(txn: &WriteTxn, file: &File) -> Result<(), DbError> {
+    let key = file.create_time.index_key();
+    put(txn, FILES, file.name.as_str(), file)?;
+    txn.open_table(FILES_BY_TIME)?
+        .insert((key, file.name.as_str()), ())?;
+    txn.open_table(FILES_BY_UPLOADER)?
+        .insert((file.uploader.as_str(), key, file.name.as_str()), ())?;
+    txn.open_table(FILES_BY_SOURCE)?
+        .insert((file.source.as_str(), key, file.name.as_str()), ())?;
+    Ok(())
+}
+
+/// Filters of a file search; all given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct FileQuery {
+    pub name: Option<String>,
+    pub uploader: Option<String>,
+    pub source: Option<String>,
+    /// Inclusive creation-time window.
+    pub window: Option<(Timestamp, Timestamp)>,
+    pub limit: usize,
+}
+
+impl FileQuery {
+    fn accepts(&self, file: &File) -> bool {
+        self.name.as_ref().is_none_or(|n| *n == file.name)
+            && self.uploader.as_ref().is_none_or(|u| *u == file.uploader)
+            && self.source.as_ref().is_none_or(|s| *s == file.source)
+            && self
+                .window
+                .is_none_or(|(start, end)| start <= file.create_time && file.create_time <= end)
+    }
+
+    fn key_bounds(&self) -> (u64, u64) {
+        match self.window {
+            Some((start, end)) => (start.index_key(), end.index_key()),
+            None => (0, u64::MAX),
+        }
+    }
+}
+
+/// Files matching `query`, newest first, at most `query.limit`.
+pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> {
+    if let Some(name) = &query.name {
+        let found = get_file(tx, name)?;
+        return Ok(found.into_iter().filter(|f| query.accepts(f)).collect());
+    }
+    let (low, high) = query.key_bounds();
+    let mut names = Vec::new();
+    let mut collect = |name: &str| -> Result<bool, DbError> {
+        if let Some(file) = get_file(tx, name)? {
+            if query.accepts(&file) {
+                names.push(file);
+            }
+        }
+        Ok(names.len() < query.limit)
+    };
+    let keyed_by = query
+        .uploader
+        .as_deref()
+        .map(|u| (FILES_BY_UPLOADER, u))
+        .or(query.source.as_deref().map(|s| (FILES_BY_SOURCE, s)));
+    if let Some((index, owner)) = keyed_by {
+        let Some(table) = tx.table(index)? else {
+            return Ok(Vec::new());
+        };
+        let upper = (owner, high, "\u{10FFFF}");
+        for entry in table.range((owner, low, "")..=upper)?.rev() {
+            let (key, _) = entry?;
+            if !collect(key.value().2)? {
+                break;
+            }
+        }
+    } else {
+        let Some(table) = tx.table(FILES_BY_TIME)? else {
+            return Ok(Vec::new());
+        };
+        for entry in table.range((low, "")..=(high, "\u{10FFFF}"))?.rev() {
+            let (key, _) = entry?;
+            if !collect(key.value().1)? {
+                break;
+            }
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,79 @@
+//! Incoming and outgoing transfers, with indexes of the ones still live.
+
+use redb::ReadableTable;
+
+use super::{get, put};
+use crate::db::tables::{INCOMING, INCOMING_LIVE, OUTGOING, OUTGOING_LIVE};
+use crate::db::{DbError, Reads, WriteTxn};
+use crate::model::{IncomingTransfer, OutgoingTransfer};
+
+/// The incoming transfer with `id`.
+pub fn get_incoming(tx: &impl Reads, id: u64) -> Result<Option<IncomingTransfer>, DbError> {
+    get(tx, INCOMING, id)
+}
+
+/// Stores an incoming transfer, keeping the live index in step with its status.
+pub fn put_incoming(txn: &WriteTxn, transfer: &IncomingTransfer) -> Result<(), DbError> {
+    put(txn, INCOMING, transfer.id, transfer)?;
+    let checksum = transfer.transfer_checksum.to_string();
+    let mut live = txn.open_table(INCOMING_LIVE)?;
+    if transfer.status.is_terminal() {
+        live.remove((checksum.as_str(), transfer.id))?;
+    } else {
+        live.insert((checksum.as_str(), transfer.id), ())?;
+    }
+    Ok(())
+}
+
+/// Live incoming transfers whose checksum text is `checksum`.
+pub fn live_incoming_with_checksum(
+    tx: &impl Reads,
+    checksum: &str,
+) -> Result<Vec<IncomingTransfer>, DbError> {
+    let Some(table) = tx.table(INCOMING_LIVE)? else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for entry in table.range((checksum, 0)..=(checksum, u64::MAX))? {
+        ids.push(entry?.0.value().1);
+    }
+    let mut transfers = Vec::new();
+    for id in ids {
+        transfers.extend(get_incoming(tx, id)?);
+    }
+    Ok(transfers)
+}
+
+/// Every live incoming transfer.
+pub fn live_incoming(tx: &impl Reads) -> Result<Vec<IncomingTransfer>, DbError> {
+    let Some(table) = tx.table(INCOMING_LIVE)? else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for entry in table.iter()? {
+        ids.push(entry?.0.value().1);
+    }
+    ids.sort_unstable();
+    let mut transfers = Vec::new();
+    for id in ids {
+        transfers.extend(get_incoming(tx, id)?);
+    }
+    Ok(transfers)
+}
+
+/// The outgoing transfer with `id`.
+pub fn get_outgoing(tx: &impl Reads, id: u64) -> Result<Option<OutgoingTransfer>, DbError> {
+    get(tx, OUTGOING, id)
+}
+
+/// Stores an outgoing transfer, keeping the live index in step with its status.
+pub fn put_outgoing(txn: &WriteTxn, transfer: &OutgoingTransfer) -> Result<(), DbError> {
+    put(txn, OUTGOING, transfer.id, transfer)?;
+    let mut live = txn.open_table(OUTGOING_LIVE)?;
+    if transfer.status.is_terminal() {
+        live.remove(transfer.id)?;
+    } else {
+        live.insert(transfer.id, ())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Every redb table of a quire database, in one place.
+//!
+//! Values named `&[u8]` hold records encoded by `codec` (a version byte, then the
+//! record). Index tables map a composite key to `()`; they are kept in step with their
+//! primary table inside the same write transaction.
+
+use redb::TableDefinition;
+
+/// Database-wide facts: `format_version` (u32, little-endian).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The last id handed out per entity kind.
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// File name -> `File`.
+pub const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
+/// (create time key, name): files in creation order.
+pub const FILES_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("files_by_time");
+/// (uploader, create time key, name).
+pub const FILES_BY_UPLOADER: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("files_by_uploader");
+/// (source, create time key, name).
+pub const FILES_BY_SOURCE: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("files_by_source");
+
+/// Instance id -> `Instance`.
+pub const INSTANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("instances");
+/// (file name, instance id).
+pub const INSTANCES_BY_FILE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("instances_by_file");
+/// (store id, instance id).
+pub const INSTANCES_BY_STORE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("instances_by_store");
+
+/// Remote instance id -> `RemoteInstance`.
+pub const REMOTE_INSTANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("remote_instances");
+/// (file name, remote instance id).
+pub const REMOTE_INSTANCES_BY_FILE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("remote_instances_by_file");
+
+/// Store id -> `StoreState`.
+pub const STORES: TableDefinition<u64, &[u8]> = TableDefinition::new("stores");
+/// Username -> `User`.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// Peer librarian name -> `Librarian`.
+pub const LIBRARIANS: TableDefinition<&str, &[u8]> = TableDefinition::new("librarians");
+
+/// Incoming transfer id -> `IncomingTransfer`.
+pub const INCOMING: TableDefinition<u64, &[u8]> = TableDefinition::new("incoming_transfers");
+/// (checksum text, id) of incoming transfers that are not yet terminal.
+pub const INCOMING_LIVE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("incoming_transfers_live");
+/// Outgoing transfer id -> `OutgoingTransfer`.
+pub const OUTGOING: TableDefinition<u64, &[u8]> = TableDefinition::new("outgoing_transfers");
+/// Ids of outgoing transfers that are not yet terminal.
+pub const OUTGOING_LIVE: TableDefinition<u64, ()> = TableDefinition::new("outgoing_transfers_live");
+
+/// Error id -> `ErrorRecord`.
+pub const ERRORS: TableDefinition<u64, &[u8]> = TableDefinition::new("errors");
+/// Corrupt-file record id -> `CorruptFile`.
+pub const CORRUPT_FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("corrupt_files");

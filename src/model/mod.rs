@@ -1,0 +1,27 @@
+//! Domain types of a quire node: files, instances, stores, transfers, users, errors.
+//!
+//! Nothing here performs I/O. These types are shared by the database layer (which
+//! stores them, see `db::codec`), the HTTP layer (which maps them to the wire) and
+//! the background work.
+
+mod auth;
+mod checksum;
+mod error_record;
+mod file;
+mod librarian;
+mod names;
+mod store;
+mod time;
+mod transfer;
+mod user;
+
+pub use auth::AuthLevel;
+pub use checksum::{Algorithm, Checksum, ChecksumParseError};
+pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
+pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
+pub use librarian::Librarian;
+pub use names::{validate_file_name, NameError};
+pub use store::StoreState;
+pub use time::Timestamp;
+pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};
+pub use user::User;
