@@ -1,0 +1,123 @@
+//! `quire serve`: run a node until interrupted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{Config, ConfigSources, LogFormat};
+use crate::node::{open_node, recover, Node, ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE};
+
+/// How often the node looks for expired uploads and orphaned staging.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// Staging younger than this is never treated as orphaned by the periodic sweep.
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);
+/// How long requests in flight may run on after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Options of `quire serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file. Without one, the node runs on built-in defaults.
+    #[arg(long, env = "QUIRE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: database, generated secrets, default store
+    /// [default: ./quire-data].
+    #[arg(long, env = "QUIRE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, host:port; port 0 picks a free port
+    /// [default: 127.0.0.1:21108].
+    #[arg(long, env = "QUIRE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// Runs the node.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&ConfigSources {
+        file: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+    })?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("quire-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen.clone();
+    let (node, admin_password) = tokio::task::spawn_blocking(move || open_node(config)).await??;
+    if let Some(password) = admin_password {
+        let file = node.config.data_dir.join(ADMIN_PASSWORD_FILE);
+        println!(
+            "quire: created the account 'admin' with password {password}\n\
+             quire: the password is also in {} (readable only by you); it is not shown again",
+            file.display()
+        );
+    }
+    let report = {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || recover(&node, Duration::ZERO)).await??
+    };
+    tracing::info!(?report, "start-up recovery done");
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another node running there?"))?;
+    let address = listener.local_addr()?;
+    crate::node::setup_write_listen_address(&node.config.data_dir, address)
+        .context("cannot record the listen address")?;
+    println!(
+        "quire: node '{}' serving {} on http://{address}",
+        node.config.name,
+        node.config.data_dir.display()
+    );
+    spawn_sweeper(node.clone());
+    crate::http::serve(listener, node.clone(), shutdown_signal(), SHUTDOWN_GRACE).await?;
+    let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Periodically fails expired uploads and removes orphaned staging.
+fn spawn_sweeper(node: Arc<Node>) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(SWEEP_EVERY);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let node = node.clone();
+            let swept = tokio::task::spawn_blocking(move || recover(&node, SWEEP_MIN_AGE)).await;
+            if let Ok(Err(error)) = swept {
+                tracing::error!(%error, "staging sweep failed");
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

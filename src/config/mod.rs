@@ -1,0 +1,272 @@
+//! Node configuration: built-in defaults < TOML file < `QUIRE_*` environment
+//! variables < command-line flags, merged with figment and then validated.
+//!
+//! With no file at all the node runs on the embedded default: data in
+//! `./quire-data`, one ingestable store inside it, HTTP on 127.0.0.1:21108.
+
+mod duration;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub use duration::parse_duration;
+use duration::serde_duration;
+pub use validate::ConfigError;
+
+/// Default HTTP listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:21108";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "quire-data";
+/// Settings that may be given as `QUIRE_<KEY>` environment variables.
+const ENV_KEYS: [&str; 11] = [
+    "name",
+    "description",
+    "listen",
+    "data_dir",
+    "log_format",
+    "maximal_upload_size_bytes",
+    "max_search_results",
+    "checksum_timeout",
+    "staging_expiry",
+    "credential_cache_seconds",
+    "local_hostnames",
+];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The complete node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The librarian name peers know this node by.
+    pub name: String,
+    /// Free text returned by `ping/`.
+    pub description: String,
+    /// `host:port` for HTTP.
+    pub listen: String,
+    /// Where the database, generated secrets and the default store live.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// Largest upload accepted, in bytes.
+    pub maximal_upload_size_bytes: u64,
+    /// Most results any search returns.
+    pub max_search_results: usize,
+    /// A recorded checksum younger than this is trusted by `validate/file`.
+    #[serde(with = "serde_duration")]
+    pub checksum_timeout: Duration,
+    /// An upload left untouched for this long is failed and its staging removed.
+    #[serde(with = "serde_duration")]
+    pub staging_expiry: Duration,
+    /// How long a verified password is remembered, so that only a client's first
+    /// request pays for argon2.
+    pub credential_cache_seconds: u64,
+    /// Host names advertised by the `local` transfer provider (clients on these hosts
+    /// share the node's filesystem). Default: this machine's host name.
+    pub local_hostnames: Option<Vec<String>>,
+    /// The node's stores. Empty means one ingestable store in `<data_dir>/store`.
+    pub stores: Vec<StoreConfig>,
+}
+
+/// One `[[stores]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub name: String,
+    /// Root directory; each file lives at `<path>/<name>`. Relative paths are taken
+    /// from the data directory.
+    pub path: PathBuf,
+    /// Where uploads are staged; must be on the same filesystem as `path`.
+    /// Default: `<path>/.quire-staging`.
+    #[serde(default)]
+    pub staging_path: Option<PathBuf>,
+    /// Whether uploads may be placed here.
+    #[serde(default = "default_true")]
+    pub ingestable: bool,
+    /// The store reports itself full once this fraction of its disk is used.
+    #[serde(default = "default_full_fraction")]
+    pub report_full_fraction: f64,
+    /// Whether the store starts enabled the first time the node sees it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Make staging directories group-writable, so clients in the node's group can
+    /// copy into them.
+    #[serde(default)]
+    pub group_write_after_stage: bool,
+    /// Take ownership (chown to the node's user) of committed files.
+    #[serde(default)]
+    pub own_after_commit: bool,
+    /// Remove write permission from committed files.
+    #[serde(default = "default_true")]
+    pub readonly_after_commit: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_full_fraction() -> f64 {
+    1.0
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            name: default_node_name(),
+            description: "quire data-management node".into(),
+            listen: DEFAULT_LISTEN.into(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            log_format: LogFormat::Text,
+            maximal_upload_size_bytes: 1 << 40,
+            max_search_results: 2048,
+            checksum_timeout: Duration::from_secs(7 * 86_400),
+            staging_expiry: Duration::from_secs(86_400),
+            credential_cache_seconds: 300,
+            local_hostnames: None,
+            stores: Vec::new(),
+        }
+    }
+}
+
+/// This machine's host name (used as the default node name and local host name).
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn default_node_name() -> String {
+    host_name()
+}
+
+/// Where configuration comes from, besides defaults and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// A TOML file (`--config`, `QUIRE_CONFIG`).
+    pub file: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Merges every source and validates the result.
+    pub fn load(sources: &ConfigSources) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &sources.file {
+            if !file.is_file() {
+                return Err(ConfigError::MissingFile(file.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("QUIRE_").only(&ENV_KEYS));
+        if let Some(data_dir) = &sources.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", data_dir));
+        }
+        if let Some(listen) = &sources.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        let config: Config = figment.extract().map_err(ConfigError::from_figment)?;
+        config.validated()
+    }
+
+    /// Parses configuration from TOML text alone (over the defaults).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(ConfigError::from_figment)?;
+        config.validated()
+    }
+
+    /// The stores to run: the configured ones, or the embedded default store.
+    pub fn effective_stores(&self) -> Vec<StoreConfig> {
+        if !self.stores.is_empty() {
+            return self.stores.clone();
+        }
+        vec![StoreConfig {
+            name: "main".into(),
+            path: PathBuf::from("store"),
+            staging_path: None,
+            ingestable: true,
+            report_full_fraction: 1.0,
+            enabled: true,
+            group_write_after_stage: false,
+            own_after_commit: false,
+            readonly_after_commit: true,
+        }]
+    }
+
+    /// A path from the configuration, taken relative to the data directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
+    }
+
+    /// Path of the database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("quire.redb")
+    }
+
+    /// Host names the `local` provider advertises.
+    pub fn advertised_hostnames(&self) -> Vec<String> {
+        self.local_hostnames
+            .clone()
+            .unwrap_or_else(|| vec![host_name()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_has_one_ingestable_store() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        let stores = config.effective_stores();
+        assert_eq!(stores.len(), 1);
+        assert!(stores[0].ingestable);
+    }
+
+    #[test]
+    fn sample_configuration_parses() {
+        let text = include_str!("../../fixtures/quire.toml");
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.name, "observatory-site-a");
+        assert_eq!(config.stores.len(), 2);
+        assert_eq!(config.checksum_timeout, Duration::from_secs(86_400));
+        assert!(!config.stores[1].ingestable);
+        assert_eq!(config.stores[1].report_full_fraction, 0.95);
+    }
+
+    #[test]
+    fn invalid_settings_name_the_key() {
+        let error = Config::from_toml("max_search_results = \"many\"").unwrap_err();
+        assert!(error.to_string().contains("max_search_results"), "{error}");
+        let error = Config::from_toml("colour = \"blue\"").unwrap_err();
+        assert!(error.to_string().contains("colour"), "{error}");
+        let error = Config::from_toml(
+            "[[stores]]\nname = \"a\"\npath = \"/x\"\nreport_full_fraction = 1.5\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("report_full_fraction"), "{error}");
+        let error = Config::from_toml("listen = \"nowhere\"").unwrap_err();
+        assert!(error.to_string().contains("listen"), "{error}");
+    }
+}

@@ -1,0 +1,76 @@
+//! Checks on a merged configuration; each failure names the key and the problem.
+
+use std::collections::HashSet;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+
+use super::Config;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    pub(super) fn from_figment(error: figment::Error) -> ConfigError {
+        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Parse(messages.join("; "))
+    }
+
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Config {
+    pub(super) fn validated(self) -> Result<Config, ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::invalid("name", "must not be empty"));
+        }
+        if self.listen.to_socket_addrs().is_err() {
+            return Err(ConfigError::invalid(
+                "listen",
+                format!("'{}' is not a host:port address", self.listen),
+            ));
+        }
+        if self.maximal_upload_size_bytes == 0 {
+            return Err(ConfigError::invalid("maximal_upload_size_bytes", "must be above 0"));
+        }
+        if self.max_search_results == 0 {
+            return Err(ConfigError::invalid("max_search_results", "must be above 0"));
+        }
+        let mut names = HashSet::new();
+        for (index, store) in self.stores.iter().enumerate() {
+            let key = |field: &str| format!("stores[{index}].{field}");
+            if store.name.trim().is_empty() {
+                return Err(ConfigError::invalid(key("name"), "must not be empty"));
+            }
+            if !names.insert(store.name.clone()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("'{}' names two stores", store.name),
+                ));
+            }
+            if store.path.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(key("path"), "must not be empty"));
+            }
+            let fraction = store.report_full_fraction;
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(ConfigError::invalid(
+                    key("report_full_fraction"),
+                    format!("{fraction} is not in (0, 1]"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}

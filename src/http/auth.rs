@@ -1,0 +1,108 @@
+//! HTTP Basic authentication and the protocol's levels.
+//!
+//! A request without an `Authorization` header is refused outright. Otherwise the
+//! credentials are checked against the short-lived cache, and on a miss against the
+//! account's argon2 hash (on a blocking thread, one verification per account at a
+//! time so a burst of parallel first requests pays for argon2 once). Wrong
+//! credentials make the caller level NONE; routes above NONE then answer 401.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use base64::Engine;
+
+use super::error::ApiError;
+use crate::accounts::verify_password;
+use crate::db::repo::users;
+use crate::model::AuthLevel;
+use crate::node::Node;
+
+/// The authenticated (or not) caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub username: String,
+    pub level: AuthLevel,
+}
+
+impl Caller {
+    /// Refuses the request unless the caller has at least `level`.
+    pub fn require(&self, level: AuthLevel) -> Result<&Caller, ApiError> {
+        if self.level >= level {
+            Ok(self)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Node>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::NotAuthenticated)?;
+        let (username, password) = decode_basic(header.as_bytes()).ok_or(ApiError::NotAuthenticated)?;
+        let level = authenticate(node, &username, &password).await?;
+        Ok(Caller { username, level })
+    }
+}
+
+/// Splits a `Basic` header into username and password.
+fn decode_basic(header: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(header).ok()?;
+    let (scheme, encoded) = text.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    Some((username.to_string(), password.to_string()))
+}
+
+/// The level these credentials grant (NONE when they are wrong).
+pub async fn authenticate(node: &Arc<Node>, username: &str, password: &str) -> Result<AuthLevel, ApiError> {
+    if let Some(level) = node.credentials.lookup(username, password) {
+        return Ok(level);
+    }
+    let _one_at_a_time = node.credentials.verification_gate(username).lock().await;
+    if let Some(level) = node.credentials.lookup(username, password) {
+        return Ok(level);
+    }
+    let Some(user) = node.db.read(|tx| users::get_user(tx, username))? else {
+        return Ok(AuthLevel::None);
+    };
+    let given = password.to_string();
+    let hash = user.password_hash.clone();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&given, &hash)).await?;
+    if !matches {
+        return Ok(AuthLevel::None);
+    }
+    node.credentials.remember(username, password, user.level);
+    Ok(user.level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_basic_headers() {
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("ann:pa:ss")
+        );
+        assert_eq!(
+            decode_basic(header.as_bytes()),
+            Some(("ann".into(), "pa:ss".into()))
+        );
+        assert_eq!(decode_basic(b"Bearer abc"), None);
+        assert_eq!(decode_basic(b"Basic !!!"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! The one place that maps failures to HTTP statuses and the protocol's error bodies.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::db::DbError;
+
+/// Suggested remedy when there is nothing specific to say.
+pub const TRY_LATER: &str = "Please try again later.";
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The usual failure body: `{"reason", "suggested_remedy"}`.
+    Failed {
+        status: StatusCode,
+        reason: String,
+        remedy: String,
+    },
+    /// A `{"detail": <value>}` body (authentication, clone staging, corruption routes).
+    Detail { status: StatusCode, detail: Value },
+    /// No `Authorization` header.
+    NotAuthenticated,
+    /// Wrong credentials, or a level too low for the route.
+    Unauthorized,
+    /// A body that does not match the route's schema (422).
+    Validation(Vec<Value>),
+}
+
+impl ApiError {
+    /// A failure with a reason and a remedy.
+    pub fn new(status: StatusCode, reason: impl Into<String>, remedy: impl Into<String>) -> ApiError {
+        ApiError::Failed {
+            status,
+            reason: reason.into(),
+            remedy: remedy.into(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(reason: impl Into<String>, remedy: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, reason, remedy)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(reason: impl Into<String>, remedy: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, reason, remedy)
+    }
+
+    /// 409 Conflict.
+    pub fn conflict(reason: impl Into<String>, remedy: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, reason, remedy)
+    }
+
+    /// 500, for failures of the node itself; the details go to the log.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{context}: {error}"),
+            "The node logged the failure; ask its operator to check the log.",
+        )
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Failed { status, .. } | ApiError::Detail { status, .. } => *status,
+            ApiError::NotAuthenticated | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> ApiError {
+        ApiError::internal("database failure", error)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> ApiError {
+        ApiError::internal("worker task failed", error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (body, basic_challenge) = match self {
+            ApiError::Failed { reason, remedy, .. } => {
+                (json!({"reason": reason, "suggested_remedy": remedy}), false)
+            }
+            ApiError::Detail { detail, .. } => (json!({ "detail": detail }), false),
+            ApiError::NotAuthenticated => (json!({"detail": "Not authenticated"}), true),
+            ApiError::Unauthorized => (json!({"detail": "Incorrect username or password"}), true),
+            ApiError::Validation(items) => (json!({ "detail": items }), false),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if basic_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        }
+        response
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(error: crate::ingest::IngestError) -> ApiError {
+        use crate::ingest::IngestError as E;
+        use StatusCode as S;
+        let reason = error.to_string();
+        let (status, remedy) = match &error {
+            E::InvalidName(_) => (
+                S::BAD_REQUEST,
+                "Use a relative path in normal form, without '..' or a leading '/'.",
+            ),
+            E::NegativeSize(_) => (S::BAD_REQUEST, "Check you are trying to upload a valid file."),
+            E::InvalidChecksum(_) => (
+                S::BAD_REQUEST,
+                "Send the checksum as <alg>:::<hex> with alg md5, xxh3, sha1, sha256, sha512 or blake3.",
+            ),
+            E::TooLarge { .. } | E::NoStore { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "Try again later, or upload a smaller file; the node's administrator can add room.",
+            ),
+            E::Oversized { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "Send exactly the number of bytes declared at staging.",
+            ),
+            E::NameTaken(_) => (
+                S::CONFLICT,
+                "Names are never reused: choose a name that does not exist yet.",
+            ),
+            E::TransferNotFound(_) => (S::NOT_FOUND, "Stage the upload again to get a transfer id."),
+            E::NotYourTransfer(_) => return ApiError::Unauthorized,
+            E::TransferClosed { .. } | E::StagedDataMissing(_) => (
+                S::NOT_FOUND,
+                "Stage the upload again and copy the data before committing.",
+            ),
+            E::WrongTransferDetails { .. } => (
+                S::BAD_REQUEST,
+                "Commit with the values upload/stage returned.",
+            ),
+            E::Mismatch { .. } => (
+                S::NOT_ACCEPTABLE,
+                "The data changed or was damaged in transit; stage and upload it again.",
+            ),
+            E::StoreDisabled(_) => (
+                S::NOT_ACCEPTABLE,
+                "Stage the upload again; a store that is enabled will be chosen.",
+            ),
+            E::BadOffset { .. } => (
+                S::RANGE_NOT_SATISFIABLE,
+                "Ask for the staged length first and resume from there.",
+            ),
+            E::Io { .. } | E::Db(_) | E::Task(_) => {
+                return ApiError::internal("ingest failed", error);
+            }
+        };
+        ApiError::new(status, reason, remedy)
+    }
+}

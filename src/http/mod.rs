@@ -1,0 +1,82 @@
+//! The HTTP API: the Librarian v2 routes plus quire's additions, over axum/hyper.
+//!
+//! Only this module knows about status codes and JSON bodies (`error` maps every
+//! failure to its answer). Handlers check the caller's level first, then decode the
+//! body, then call into `ingest`, `db` or `integrity`.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::node::Node;
+use routes::{admin, errors, ping, search, upload, users, validate};
+
+/// Every route of the API.
+pub fn router(node: Arc<Node>) -> Router {
+    let api = Router::new()
+        .route("/ping", post(ping::redirect).get(ping::redirect))
+        .route("/ping/", post(ping::ping))
+        .route("/ping/logged", post(ping::logged))
+        .route("/ping/admin", post(ping::admin))
+        .route("/upload/stage", post(upload::stage))
+        .route("/upload/commit", post(upload::commit))
+        .route(
+            "/upload/stream/{transfer_id}",
+            get(upload::stream_status).put(upload::stream_upload),
+        )
+        .route("/search/file", post(search::file))
+        .route("/search/instance_local", post(search::instance_local))
+        .route("/search/instance_remote", post(search::instance_remote))
+        .route("/search/error", post(errors::search))
+        .route("/error/clear", post(errors::clear))
+        .route("/validate/file", post(validate::file))
+        .route("/users/create", post(users::create))
+        .route("/users/update", post(users::update))
+        .route("/users/delete", post(users::delete))
+        .route("/users/get", post(users::get))
+        .route("/users/list", post(users::list))
+        .route("/users/password_update", post(users::password_update))
+        .route("/admin/stores/list", post(admin::store_list))
+        .route("/admin/stores/state_change", post(admin::store_state_change))
+        .route("/admin/add_file", post(admin::add_file))
+        .route("/admin/instance/delete_local", post(admin::delete_local))
+        .route("/admin/instance/delete_remote", post(admin::delete_remote));
+    Router::new()
+        .nest(crate::protocol::API_PREFIX, api)
+        .layer(TraceLayer::new_for_http())
+        .with_state(node)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in
+/// flight finish (for at most `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(node)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopped_tx.send(());
+    });
+    tokio::select! {
+        result = server => result,
+        _ = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("requests still running after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! One file per group of routes.
+
+pub mod admin;
+pub mod errors;
+pub mod ping;
+pub mod search;
+pub mod upload;
+pub mod users;
+pub mod validate;

@@ -1,0 +1,64 @@
+//! `validate/file` (READONLY): re-hash every available local copy of a file and
+//! report each against the file's record.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::db::repo::{files, instances};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::Body;
+use crate::integrity::{record_outcome, verify_instance};
+use crate::model::AuthLevel;
+use crate::node::Node;
+use crate::protocol::validate::{FileValidationRequest, FileValidationResponseItem};
+
+/// `validate/file`. A copy that is missing or unreadable is reported with an empty
+/// current checksum, size 0 and `computed_same_checksum: false`.
+pub async fn file(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<FileValidationRequest>,
+) -> ApiResult<Json<Vec<FileValidationResponseItem>>> {
+    caller.require(AuthLevel::ReadOnly)?;
+    let name = request.file_name;
+    let (file, copies) = node.db.read(|tx| {
+        Ok((
+            files::get_file(tx, &name)?,
+            instances::of_file(tx, &name)?,
+        ))
+    })?;
+    let Some(file) = file else {
+        return Err(ApiError::bad_request(
+            format!("The file '{name}' does not exist on this librarian."),
+            "Check the file name and try again.",
+        ));
+    };
+    let caller_name = caller.username.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        for instance in copies.iter().filter(|i| i.available) {
+            let outcome = verify_instance(&file, instance, node.config.checksum_timeout);
+            record_outcome(&node.db, &file, &outcome, &caller_name)?;
+            let (current_checksum, current_size) = outcome
+                .current
+                .map(|(checksum, size)| (checksum.to_string(), size))
+                .unwrap_or_default();
+            rows.push(FileValidationResponseItem {
+                librarian: node.config.name.clone(),
+                store: instance.store_id,
+                instance_id: instance.id,
+                original_checksum: file.checksum.to_string(),
+                original_size: file.size,
+                current_checksum,
+                current_size,
+                computed_same_checksum: outcome.matches,
+            });
+        }
+        Ok::<_, ApiError>(rows)
+    })
+    .await??;
+    Ok(Json(rows))
+}

@@ -1,0 +1,65 @@
+//! Why an ingest step was refused or failed. The HTTP layer maps each case to a
+//! status; the messages are written for the person who has to act on them.
+
+use crate::db::DbError;
+use crate::model::{NameError, TransferStatus};
+
+/// A refused or failed stage, upload or commit.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] NameError),
+    #[error("upload size must not be negative (got {0})")]
+    NegativeSize(i64),
+    #[error("invalid checksum: {0}")]
+    InvalidChecksum(String),
+    #[error("the upload of {size} bytes is larger than this node accepts ({max} bytes)")]
+    TooLarge { size: u64, max: u64 },
+    #[error("no store is available with room for {size} bytes")]
+    NoStore { size: u64 },
+    #[error("a file called '{0}' already exists")]
+    NameTaken(String),
+    #[error("no transfer with id {0}")]
+    TransferNotFound(u64),
+    #[error("transfer {0} belongs to another account")]
+    NotYourTransfer(u64),
+    #[error("transfer {id} is {}; stage the upload again", status.name())]
+    TransferClosed { id: u64, status: TransferStatus },
+    #[error("the request does not match transfer {id}: {detail}")]
+    WrongTransferDetails { id: u64, detail: String },
+    #[error("the staged data of transfer {0} is missing")]
+    StagedDataMissing(u64),
+    #[error("the staged data does not match: expected {expected}, found {found}")]
+    Mismatch { expected: String, found: String },
+    #[error("store '{0}' is disabled")]
+    StoreDisabled(String),
+    #[error("the upload would exceed its declared size of {declared} bytes")]
+    Oversized { declared: u64 },
+    #[error("resume offset {offset} is beyond the {staged} bytes already staged")]
+    BadOffset { offset: u64, staged: u64 },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl IngestError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> IngestError {
+        IngestError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for IngestError {
+    fn from(error: tokio::task::JoinError) -> IngestError {
+        IngestError::Task(error.to_string())
+    }
+}

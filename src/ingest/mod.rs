@@ -1,0 +1,17 @@
+//! The rules that turn bytes into records: staging an upload, receiving its bytes
+//! over the network, and committing it durably.
+//!
+//! Invariant (design.md): bytes are synced and renamed into the store before the
+//! database transaction that records them commits, so after a crash there is either
+//! no record or a record whose bytes are complete and verified.
+
+mod commit;
+mod error;
+mod stage;
+mod stream;
+pub mod transfer_state;
+
+pub use commit::{commit_upload, CommitInput};
+pub use error::IngestError;
+pub use stage::{stage_upload, StageInput, StageOutput};
+pub use stream::{receive_stream, stream_status, StreamTarget};

@@ -1,0 +1,233 @@
+//! quire's network transfer provider: a client without a shared filesystem streams
+//! the bytes of a staged upload over HTTP. The node writes them into the staging
+//! area and hashes them in the same pass, so commit needs no second read. An
+//! interrupted stream resumes from the bytes already staged.
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::IngestError;
+use crate::checksum::Digester;
+use crate::db::repo::transfers;
+use crate::model::{validate_file_name, Algorithm, IncomingTransfer};
+use crate::node::{Node, StagedDigest};
+
+/// Chunks queued between the network and the disk writer.
+const QUEUE_CHUNKS: usize = 64;
+
+/// Which staged file a stream writes.
+#[derive(Debug, Clone)]
+pub struct StreamTarget {
+    pub caller: String,
+    pub transfer_id: u64,
+    /// For a directory upload, the file's path inside it; `None` for a single file.
+    pub path: Option<String>,
+    /// Where in the file this stream starts (the staged length when resuming).
+    pub offset: u64,
+}
+
+struct Resolved {
+    transfer: IncomingTransfer,
+    file: PathBuf,
+    whole_upload: bool,
+}
+
+fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> {
+    let id = target.transfer_id;
+    let transfer = node
+        .db
+        .read(|tx| transfers::get_incoming(tx, id))?
+        .ok_or(IngestError::TransferNotFound(id))?;
+    if transfer.source != target.caller {
+        return Err(IngestError::NotYourTransfer(id));
+    }
+    if transfer.status.is_terminal() {
+        let status = transfer.status;
+        return Err(IngestError::TransferClosed { id, status });
+    }
+    let store = node
+        .stores
+        .by_id(transfer.store_id)
+        .ok_or_else(|| IngestError::StoreDisabled(format!("#{}", transfer.store_id)))?;
+    let mut file = store
+        .staging
+        .join(&transfer.staging_name)
+        .join(&transfer.upload_name);
+    let whole_upload = match target.path.as_deref() {
+        None | Some("") => true,
+        Some(inner) => {
+            validate_file_name(inner)?;
+            file.push(inner);
+            false
+        }
+    };
+    Ok(Resolved {
+        transfer,
+        file,
+        whole_upload,
+    })
+}
+
+/// Bytes of `target` already staged (0 if none).
+pub fn stream_status(node: &Node, target: &StreamTarget) -> Result<u64, IngestError> {
+    let resolved = resolve(node, target)?;
+    match fs::metadata(&resolved.file) {
+        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+        Ok(_) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(IngestError::io("cannot inspect the staged file", e)),
+    }
+}
+
+/// Writes a body stream into the staged file at `target.offset`, hashing as it goes.
+/// Returns the staged length once the bytes are on disk.
+pub async fn receive_stream<S, E>(
+    node: &Arc<Node>,
+    target: StreamTarget,
+    body: S,
+) -> Result<u64, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let resolved = resolve(node, &target)?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let writer = {
+        let node = node.clone();
+        let offset = target.offset;
+        tokio::task::spawn_blocking(move || write_staged(&node, resolved, offset, receiver))
+    };
+    let mut body = body;
+    let mut body_error = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => {
+                if sender.send(bytes).await.is_err() {
+                    break; // the writer stopped early; its error is reported below
+                }
+            }
+            Err(error) => {
+                body_error = Some(error.to_string());
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let staged = writer.await??;
+    match body_error {
+        Some(error) => Err(IngestError::io(
+            format!("upload interrupted after {staged} bytes were staged; resume from there"),
+            std::io::Error::other(error),
+        )),
+        None => Ok(staged),
+    }
+}
+
+fn write_staged(
+    node: &Node,
+    resolved: Resolved,
+    offset: u64,
+    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<u64, IngestError> {
+    let Resolved {
+        transfer,
+        file: path,
+        whole_upload,
+    } = resolved;
+    let declared = transfer.transfer_size;
+    node.staged_digests.forget(transfer.id);
+    let mut file = open_at(&path, offset)?;
+    let mut algorithms = vec![transfer.transfer_checksum.algorithm];
+    algorithms.extend(transfer.record_algorithm);
+    let mut digester = whole_upload
+        .then(|| resume_digester(&path, offset, declared, &algorithms))
+        .transpose()?;
+    let mut length = offset;
+    let mut result = Ok(());
+    while let Some(chunk) = chunks.blocking_recv() {
+        length += chunk.len() as u64;
+        if length > declared {
+            result = Err(IngestError::Oversized { declared });
+            break;
+        }
+        if let Err(e) = file.write_all(&chunk) {
+            result = Err(IngestError::io("cannot write the staged file", e));
+            break;
+        }
+        if let Some(digester) = digester.as_mut() {
+            digester.update(chunk);
+        }
+    }
+    file.sync_all()
+        .map_err(|e| IngestError::io("cannot sync the staged file", e))?;
+    let length = file
+        .metadata()
+        .map_err(|e| IngestError::io("cannot inspect the staged file", e))?
+        .len();
+    result?;
+    if let Some(digester) = digester {
+        if digester.size() == declared {
+            let digest = StagedDigest::capture(&path, digester.finish())
+                .map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+            node.staged_digests.insert(transfer.id, digest);
+        }
+    }
+    Ok(length)
+}
+
+/// Opens the staged file for writing at `offset`, which must not be beyond what is
+/// already staged; anything after `offset` is discarded.
+fn open_at(path: &Path, offset: u64) -> Result<fs::File, IngestError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| IngestError::io("cannot create the staging directory", e))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| IngestError::io("cannot open the staged file", e))?;
+    let staged = file
+        .metadata()
+        .map_err(|e| IngestError::io("cannot inspect the staged file", e))?
+        .len();
+    if offset > staged {
+        return Err(IngestError::BadOffset { offset, staged });
+    }
+    file.set_len(offset)
+        .and_then(|()| file.seek(SeekFrom::Start(offset)).map(|_| ()))
+        .map_err(|e| IngestError::io("cannot position the staged file", e))?;
+    Ok(file)
+}
+
+/// A digester that has already seen the first `offset` bytes of the staged file
+/// (read back from disk when resuming).
+fn resume_digester(
+    path: &Path,
+    offset: u64,
+    declared: u64,
+    algorithms: &[Algorithm],
+) -> Result<Digester, IngestError> {
+    let mut digester = Digester::new(algorithms, Some(declared));
+    if offset > 0 {
+        let prefix = fs::File::open(path)
+            .map_err(|e| IngestError::io("cannot reopen the staged file", e))?;
+        let mut reader = std::io::Read::take(prefix, offset);
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buffer)
+                .map_err(|e| IngestError::io("cannot reread the staged file", e))?;
+            if n == 0 {
+                break;
+            }
+            digester.update_slice(&buffer[..n]);
+        }
+    }
+    Ok(digester)
+}

@@ -1,0 +1,127 @@
+//! Checking that local instances still hold the bytes their records describe, and
+//! recording what was found: a mismatch or a missing copy becomes a corrupt-file
+//! record and an error; a later match clears the corrupt-file record.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::checksum::digest_path;
+use crate::db::repo::{errors, instances, next_id};
+use crate::db::{Db, DbError};
+use crate::model::{
+    Checksum, CorruptFile, ErrorCategory, ErrorSeverity, File, Instance, Timestamp,
+};
+
+/// What hashing one instance found.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub instance: Instance,
+    /// `None` when the copy is missing or unreadable.
+    pub current: Option<(Checksum, u64)>,
+    /// Whether the copy matches its record.
+    pub matches: bool,
+    /// Whether the answer came from a recent verification instead of a new hash.
+    pub cached: bool,
+    /// Why the copy could not be read, if it could not.
+    pub problem: Option<String>,
+}
+
+/// Hashes `instance` (a blocking call), unless it was verified less than
+/// `trust_for` ago. Compares both the file's own checksum and the instance's BLAKE3.
+pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) -> Verification {
+    let age = Timestamp::now().as_micros() - instance.verified_time.as_micros();
+    if age >= 0 && (age as u128) < trust_for.as_micros() {
+        return Verification {
+            instance: instance.clone(),
+            current: Some((file.checksum.clone(), file.size)),
+            matches: true,
+            cached: true,
+            problem: None,
+        };
+    }
+    let algorithm = file.checksum.algorithm;
+    match digest_path(Path::new(&instance.path), &[algorithm]) {
+        Ok(digests) => {
+            let checksum = digests.get(algorithm).cloned().expect("computed");
+            let matches = checksum == file.checksum
+                && digests.size == file.size
+                && digests.blake3() == instance.blake3;
+            Verification {
+                instance: instance.clone(),
+                current: Some((checksum, digests.size)),
+                matches,
+                cached: false,
+                problem: None,
+            }
+        }
+        Err(error) => Verification {
+            instance: instance.clone(),
+            current: None,
+            matches: false,
+            cached: false,
+            problem: Some(error.to_string()),
+        },
+    }
+}
+
+/// Records the outcome of a fresh verification: refreshes `verified_time` on a
+/// match (clearing any corrupt-file record), or records the corruption and raises
+/// an error on a mismatch. Cached answers record nothing.
+pub fn record_outcome(db: &Db, file: &File, outcome: &Verification, caller: &str) -> Result<(), DbError> {
+    if outcome.cached {
+        return Ok(());
+    }
+    let (file, outcome, caller) = (file.clone(), outcome.clone(), caller.to_string());
+    db.write_blocking(move |txn| {
+        let existing = instances::corrupt_record_of(txn, outcome.instance.id)?;
+        let Some(mut instance) = instances::get_instance(txn, outcome.instance.id)? else {
+            return Ok(Ok::<_, DbError>(()));
+        };
+        if outcome.matches {
+            instance.verified_time = Timestamp::now();
+            instances::put_instance(txn, &instance)?;
+            if let Some(record) = existing {
+                instances::delete_corrupt(txn, record.id)?;
+            }
+            return Ok(Ok(()));
+        }
+        let (checksum, size) = outcome
+            .current
+            .clone()
+            .unwrap_or((file.checksum.clone(), 0));
+        let record = match existing {
+            Some(mut record) => {
+                record.count += 1;
+                record.corrupt_time = Timestamp::now();
+                record.checksum = checksum;
+                record.size = size;
+                record
+            }
+            None => CorruptFile {
+                id: next_id(txn, "corrupt_files")?,
+                file_name: file.name.clone(),
+                instance_id: instance.id,
+                corrupt_time: Timestamp::now(),
+                size,
+                checksum,
+                count: 1,
+            },
+        };
+        instances::put_corrupt(txn, &record)?;
+        let what = match &outcome.problem {
+            Some(problem) => format!("is unreadable ({problem})"),
+            None => format!(
+                "does not match its record: expected {} bytes with {}, found {} bytes with {}",
+                file.size, file.checksum, record.size, record.checksum
+            ),
+        };
+        errors::raise(
+            txn,
+            ErrorSeverity::Error,
+            ErrorCategory::DataIntegrity,
+            format!("Instance {} of file {} at {} {what}.", instance.id, file.name, instance.path),
+            Some(caller),
+        )?;
+        Ok(Ok(()))
+    })
+}

@@ -1,0 +1,47 @@
+//! The running node: configuration, database, stores and in-memory caches shared by
+//! the HTTP handlers and the background work, plus start-up and recovery.
+
+mod recovery;
+mod setup;
+mod staged;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::CredentialCache;
+use crate::config::Config;
+use crate::db::Db;
+use crate::store::Stores;
+
+pub use recovery::{recover, RecoveryReport};
+pub use setup::{
+    open_node, write_listen_address as setup_write_listen_address, write_secret, SetupError,
+    ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE,
+};
+pub use staged::{StagedDigest, StagedDigests};
+
+/// Everything a request or a task needs; shared behind an `Arc`.
+pub struct Node {
+    pub config: Config,
+    pub db: Db,
+    pub stores: Stores,
+    /// Recently verified credentials.
+    pub credentials: CredentialCache,
+    /// Digests computed while the network provider received staged bytes.
+    pub staged_digests: StagedDigests,
+}
+
+impl Node {
+    /// Bundles the parts of a node.
+    pub fn new(config: Config, db: Db, stores: Stores) -> Arc<Node> {
+        let credentials =
+            CredentialCache::new(Duration::from_secs(config.credential_cache_seconds));
+        Arc::new(Node {
+            config,
+            db,
+            stores,
+            credentials,
+            staged_digests: StagedDigests::default(),
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! Start-up recovery: put the stores back in a state every record agrees with.
+//!
+//! After a crash at any moment:
+//! - bytes renamed into a store whose commit never reached the database are moved
+//!   back into their transfer's staging (the client may retry the commit);
+//! - transfers that can no longer complete (store gone, name taken elsewhere, idle
+//!   for longer than `staging_expiry`) are failed and their staging removed;
+//! - staging directories that belong to no live transfer are removed.
+//!
+//! Committed files are never touched: a path that a File record's instance points
+//! at is never moved or removed here.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::Node;
+use crate::db::repo::{files, transfers};
+use crate::db::DbError;
+use crate::ingest::transfer_state::{discard_staging, fail_in};
+use crate::model::IncomingTransfer;
+
+/// What recovery did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Interrupted commits whose bytes went back to staging.
+    pub restored_commits: usize,
+    /// Transfers failed because they could not complete.
+    pub failed_transfers: usize,
+    /// Staging directories removed because no live transfer owned them.
+    pub removed_staging: usize,
+}
+
+/// Runs recovery. `min_orphan_age` protects staging directories created a moment
+/// ago by a stage whose record is not yet committed (zero at start-up, when no
+/// request is being served).
+pub fn recover(node: &Node, min_orphan_age: Duration) -> Result<RecoveryReport, DbError> {
+    let mut report = RecoveryReport::default();
+    let listed = list_staging(node);
+    let live = node.db.read(|tx| transfers::live_incoming(tx))?;
+    let mut keep = HashSet::new();
+    for transfer in live {
+        if settle_transfer(node, &transfer, &mut report)? {
+            keep.insert((transfer.store_id, transfer.staging_name.clone()));
+        }
+    }
+    for (store_id, staging_name, age) in listed {
+        if keep.contains(&(store_id, staging_name.clone())) || age < min_orphan_age {
+            continue;
+        }
+        if let Some(store) = node.stores.by_id(store_id) {
+            match store.remove_staging(&staging_name) {
+                Ok(()) => report.removed_staging += 1,
+                Err(error) => tracing::warn!(%staging_name, %error, "cannot remove orphaned staging"),
+            }
+        }
+    }
+    if report != RecoveryReport::default() {
+        tracing::info!(?report, "recovery finished");
+    }
+    Ok(report)
+}
+
+/// Every staging directory of every available store, with its age.
+fn list_staging(node: &Node) -> Vec<(u64, String, Duration)> {
+    let mut listed = Vec::new();
+    for store in node.stores.all().iter().filter(|s| s.available()) {
+        match store.staging_names() {
+            Ok(names) => {
+                for name in names {
+                    let age = store
+                        .staging_dir(&name)
+                        .map(|dir| age_of(&dir))
+                        .unwrap_or_default();
+                    listed.push((store.id, name, age));
+                }
+            }
+            Err(error) => tracing::warn!(store = %store.name, %error, "cannot list staging"),
+        }
+    }
+    listed
+}
+
+/// Time since the newest change anywhere under `path`.
+fn age_of(path: &Path) -> Duration {
+    let newest = walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    SystemTime::now().duration_since(newest).unwrap_or_default()
+}
+
+/// Brings one live transfer to a consistent state; returns whether it stays live.
+fn settle_transfer(
+    node: &Node,
+    transfer: &IncomingTransfer,
+    report: &mut RecoveryReport,
+) -> Result<bool, DbError> {
+    let store = node.stores.by_id(transfer.store_id);
+    let taken = node
+        .db
+        .read(|tx| files::exists(tx, &transfer.destination_location))?;
+    let staging_dir = store.and_then(|s| s.staging_dir(&transfer.staging_name));
+    let expired = staging_dir
+        .as_ref()
+        .is_none_or(|dir| !dir.is_dir() || age_of(dir) > node.config.staging_expiry);
+    let (Some(store), false, false) = (store, taken, expired) else {
+        fail(node, transfer.id)?;
+        report.failed_transfers += 1;
+        return Ok(false);
+    };
+    let staged = store
+        .staging
+        .join(&transfer.staging_name)
+        .join(&transfer.upload_name);
+    let committed = store.file_path(&transfer.destination_location);
+    if !staged.exists() && committed.exists() && size_of(&committed) == transfer.transfer_size {
+        match store.uncommit(&transfer.destination_location, &staged) {
+            Ok(()) => report.restored_commits += 1,
+            Err(error) => tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit"),
+        }
+    }
+    Ok(true)
+}
+
+fn size_of(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn fail(node: &Node, id: u64) -> Result<(), DbError> {
+    let failed = node
+        .db
+        .write_blocking(move |txn| Ok(Ok::<_, DbError>(fail_in(txn, id)?)))?;
+    if let Some(transfer) = failed {
+        discard_staging(node, &transfer);
+    }
+    Ok(())
+}

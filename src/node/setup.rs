@@ -1,0 +1,173 @@
+//! Opening a node: data directory, database, stores and the first admin account.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Node;
+use crate::accounts::{generate_password, hash_password};
+use crate::config::{Config, StoreConfig};
+use crate::db::repo::{next_id, stores, users};
+use crate::db::{Db, DbError, OpenError};
+use crate::model::{AuthLevel, StoreState, User};
+use crate::store::{Store, Stores};
+
+/// File in the data directory holding the generated admin password (mode 0600).
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+/// File in the data directory holding the address the node listens on, so that the
+/// CLI can find a node started with `--listen 127.0.0.1:0`.
+pub const LISTEN_ADDRESS_FILE: &str = "listen-address";
+/// Name of the account created on first start.
+pub const ADMIN_USER: &str = "admin";
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare store '{store}' at {path}: {source}")]
+    Store {
+        store: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot write the admin password file {path}: {source}")]
+    AdminPassword {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the node described by `config`. On first start this creates the `admin`
+/// account and returns its generated password (also written to
+/// `<data_dir>/admin-password`).
+pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), SetupError> {
+    let data_dir_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SetupError::DataDir { path, source }
+    };
+    fs::create_dir_all(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
+    config.data_dir = fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
+    let db = Db::open(&config.database_path())?;
+    let stores = open_stores(&config, &db)?;
+    let admin_password = ensure_admin(&config, &db)?;
+    Ok((Node::new(config, db, stores), admin_password))
+}
+
+fn open_stores(config: &Config, db: &Db) -> Result<Stores, SetupError> {
+    let known = db.read(|tx| stores::all_stores(tx))?;
+    let mut opened = Vec::new();
+    for store_config in config.effective_stores() {
+        let state = match known.iter().find(|s| s.name == store_config.name) {
+            Some(state) => state.clone(),
+            None => register_store(db, &store_config)?,
+        };
+        opened.push(prepare_store(config, &store_config, &state)?);
+    }
+    Ok(Stores::new(opened))
+}
+
+fn register_store(db: &Db, store_config: &StoreConfig) -> Result<StoreState, SetupError> {
+    let name = store_config.name.clone();
+    let enabled = store_config.enabled;
+    let state = db.write_blocking(move |txn| {
+        let state = StoreState {
+            id: next_id(txn, "stores")?,
+            name,
+            enabled,
+        };
+        stores::put_store(txn, &state)?;
+        Ok(Ok::<_, DbError>(state))
+    })?;
+    Ok(state)
+}
+
+/// Resolves a store's paths and creates its directories. The root of a
+/// non-ingestable store (a drive) is never created: a missing root means the drive
+/// is away, and the store is simply unavailable.
+fn prepare_store(
+    config: &Config,
+    store_config: &StoreConfig,
+    state: &StoreState,
+) -> Result<Store, SetupError> {
+    let root = config.resolve(&store_config.path);
+    let staging = match &store_config.staging_path {
+        Some(path) => config.resolve(path),
+        None => root.join(".quire-staging"),
+    };
+    let failure = |path: &Path| {
+        let (store, path) = (store_config.name.clone(), path.to_path_buf());
+        move |source| SetupError::Store {
+            store,
+            path,
+            source,
+        }
+    };
+    if store_config.ingestable || root.is_dir() {
+        fs::create_dir_all(&root).map_err(failure(&root))?;
+        fs::create_dir_all(&staging).map_err(failure(&staging))?;
+    }
+    let canonical = |path: PathBuf| fs::canonicalize(&path).unwrap_or(path);
+    Ok(Store::new(
+        state.id,
+        store_config,
+        canonical(root),
+        canonical(staging),
+        state.enabled,
+    ))
+}
+
+/// Creates the `admin` account when the node has no accounts at all.
+fn ensure_admin(config: &Config, db: &Db) -> Result<Option<String>, SetupError> {
+    if !db.read(|tx| users::all_users(tx))?.is_empty() {
+        return Ok(None);
+    }
+    let password = generate_password();
+    let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
+    write_secret(&path, &password).map_err(|source| SetupError::AdminPassword {
+        path: path.clone(),
+        source,
+    })?;
+    let user = User {
+        username: ADMIN_USER.into(),
+        password_hash: hash_password(&password),
+        level: AuthLevel::Admin,
+    };
+    db.write_blocking(move |txn| {
+        if users::get_user(txn, ADMIN_USER)?.is_none() {
+            users::put_user(txn, &user)?;
+        }
+        Ok(Ok::<_, DbError>(()))
+    })?;
+    Ok(Some(password))
+}
+
+/// Writes a secret to a new file readable only by its owner.
+pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
+}
+
+/// Records the address the node listens on, for the CLI to find.
+pub fn write_listen_address(data_dir: &Path, address: std::net::SocketAddr) -> std::io::Result<()> {
+    let path = data_dir.join(LISTEN_ADDRESS_FILE);
+    let temporary = data_dir.join(format!("{LISTEN_ADDRESS_FILE}.tmp"));
+    fs::write(&temporary, format!("{address}\n"))?;
+    fs::rename(temporary, path)
+}

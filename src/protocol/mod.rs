@@ -1,0 +1,24 @@
+//! Wire types of the Librarian v2 protocol (and quire's additions), shared by the
+//! HTTP handlers and by quire's own client. Field names and optionality follow
+//! `librarian-v2-openapi.json`; request fields with defaults may be omitted.
+
+pub mod admin;
+pub mod errors;
+pub mod ping;
+pub mod search;
+pub mod upload;
+pub mod users;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+
+/// The usual failure body of most routes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedResponse {
+    pub reason: String,
+    #[serde(default)]
+    pub suggested_remedy: String,
+}
+
+/// Prefix of every route.
+pub const API_PREFIX: &str = "/api/v2";

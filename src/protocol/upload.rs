@@ -1,0 +1,74 @@
+//! `upload/stage`, `upload/commit`, and quire's network transfer provider.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the shared-filesystem provider.
+pub const LOCAL_PROVIDER: &str = "local";
+/// Name of quire's network provider: the client streams the bytes over HTTP to
+/// `PUT /api/v2/upload/stream/{transfer_id}`.
+pub const NETWORK_PROVIDER: &str = "quire_http";
+
+/// `upload/stage` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadInitiationRequest {
+    pub upload_size: i64,
+    pub upload_checksum: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    pub uploader: String,
+    /// quire addition: record the file with a checksum of this algorithm, computed
+    /// by the node while it verifies `upload_checksum`. Other clients omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_checksum_algorithm: Option<String>,
+}
+
+/// A transfer provider as advertised by `upload/stage`. Every entry carries
+/// `hostnames`, because the reference client decodes each entry as a local provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TransferProvider {
+    pub hostnames: Vec<String>,
+}
+
+/// `upload/stage` success (201).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadInitiationResponse {
+    pub available_bytes_on_store: u64,
+    pub store_name: String,
+    pub staging_name: String,
+    pub staging_location: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    /// Providers in order of preference: `local` first, then `quire_http`.
+    pub transfer_providers: BTreeMap<String, TransferProvider>,
+    pub transfer_id: u64,
+}
+
+/// `upload/commit` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadCompletionRequest {
+    pub store_name: String,
+    pub staging_name: String,
+    pub staging_location: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    pub transfer_provider_name: String,
+    pub transfer_provider: TransferProvider,
+    pub meta_mode: String,
+    pub deletion_policy: String,
+    pub uploader: String,
+    #[serde(default)]
+    pub null_obsid: bool,
+    pub transfer_id: u64,
+}
+
+/// Answer of the network provider's status and upload routes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub transfer_id: u64,
+    /// Path inside the upload (empty for a single file).
+    pub path: String,
+    /// Bytes durably staged so far; a resumed upload continues from here.
+    pub staged_bytes: u64,
+}

@@ -1,0 +1,181 @@
+//! A local POSIX store: a root directory holding each file at `<root>/<name>`, and a
+//! staging directory on the same filesystem where uploads land before commit.
+//!
+//! Invariant: a committed path is only ever created by an atomic no-replace rename
+//! from staging, after the staged bytes and the new directory entries are synced.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::durable::{create_dirs_durably, rename_no_replace, remove_path, sync_dir, sync_tree};
+use crate::config::StoreConfig;
+
+/// A store the node runs.
+#[derive(Debug)]
+pub struct Store {
+    /// Stable id (from the database).
+    pub id: u64,
+    pub name: String,
+    pub root: PathBuf,
+    pub staging: PathBuf,
+    pub ingestable: bool,
+    pub report_full_fraction: f64,
+    pub group_write_after_stage: bool,
+    pub own_after_commit: bool,
+    pub readonly_after_commit: bool,
+    /// Mirrors the database's enabled flag (the database is the authority).
+    enabled: AtomicBool,
+}
+
+/// Disk usage of a store as the protocol reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes that may still be written before the store counts as full.
+    pub free: u64,
+    pub total: u64,
+}
+
+impl Store {
+    /// Builds a store from its configuration; paths are already resolved.
+    pub fn new(id: u64, config: &StoreConfig, root: PathBuf, staging: PathBuf, enabled: bool) -> Store {
+        Store {
+            id,
+            name: config.name.clone(),
+            root,
+            staging,
+            ingestable: config.ingestable,
+            report_full_fraction: config.report_full_fraction,
+            group_write_after_stage: config.group_write_after_stage,
+            own_after_commit: config.own_after_commit,
+            readonly_after_commit: config.readonly_after_commit,
+            enabled: AtomicBool::new(enabled),
+        }
+    }
+
+    /// Whether the store may receive data.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Records a change of the enabled flag (after the database committed it).
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::SeqCst);
+    }
+
+    /// Whether the store's directories are present (a drive may be unplugged).
+    pub fn available(&self) -> bool {
+        self.root.is_dir() && self.staging.is_dir()
+    }
+
+    /// Creates the root and staging directories if missing.
+    pub fn prepare(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        fs::create_dir_all(&self.staging)?;
+        Ok(())
+    }
+
+    /// Free space: the smaller of the free space of root and staging, less the part
+    /// of the disk that `report_full_fraction` holds back, floored at zero.
+    pub fn space(&self) -> io::Result<Space> {
+        let root = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
+        let staging = rustix::fs::statvfs(&self.staging).map_err(io::Error::from)?;
+        let bytes = |blocks: u64, s: &rustix::fs::StatVfs| blocks.saturating_mul(s.f_frsize);
+        let total = bytes(root.f_blocks, &root);
+        let free = bytes(root.f_bavail, &root).min(bytes(staging.f_bavail, &staging));
+        let reserved = (total as f64 * (1.0 - self.report_full_fraction)) as u64;
+        Ok(Space {
+            free: free.saturating_sub(reserved),
+            total,
+        })
+    }
+
+    /// Creates a fresh staging directory and returns its name.
+    pub fn create_staging(&self) -> io::Result<String> {
+        let name = uuid::Uuid::new_v4().to_string();
+        let dir = self.staging.join(&name);
+        fs::create_dir(&dir)?;
+        if self.group_write_after_stage {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o2775))?;
+        }
+        Ok(name)
+    }
+
+    /// The staging directory called `staging_name`, if the name is one this store
+    /// could have made (a plain single path component).
+    pub fn staging_dir(&self, staging_name: &str) -> Option<PathBuf> {
+        let plain = !staging_name.is_empty()
+            && !staging_name.contains('/')
+            && staging_name != "."
+            && staging_name != "..";
+        plain.then(|| self.staging.join(staging_name))
+    }
+
+    /// Where the file called `name` lives in this store.
+    pub fn file_path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Moves staged bytes to `<root>/<name>` durably: syncs the staged data, creates
+    /// the parent directories durably, renames without replacing, and syncs the new
+    /// entry's directory. `AlreadyExists` means the name is taken on disk.
+    pub fn commit(&self, staged: &Path, name: &str) -> io::Result<PathBuf> {
+        sync_tree(staged)?;
+        let target = self.file_path(name);
+        let relative_parent = Path::new(name).parent().unwrap_or(Path::new(""));
+        create_dirs_durably(&self.root, relative_parent)?;
+        rename_no_replace(staged, &target)?;
+        sync_dir(target.parent().unwrap_or(&self.root))?;
+        self.apply_commit_permissions(&target);
+        Ok(target)
+    }
+
+    /// Moves a committed-but-unrecorded path back into staging (used by recovery, so
+    /// that a client retrying its commit finds its bytes where it left them).
+    pub fn uncommit(&self, name: &str, staged: &Path) -> io::Result<()> {
+        let target = self.file_path(name);
+        if let Some(parent) = staged.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        rename_no_replace(&target, staged)?;
+        sync_dir(target.parent().unwrap_or(&self.root))?;
+        sync_dir(staged.parent().unwrap_or(&self.staging))
+    }
+
+    /// Removes a staging directory and everything in it.
+    pub fn remove_staging(&self, staging_name: &str) -> io::Result<()> {
+        match self.staging_dir(staging_name) {
+            Some(dir) => remove_path(&dir),
+            None => Ok(()),
+        }
+    }
+
+    /// Names of every staging directory present.
+    pub fn staging_names(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.staging)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+
+    fn apply_commit_permissions(&self, target: &Path) {
+        for entry in walkdir::WalkDir::new(target).into_iter().flatten() {
+            if self.own_after_commit {
+                let uid = rustix::process::geteuid();
+                let gid = rustix::process::getegid();
+                if let Err(error) = rustix::fs::chown(entry.path(), Some(uid), Some(gid)) {
+                    tracing::warn!(path = %entry.path().display(), %error, "cannot take ownership");
+                }
+            }
+            if self.readonly_after_commit && entry.file_type().is_file() {
+                if let Ok(metadata) = entry.metadata() {
+                    let mode = metadata.permissions().mode() & !0o222;
+                    let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Local stores: directories on POSIX filesystems that hold each file at
+//! `<root>/<name>`, with durable staging and commit.
+
+pub mod durable;
+mod local;
+mod registry;
+
+pub use local::{Space, Store};
+pub use registry::Stores;
