@@ -2,15 +2,16 @@
 //!
 //! See ARCHITECTURE.md for the map of modules and the invariants each one keeps.
 
-pub mod model;
 pub mod accounts;
 pub mod checksum;
+pub mod cli;
 pub mod config;
 pub mod db;
-pub mod store;
-pub mod ingest;
-pub mod node;
-pub mod protocol;
 pub mod http;
+pub mod ingest;
 pub mod integrity;
-pub mod cli;
+pub mod model;
+pub mod node;
+pub mod peer;
+pub mod protocol;
+pub mod store;

@@ -9,7 +9,12 @@ use quire::cli;
 /// Run `quire serve` to start a node on the built-in defaults (data in
 /// ./quire-data, HTTP on 127.0.0.1:21108). The other subcommands talk to a node.
 #[derive(Debug, Parser)]
-#[command(name = "quire", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "quire",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,12 +24,30 @@ struct Cli {
 enum Command {
     /// Run a node until interrupted (Ctrl-C or SIGTERM).
     Serve(cli::serve::ServeArgs),
+    /// Upload a file, a directory as one file, or (--batch) every file of a directory.
+    Upload(cli::upload::UploadArgs),
+    /// Check that the node answers and that the credentials work.
+    Ping(cli::ping::PingArgs),
+    /// Find files by name, uploader, source or creation time.
+    Search(cli::search::SearchArgs),
+    /// Re-hash every copy of a file and compare it with the record.
+    Validate(cli::validate::ValidateArgs),
+    /// List stores, or enable or disable one.
+    Stores(cli::stores::StoresArgs),
+    /// List, create and delete accounts; change passwords.
+    Users(cli::users::UsersArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let parsed = Cli::parse();
     let result = match parsed.command {
         Command::Serve(args) => cli::serve::run(args),
+        Command::Upload(args) => cli::upload::run(args),
+        Command::Ping(args) => cli::ping::run(args),
+        Command::Search(args) => cli::search::run(args),
+        Command::Validate(args) => cli::validate::run(args),
+        Command::Stores(args) => cli::stores::run(args),
+        Command::Users(args) => cli::users::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,8 +1,8 @@
 //! Password hashing with argon2id and PHC strings.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use rand::RngExt;
 
 /// Hashes `password` with argon2id and a fresh salt.

@@ -35,8 +35,14 @@ impl Digests {
 
     /// The BLAKE3 digest; every digester computes it.
     pub fn blake3(&self) -> [u8; 32] {
-        let checksum = self.get(Algorithm::Blake3).expect("BLAKE3 is always computed");
-        checksum.digest.as_slice().try_into().expect("32-byte digest")
+        let checksum = self
+            .get(Algorithm::Blake3)
+            .expect("BLAKE3 is always computed");
+        checksum
+            .digest
+            .as_slice()
+            .try_into()
+            .expect("32-byte digest")
     }
 }
 
@@ -165,7 +171,12 @@ mod tests {
             }
             let digests = digester.finish();
             assert_eq!(digests.size, data.len() as u64);
-            for algorithm in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Xxh3, Algorithm::Blake3] {
+            for algorithm in [
+                Algorithm::Md5,
+                Algorithm::Sha256,
+                Algorithm::Xxh3,
+                Algorithm::Blake3,
+            ] {
                 assert_eq!(digests.get(algorithm), Some(&hash_bytes(algorithm, &data)));
             }
         }

@@ -188,8 +188,14 @@ mod tests {
         fs::write(source.join("g"), b"g").unwrap();
         let destination = dir.path().join("dst");
         let copied = copy_and_digest(&source, &destination, &[Algorithm::Sha1]).unwrap();
-        assert_eq!(fs::read(destination.join("n/f")).unwrap(), vec![7u8; 100_000]);
-        assert_eq!(copied, digest_path(&destination, &[Algorithm::Sha1]).unwrap());
+        assert_eq!(
+            fs::read(destination.join("n/f")).unwrap(),
+            vec![7u8; 100_000]
+        );
+        assert_eq!(
+            copied,
+            digest_path(&destination, &[Algorithm::Sha1]).unwrap()
+        );
         assert_eq!(copied, digest_path(&source, &[Algorithm::Sha1]).unwrap());
     }
 }

@@ -103,6 +103,10 @@ mod tests {
         for (algorithm, hex) in expected {
             assert_eq!(hash_bytes(algorithm, b"abc").hex(), hex, "{algorithm}");
         }
-        assert!(hash_bytes(Algorithm::Sha512, b"abc").hex().starts_with("ddaf35a1"));
+        assert!(
+            hash_bytes(Algorithm::Sha512, b"abc")
+                .hex()
+                .starts_with("ddaf35a1")
+        );
     }
 }

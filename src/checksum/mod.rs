@@ -6,5 +6,7 @@ mod files;
 mod hasher;
 
 pub use digester::{Digester, Digests, WORKER_THRESHOLD_BYTES};
-pub use files::{copy_and_digest, copy_file_and_digest, digest_directory, digest_file, digest_path};
-pub use hasher::{hash_bytes, Hasher};
+pub use files::{
+    copy_and_digest, copy_file_and_digest, digest_directory, digest_file, digest_path,
+};
+pub use hasher::{Hasher, hash_bytes};

@@ -1,4 +1,12 @@
 //! The `quire` command line: `serve` runs a node; every other subcommand is a client
 //! of a node's HTTP API.
 
+pub mod connection;
+pub mod output;
+pub mod ping;
+pub mod search;
 pub mod serve;
+pub mod stores;
+pub mod upload;
+pub mod users;
+pub mod validate;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::{Config, ConfigSources, LogFormat};
-use crate::node::{open_node, recover, Node, ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE};
+use crate::node::{ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE, Node, open_node, recover};
 
 /// How often the node looks for expired uploads and orphaned staging.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);

@@ -8,9 +8,8 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// Parses the duration forms accepted in configuration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let invalid = || {
-        format!("'{text}' is not a duration; use seconds (3600), HH:MM:SS, PT1H or 1h30m")
-    };
+    let invalid =
+        || format!("'{text}' is not a duration; use seconds (3600), HH:MM:SS, PT1H or 1h30m");
     if let Ok(seconds) = text.parse::<f64>() {
         return if seconds >= 0.0 && seconds.is_finite() {
             Ok(Duration::from_secs_f64(seconds))

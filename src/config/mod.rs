@@ -10,8 +10,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use duration::parse_duration;
@@ -265,7 +265,10 @@ mod tests {
             "[[stores]]\nname = \"a\"\npath = \"/x\"\nreport_full_fraction = 1.5\n",
         )
         .unwrap_err();
-        assert!(error.to_string().contains("report_full_fraction"), "{error}");
+        assert!(
+            error.to_string().contains("report_full_fraction"),
+            "{error}"
+        );
         let error = Config::from_toml("listen = \"nowhere\"").unwrap_err();
         assert!(error.to_string().contains("listen"), "{error}");
     }

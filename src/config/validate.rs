@@ -43,10 +43,16 @@ impl Config {
             ));
         }
         if self.maximal_upload_size_bytes == 0 {
-            return Err(ConfigError::invalid("maximal_upload_size_bytes", "must be above 0"));
+            return Err(ConfigError::invalid(
+                "maximal_upload_size_bytes",
+                "must be above 0",
+            ));
         }
         if self.max_search_results == 0 {
-            return Err(ConfigError::invalid("max_search_results", "must be above 0"));
+            return Err(ConfigError::invalid(
+                "max_search_results",
+                "must be above 0",
+            ));
         }
         let mut names = HashSet::new();
         for (index, store) in self.stores.iter().enumerate() {

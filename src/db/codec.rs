@@ -5,8 +5,8 @@
 //! stored type means bumping its `VERSION` and teaching `decode_older` to read the
 //! previous layout; `fixtures/db-v1.redb` and its test catch a silent change.
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::DbError;
 use crate::model::{

@@ -9,8 +9,8 @@
 //! - a job that fails with a storage error (outer `Err`) or panics aborts the whole
 //!   batch, and every caller of that batch hears the error.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 

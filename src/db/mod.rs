@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use redb::ReadableDatabase;
 
-pub use codec::{decode, encode, Record};
+pub use codec::{Record, decode, encode};
 pub use group_commit::{GroupCommitter, WriteJobResult};
 pub use open::{FORMAT_VERSION, OpenError};
 

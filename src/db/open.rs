@@ -5,8 +5,8 @@ use std::path::Path;
 
 use redb::ReadableDatabase;
 
-use super::tables::META;
 use super::DbError;
+use super::tables::META;
 
 /// The database format this build writes. Start-up refuses a database with a newer
 /// format, and upgrades older ones in place.

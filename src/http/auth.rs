@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use base64::Engine;
 
 use super::error::ApiError;
@@ -40,12 +40,16 @@ impl Caller {
 impl FromRequestParts<Arc<Node>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        node: &Arc<Node>,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
             .ok_or(ApiError::NotAuthenticated)?;
-        let (username, password) = decode_basic(header.as_bytes()).ok_or(ApiError::NotAuthenticated)?;
+        let (username, password) =
+            decode_basic(header.as_bytes()).ok_or(ApiError::NotAuthenticated)?;
         let level = authenticate(node, &username, &password).await?;
         Ok(Caller { username, level })
     }
@@ -67,7 +71,11 @@ fn decode_basic(header: &[u8]) -> Option<(String, String)> {
 }
 
 /// The level these credentials grant (NONE when they are wrong).
-pub async fn authenticate(node: &Arc<Node>, username: &str, password: &str) -> Result<AuthLevel, ApiError> {
+pub async fn authenticate(
+    node: &Arc<Node>,
+    username: &str,
+    password: &str,
+) -> Result<AuthLevel, ApiError> {
     if let Some(level) = node.credentials.lookup(username, password) {
         return Ok(level);
     }

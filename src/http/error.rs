@@ -1,8 +1,8 @@
 //! The one place that maps failures to HTTP statuses and the protocol's error bodies.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::db::DbError;
 
@@ -30,7 +30,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// A failure with a reason and a remedy.
-    pub fn new(status: StatusCode, reason: impl Into<String>, remedy: impl Into<String>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        reason: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> ApiError {
         ApiError::Failed {
             status,
             reason: reason.into(),
@@ -120,7 +124,10 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::BAD_REQUEST,
                 "Use a relative path in normal form, without '..' or a leading '/'.",
             ),
-            E::NegativeSize(_) => (S::BAD_REQUEST, "Check you are trying to upload a valid file."),
+            E::NegativeSize(_) => (
+                S::BAD_REQUEST,
+                "Check you are trying to upload a valid file.",
+            ),
             E::InvalidChecksum(_) => (
                 S::BAD_REQUEST,
                 "Send the checksum as <alg>:::<hex> with alg md5, xxh3, sha1, sha256, sha512 or blake3.",
@@ -137,7 +144,9 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::CONFLICT,
                 "Names are never reused: choose a name that does not exist yet.",
             ),
-            E::TransferNotFound(_) => (S::NOT_FOUND, "Stage the upload again to get a transfer id."),
+            E::TransferNotFound(_) => {
+                (S::NOT_FOUND, "Stage the upload again to get a transfer id.")
+            }
             E::NotYourTransfer(_) => return ApiError::Unauthorized,
             E::TransferClosed { .. } | E::StagedDataMissing(_) => (
                 S::NOT_FOUND,

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::error::ApiError;
 
@@ -49,7 +49,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
                 "msg": "JSON decode error",
                 "input": {},
                 "ctx": {"error": error.to_string()},
-            })]))
+            })]));
         }
     };
     serde_path_to_error::deserialize(&input).map_err(|error| {

@@ -12,9 +12,11 @@ mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
@@ -46,13 +48,20 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/users/list", post(users::list))
         .route("/users/password_update", post(users::password_update))
         .route("/admin/stores/list", post(admin::store_list))
-        .route("/admin/stores/state_change", post(admin::store_state_change))
+        .route(
+            "/admin/stores/state_change",
+            post(admin::store_state_change),
+        )
         .route("/admin/add_file", post(admin::add_file))
         .route("/admin/instance/delete_local", post(admin::delete_local))
         .route("/admin/instance/delete_remote", post(admin::delete_remote));
     Router::new()
         .nest(crate::protocol::API_PREFIX, api)
         .layer(TraceLayer::new_for_http())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::SERVER,
+            HeaderValue::from_static(concat!("quire/", env!("CARGO_PKG_VERSION"))),
+        ))
         .with_state(node)
 }
 

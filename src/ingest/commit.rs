@@ -15,9 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::transfer_state::{discard_staging, fail_and_discard};
 use super::IngestError;
-use crate::checksum::{digest_path, Digests};
+use super::transfer_state::{discard_staging, fail_and_discard};
+use crate::checksum::{Digests, digest_path};
 use crate::db::repo::{files, instances, next_id, transfers};
 use crate::model::{
     Algorithm, DeletionPolicy, File, IncomingTransfer, Instance, Timestamp, TransferStatus,
@@ -49,7 +49,7 @@ pub async fn commit_upload(node: &Arc<Node>, input: CommitInput) -> Result<(), I
     }
     match transfer.status {
         TransferStatus::Completed => {
-            return Err(IngestError::NameTaken(transfer.destination_location))
+            return Err(IngestError::NameTaken(transfer.destination_location));
         }
         status if status.is_terminal() => return Err(IngestError::TransferClosed { id, status }),
         _ => {}

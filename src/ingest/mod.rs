@@ -11,7 +11,7 @@ mod stage;
 mod stream;
 pub mod transfer_state;
 
-pub use commit::{commit_upload, CommitInput};
+pub use commit::{CommitInput, commit_upload};
 pub use error::IngestError;
-pub use stage::{stage_upload, StageInput, StageOutput};
-pub use stream::{receive_stream, stream_status, StreamTarget};
+pub use stage::{StageInput, StageOutput, stage_upload};
+pub use stream::{StreamTarget, receive_stream, stream_status};

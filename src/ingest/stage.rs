@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use super::transfer_state::{discard_staging, fail_in};
 use super::IngestError;
-use crate::db::repo::{files, next_id, transfers};
+use super::transfer_state::{discard_staging, fail_in};
 use crate::db::DbError;
-use crate::model::{validate_file_name, Algorithm, Checksum, IncomingTransfer, Timestamp, TransferStatus};
+use crate::db::repo::{files, next_id, transfers};
+use crate::model::{
+    Algorithm, Checksum, IncomingTransfer, Timestamp, TransferStatus, validate_file_name,
+};
 use crate::node::Node;
 use crate::store::Store;
 
@@ -191,12 +193,12 @@ async fn create_staging(store: &Arc<Store>, upload_name: &str) -> Result<String,
         let staging_name = store
             .create_staging()
             .map_err(|e| IngestError::io("cannot create a staging directory", e))?;
-        if let Some(parent) = std::path::Path::new(&upload_name).parent() {
-            if !parent.as_os_str().is_empty() {
-                let dir = store.staging.join(&staging_name).join(parent);
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| IngestError::io("cannot create a staging directory", e))?;
-            }
+        if let Some(parent) = std::path::Path::new(&upload_name).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            let dir = store.staging.join(&staging_name).join(parent);
+            std::fs::create_dir_all(dir)
+                .map_err(|e| IngestError::io("cannot create a staging directory", e))?;
         }
         Ok(staging_name)
     })

@@ -14,7 +14,7 @@ use futures_util::{Stream, StreamExt};
 use super::IngestError;
 use crate::checksum::Digester;
 use crate::db::repo::transfers;
-use crate::model::{validate_file_name, Algorithm, IncomingTransfer};
+use crate::model::{Algorithm, IncomingTransfer, validate_file_name};
 use crate::node::{Node, StagedDigest};
 
 /// Chunks queued between the network and the disk writer.
@@ -170,12 +170,12 @@ fn write_staged(
         .map_err(|e| IngestError::io("cannot inspect the staged file", e))?
         .len();
     result?;
-    if let Some(digester) = digester {
-        if digester.size() == declared {
-            let digest = StagedDigest::capture(&path, digester.finish())
-                .map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
-            node.staged_digests.insert(transfer.id, digest);
-        }
+    if let Some(digester) = digester
+        && digester.size() == declared
+    {
+        let digest = StagedDigest::capture(&path, digester.finish())
+            .map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+        node.staged_digests.insert(transfer.id, digest);
     }
     Ok(length)
 }

@@ -22,10 +22,10 @@ pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbEr
 /// Removes a transfer's staging directory and forgets its staged digests.
 pub fn discard_staging(node: &Node, transfer: &IncomingTransfer) {
     node.staged_digests.forget(transfer.id);
-    if let Some(store) = node.stores.by_id(transfer.store_id) {
-        if let Err(error) = store.remove_staging(&transfer.staging_name) {
-            tracing::warn!(transfer = transfer.id, %error, "cannot remove staging directory");
-        }
+    if let Some(store) = node.stores.by_id(transfer.store_id)
+        && let Err(error) = store.remove_staging(&transfer.staging_name)
+    {
+        tracing::warn!(transfer = transfer.id, %error, "cannot remove staging directory");
     }
 }
 

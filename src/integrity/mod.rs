@@ -67,7 +67,12 @@ pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) ->
 /// Records the outcome of a fresh verification: refreshes `verified_time` on a
 /// match (clearing any corrupt-file record), or records the corruption and raises
 /// an error on a mismatch. Cached answers record nothing.
-pub fn record_outcome(db: &Db, file: &File, outcome: &Verification, caller: &str) -> Result<(), DbError> {
+pub fn record_outcome(
+    db: &Db,
+    file: &File,
+    outcome: &Verification,
+    caller: &str,
+) -> Result<(), DbError> {
     if outcome.cached {
         return Ok(());
     }
@@ -119,7 +124,10 @@ pub fn record_outcome(db: &Db, file: &File, outcome: &Verification, caller: &str
             txn,
             ErrorSeverity::Error,
             ErrorCategory::DataIntegrity,
-            format!("Instance {} of file {} at {} {what}.", instance.id, file.name, instance.path),
+            format!(
+                "Instance {} of file {} at {} {what}.",
+                instance.id, file.name, instance.path
+            ),
             Some(caller),
         )?;
         Ok(Ok(()))

@@ -166,7 +166,10 @@ mod tests {
     fn parses_prefixed_and_bare_forms() {
         let c = Checksum::parse("sha1:::da39a3ee5e6b4b0d3255bfef95601890afd80709").unwrap();
         assert_eq!(c.algorithm, Algorithm::Sha1);
-        assert_eq!(c.to_string(), "sha1:::da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            c.to_string(),
+            "sha1:::da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
         let bare = Checksum::parse("d41d8cd98f00b204e9800998ecf8427e").unwrap();
         assert_eq!(bare.algorithm, Algorithm::Md5);
         assert_eq!(bare.to_string(), "md5:::d41d8cd98f00b204e9800998ecf8427e");
@@ -178,7 +181,10 @@ mod tests {
             Checksum::parse("crc32:::00000000"),
             Err(ChecksumParseError::UnknownAlgorithm(_))
         ));
-        assert!(matches!(Checksum::parse("md5:::zz"), Err(ChecksumParseError::NotHex(_))));
+        assert!(matches!(
+            Checksum::parse("md5:::zz"),
+            Err(ChecksumParseError::NotHex(_))
+        ));
         assert!(matches!(
             Checksum::parse("md5:::00"),
             Err(ChecksumParseError::WrongLength { .. })

@@ -20,7 +20,7 @@ pub use checksum::{Algorithm, Checksum, ChecksumParseError};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;
-pub use names::{validate_file_name, NameError};
+pub use names::{NameError, validate_file_name};
 pub use store::StoreState;
 pub use time::Timestamp;
 pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};

@@ -81,14 +81,38 @@ mod tests {
     #[test]
     fn refuses_escapes_and_non_normal_forms() {
         assert!(matches!(validate_file_name(""), Err(NameError::Empty)));
-        assert!(matches!(validate_file_name("/etc/passwd"), Err(NameError::Absolute(_))));
-        assert!(matches!(validate_file_name("../x"), Err(NameError::ParentComponent(_))));
-        assert!(matches!(validate_file_name("a/../../x"), Err(NameError::ParentComponent(_))));
-        assert!(matches!(validate_file_name("a//b"), Err(NameError::NotNormal { .. })));
-        assert!(matches!(validate_file_name("./a"), Err(NameError::NotNormal { .. })));
-        assert!(matches!(validate_file_name("a/"), Err(NameError::NotNormal { .. })));
+        assert!(matches!(
+            validate_file_name("/etc/passwd"),
+            Err(NameError::Absolute(_))
+        ));
+        assert!(matches!(
+            validate_file_name("../x"),
+            Err(NameError::ParentComponent(_))
+        ));
+        assert!(matches!(
+            validate_file_name("a/../../x"),
+            Err(NameError::ParentComponent(_))
+        ));
+        assert!(matches!(
+            validate_file_name("a//b"),
+            Err(NameError::NotNormal { .. })
+        ));
+        assert!(matches!(
+            validate_file_name("./a"),
+            Err(NameError::NotNormal { .. })
+        ));
+        assert!(matches!(
+            validate_file_name("a/"),
+            Err(NameError::NotNormal { .. })
+        ));
         assert!(matches!(validate_file_name("."), Err(NameError::Empty)));
-        assert!(matches!(validate_file_name("a\0b"), Err(NameError::ControlCharacter(_))));
-        assert!(matches!(validate_file_name(".quire-staging/x"), Err(NameError::Reserved(_))));
+        assert!(matches!(
+            validate_file_name("a\0b"),
+            Err(NameError::ControlCharacter(_))
+        ));
+        assert!(matches!(
+            validate_file_name(".quire-staging/x"),
+            Err(NameError::Reserved(_))
+        ));
     }
 }

@@ -13,10 +13,10 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
 
-pub use recovery::{recover, RecoveryReport};
+pub use recovery::{RecoveryReport, recover};
 pub use setup::{
-    open_node, write_listen_address as setup_write_listen_address, write_secret, SetupError,
-    ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE,
+    ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, SetupError, open_node,
+    write_listen_address as setup_write_listen_address, write_secret,
 };
 pub use staged::{StagedDigest, StagedDigests};
 

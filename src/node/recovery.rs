@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::Node;
-use crate::db::repo::{files, transfers};
 use crate::db::DbError;
+use crate::db::repo::{files, transfers};
 use crate::ingest::transfer_state::{discard_staging, fail_in};
 use crate::model::IncomingTransfer;
 
@@ -37,7 +37,7 @@ pub struct RecoveryReport {
 pub fn recover(node: &Node, min_orphan_age: Duration) -> Result<RecoveryReport, DbError> {
     let mut report = RecoveryReport::default();
     let listed = list_staging(node);
-    let live = node.db.read(|tx| transfers::live_incoming(tx))?;
+    let live = node.db.read(transfers::live_incoming)?;
     let mut keep = HashSet::new();
     for transfer in live {
         if settle_transfer(node, &transfer, &mut report)? {
@@ -51,7 +51,9 @@ pub fn recover(node: &Node, min_orphan_age: Duration) -> Result<RecoveryReport, 
         if let Some(store) = node.stores.by_id(store_id) {
             match store.remove_staging(&staging_name) {
                 Ok(()) => report.removed_staging += 1,
-                Err(error) => tracing::warn!(%staging_name, %error, "cannot remove orphaned staging"),
+                Err(error) => {
+                    tracing::warn!(%staging_name, %error, "cannot remove orphaned staging")
+                }
             }
         }
     }
@@ -119,7 +121,9 @@ fn settle_transfer(
     if !staged.exists() && committed.exists() && size_of(&committed) == transfer.transfer_size {
         match store.uncommit(&transfer.destination_location, &staged) {
             Ok(()) => report.restored_commits += 1,
-            Err(error) => tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit"),
+            Err(error) => {
+                tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit")
+            }
         }
     }
     Ok(true)

@@ -56,7 +56,8 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
         move |source| SetupError::DataDir { path, source }
     };
     fs::create_dir_all(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
-    config.data_dir = fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
+    config.data_dir =
+        fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
     let db = Db::open(&config.database_path())?;
     let stores = open_stores(&config, &db)?;
     let admin_password = ensure_admin(&config, &db)?;
@@ -64,7 +65,7 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
 }
 
 fn open_stores(config: &Config, db: &Db) -> Result<Stores, SetupError> {
-    let known = db.read(|tx| stores::all_stores(tx))?;
+    let known = db.read(stores::all_stores)?;
     let mut opened = Vec::new();
     for store_config in config.effective_stores() {
         let state = match known.iter().find(|s| s.name == store_config.name) {
@@ -128,7 +129,7 @@ fn prepare_store(
 
 /// Creates the `admin` account when the node has no accounts at all.
 fn ensure_admin(config: &Config, db: &Db) -> Result<Option<String>, SetupError> {
-    if !db.read(|tx| users::all_users(tx))?.is_empty() {
+    if !db.read(users::all_users)?.is_empty() {
         return Ok(None);
     }
     let password = generate_password();

@@ -76,11 +76,11 @@ pub fn remove_path(path: &Path) -> io::Result<()> {
 fn make_tree_writable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_dir() {
-            if let Ok(metadata) = entry.metadata() {
-                let mode = metadata.permissions().mode() | 0o700;
-                let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
-            }
+        if entry.file_type().is_dir()
+            && let Ok(metadata) = entry.metadata()
+        {
+            let mode = metadata.permissions().mode() | 0o700;
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
         }
     }
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::durable::{create_dirs_durably, rename_no_replace, remove_path, sync_dir, sync_tree};
+use super::durable::{create_dirs_durably, remove_path, rename_no_replace, sync_dir, sync_tree};
 use crate::config::StoreConfig;
 
 /// A store the node runs.
@@ -40,7 +40,13 @@ pub struct Space {
 
 impl Store {
     /// Builds a store from its configuration; paths are already resolved.
-    pub fn new(id: u64, config: &StoreConfig, root: PathBuf, staging: PathBuf, enabled: bool) -> Store {
+    pub fn new(
+        id: u64,
+        config: &StoreConfig,
+        root: PathBuf,
+        staging: PathBuf,
+        enabled: bool,
+    ) -> Store {
         Store {
             id,
             name: config.name.clone(),
@@ -170,11 +176,12 @@ impl Store {
                     tracing::warn!(path = %entry.path().display(), %error, "cannot take ownership");
                 }
             }
-            if self.readonly_after_commit && entry.file_type().is_file() {
-                if let Ok(metadata) = entry.metadata() {
-                    let mode = metadata.permissions().mode() & !0o222;
-                    let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
-                }
+            if self.readonly_after_commit
+                && entry.file_type().is_file()
+                && let Ok(metadata) = entry.metadata()
+            {
+                let mode = metadata.permissions().mode() & !0o222;
+                let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
             }
         }
     }

@@ -71,10 +71,10 @@ pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> 
     let (low, high) = query.key_bounds();
     let mut names = Vec::new();
     let mut collect = |name: &str| -> Result<bool, DbError> {
-        if let Some(file) = get_file(tx, name)? {
-            if query.accepts(&file) {
-                names.push(file);
-            }
+        if let Some(file) = get_file(tx, name)?
+            && query.accepts(&file)
+        {
+            names.push(file);
         }
         Ok(names.len() < query.limit)
     };

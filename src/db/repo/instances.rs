@@ -99,10 +99,10 @@ pub fn search(tx: &impl Reads, query: &InstanceQuery) -> Result<Vec<Instance>, D
         if found.len() >= query.limit {
             break;
         }
-        if let Some(instance) = get_instance(tx, id)? {
-            if query.accepts(&instance) {
-                found.push(instance);
-            }
+        if let Some(instance) = get_instance(tx, id)?
+            && query.accepts(&instance)
+        {
+            found.push(instance);
         }
     }
     Ok(found)
@@ -187,7 +187,10 @@ pub fn search_remote(
 }
 
 /// The corrupt-file record of an instance, if any.
-pub fn corrupt_record_of(tx: &impl Reads, instance_id: u64) -> Result<Option<CorruptFile>, DbError> {
+pub fn corrupt_record_of(
+    tx: &impl Reads,
+    instance_id: u64,
+) -> Result<Option<CorruptFile>, DbError> {
     let Some(table) = tx.table(CORRUPT_FILES)? else {
         return Ok(None);
     };

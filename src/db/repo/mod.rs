@@ -14,7 +14,7 @@ pub mod users;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::codec::{decode, encode, Record};
+use super::codec::{Record, decode, encode};
 use super::tables::COUNTERS;
 use super::{DbError, Reads, WriteTxn};
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use crate::checksum::digest_path;
 use crate::db::repo::{files, instances, next_id, stores};
@@ -15,8 +15,8 @@ use crate::http::json::Body;
 use crate::model::{AuthLevel, Checksum, DeletionPolicy, File, Instance, StoreState, Timestamp};
 use crate::node::Node;
 use crate::protocol::admin::{
-    AddFileRequest, AddFileResponse, DeleteInstanceRequest, DeleteInstanceResponse,
-    StoreListItem, StoreStateChangeRequest, StoreStateChangeResponse,
+    AddFileRequest, AddFileResponse, DeleteInstanceRequest, DeleteInstanceResponse, StoreListItem,
+    StoreStateChangeRequest, StoreStateChangeResponse,
 };
 use crate::store::durable::remove_path;
 
@@ -28,7 +28,10 @@ fn unknown_store(name: &str) -> ApiError {
 }
 
 /// `admin/stores/list`.
-pub async fn store_list(State(node): State<Arc<Node>>, caller: Caller) -> ApiResult<Json<Vec<StoreListItem>>> {
+pub async fn store_list(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<StoreListItem>>> {
     caller.require(AuthLevel::Admin)?;
     let items = node
         .stores
@@ -117,7 +120,12 @@ pub async fn add_file(
     };
     if given != expected {
         return Err(ApiError::bad_request(
-            format!("{} is not where store {} keeps {}", given.display(), store.name, request.name),
+            format!(
+                "{} is not where store {} keeps {}",
+                given.display(),
+                store.name,
+                request.name
+            ),
             format!("Place the data at {} first.", expected.display()),
         ));
     }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use super::search::{clamp, window};
 use crate::db::repo::errors;
@@ -38,13 +38,15 @@ pub async fn search(
     caller.require(AuthLevel::Admin)?;
     let window = window(request.create_time_window.clone())?;
     let limit = clamp(&node, request.max_results);
-    let all = node.db.read(|tx| errors::all_errors_newest_first(tx))?;
+    let all = node.db.read(errors::all_errors_newest_first)?;
     let found: Vec<ErrorSearchResponse> = all
         .into_iter()
         .filter(|e| request.id.is_none_or(|id| id == e.id))
         .filter(|e| request.category.is_none_or(|c| c == e.category))
         .filter(|e| request.severity.is_none_or(|s| s == e.severity))
-        .filter(|e| window.is_none_or(|(start, end)| start <= e.raised_time && e.raised_time <= end))
+        .filter(|e| {
+            window.is_none_or(|(start, end)| start <= e.raised_time && e.raised_time <= end)
+        })
         .filter(|e| request.include_resolved || !e.cleared)
         .take(limit)
         .map(response)

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Redirect;
-use axum::Json;
 
 use crate::http::auth::Caller;
 use crate::http::error::ApiResult;
@@ -25,7 +25,10 @@ pub async fn ping(State(node): State<Arc<Node>>, _caller: Caller) -> Json<PingRe
 }
 
 /// `ping/logged`: checks that the credentials are valid.
-pub async fn logged(State(node): State<Arc<Node>>, caller: Caller) -> ApiResult<Json<PingResponse>> {
+pub async fn logged(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> ApiResult<Json<PingResponse>> {
     caller.require(AuthLevel::ReadOnly)?;
     Ok(answer(&node))
 }

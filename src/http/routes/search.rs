@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use crate::db::repo::files::{self, FileQuery};
 use crate::db::repo::instances::{self, InstanceQuery};
@@ -142,7 +142,9 @@ pub async fn instance_local(
         available: request.available,
         limit: clamp(&node, request.max_results),
     };
-    let found = tokio::task::spawn_blocking(move || node.db.read(|tx| instances::search(tx, &query))).await??;
+    let found =
+        tokio::task::spawn_blocking(move || node.db.read(|tx| instances::search(tx, &query)))
+            .await??;
     if found.is_empty() {
         return Err(ApiError::not_found(
             "No instances found.",
@@ -176,7 +178,9 @@ pub async fn instance_remote(
                 request.id.is_none_or(|id| id == r.id)
                     && request.file_name.as_ref().is_none_or(|f| *f == r.file_name)
                     && request.store_id.is_none_or(|s| s == r.store_id)
-                    && librarian_name.as_ref().is_none_or(|l| *l == r.librarian_name)
+                    && librarian_name
+                        .as_ref()
+                        .is_none_or(|l| *l == r.librarian_name)
                     && request.copy_time.is_none_or(|t| t == r.copy_time)
                     && request.sender.as_ref().is_none_or(|s| *s == r.sender)
             })

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body as RawBody;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 
 use crate::http::auth::Caller;
@@ -16,8 +16,8 @@ use crate::ingest::{self, CommitInput, StageInput, StreamTarget};
 use crate::model::{AuthLevel, DeletionPolicy};
 use crate::node::Node;
 use crate::protocol::upload::{
-    StreamStatus, TransferProvider, UploadCompletionRequest, UploadInitiationRequest,
-    UploadInitiationResponse, LOCAL_PROVIDER, NETWORK_PROVIDER,
+    LOCAL_PROVIDER, NETWORK_PROVIDER, StreamStatus, TransferProvider, UploadCompletionRequest,
+    UploadInitiationRequest, UploadInitiationResponse,
 };
 
 /// `upload/stage` (READAPPEND): 201 with the staging area and providers.

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 
 use crate::accounts::{hash_password, verify_password};
 use crate::db::repo::users;
@@ -90,7 +90,10 @@ pub async fn update(
     caller.require(AuthLevel::Admin)?;
     let new_hash = match request.password {
         Some(password) if password.is_empty() => {
-            return Err(ApiError::bad_request("The password is empty.", "Give a password."))
+            return Err(ApiError::bad_request(
+                "The password is empty.",
+                "Give a password.",
+            ));
         }
         Some(password) => Some(hash(password).await?),
         None => None,
@@ -164,9 +167,12 @@ pub async fn get(
 }
 
 /// `users/list` (quire addition): every account and its level.
-pub async fn list(State(node): State<Arc<Node>>, caller: Caller) -> ApiResult<Json<UserListResponse>> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> ApiResult<Json<UserListResponse>> {
     caller.require(AuthLevel::Admin)?;
-    let all = node.db.read(|tx| users::all_users(tx))?;
+    let all = node.db.read(users::all_users)?;
     Ok(Json(UserListResponse {
         users: all
             .into_iter()
@@ -199,7 +205,10 @@ pub async fn password_update(
         ));
     }
     if request.new_password.is_empty() {
-        return Err(ApiError::bad_request("The new password is empty.", "Give a password."));
+        return Err(ApiError::bad_request(
+            "The new password is empty.",
+            "Give a password.",
+        ));
     }
     let new_hash = hash(request.new_password).await?;
     let name = username.clone();

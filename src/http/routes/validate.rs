@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use crate::db::repo::{files, instances};
 use crate::http::auth::Caller;
@@ -24,12 +24,9 @@ pub async fn file(
 ) -> ApiResult<Json<Vec<FileValidationResponseItem>>> {
     caller.require(AuthLevel::ReadOnly)?;
     let name = request.file_name;
-    let (file, copies) = node.db.read(|tx| {
-        Ok((
-            files::get_file(tx, &name)?,
-            instances::of_file(tx, &name)?,
-        ))
-    })?;
+    let (file, copies) = node
+        .db
+        .read(|tx| Ok((files::get_file(tx, &name)?, instances::of_file(tx, &name)?)))?;
     let Some(file) = file else {
         return Err(ApiError::bad_request(
             format!("The file '{name}' does not exist on this librarian."),

@@ -1,0 +1,172 @@
+//! Which node a client command talks to, and as whom.
+//!
+//! In order: `--url/--user/--password` (or `QUIRE_URL/QUIRE_USER/QUIRE_PASSWORD`);
+//! a named connection of the Librarian client file (`--connection NAME`, read from
+//! `$HL_CLIENT_CONFIG` or `~/.hl_client.cfg`); otherwise the local node of the data
+//! directory (`./quire-data` or `--data-dir`), using the address it listens on and
+//! its `admin-password` file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::node::{ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE};
+use crate::peer::{Connection, LibrarianClient};
+
+/// How long a request may stay silent before the client gives up.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Options that choose the node and the account.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Base URL of the node, e.g. http://data.example.org:21108.
+    #[arg(long, env = "QUIRE_URL", global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Account name [default: admin].
+    #[arg(long, env = "QUIRE_USER", global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Account password [default: the local node's admin-password file].
+    #[arg(
+        long,
+        env = "QUIRE_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// A named connection from the Librarian client file ($HL_CLIENT_CONFIG or
+    /// ~/.hl_client.cfg).
+    #[arg(long, short = 'c', global = true, value_name = "NAME")]
+    pub connection: Option<String>,
+    /// Data directory of the local node to use when no URL or connection is given.
+    #[arg(long, env = "QUIRE_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConnectionArgs {
+    /// Resolves the connection and builds a client for it.
+    pub fn client(&self) -> anyhow::Result<LibrarianClient> {
+        let connection = self.resolve()?;
+        Ok(LibrarianClient::new(connection, REQUEST_TIMEOUT)?)
+    }
+
+    /// Resolves the connection.
+    pub fn resolve(&self) -> anyhow::Result<Connection> {
+        let named = match &self.connection {
+            Some(name) => Some(named_connection(name)?),
+            None => None,
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let url = match (&self.url, &named) {
+            (Some(url), _) => url.clone(),
+            (None, Some(named)) => named.url.clone(),
+            (None, None) => local_url(&data_dir),
+        };
+        let user = self
+            .user
+            .clone()
+            .or_else(|| named.as_ref().map(|n| n.user.clone()))
+            .unwrap_or_else(|| ADMIN_USER.to_string());
+        let password = match (&self.password, &named) {
+            (Some(password), _) => password.clone(),
+            (None, Some(named)) => named.password.clone(),
+            (None, None) => local_password(&data_dir)?,
+        };
+        Ok(Connection {
+            url: normalise_url(&url),
+            user,
+            password,
+        })
+    }
+}
+
+fn normalise_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+fn local_url(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join(LISTEN_ADDRESS_FILE))
+        .map(|address| address.trim().to_string())
+        .unwrap_or_else(|_| DEFAULT_LISTEN.to_string())
+}
+
+fn local_password(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_PASSWORD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.trim().to_string()),
+        Err(error) => bail!(
+            "no password given and cannot read {} ({error}); pass --password, set \
+             QUIRE_PASSWORD, use --connection NAME, or run in the directory where \
+             `quire serve` keeps its quire-data",
+            path.display()
+        ),
+    }
+}
+
+/// Path of the Librarian client file.
+pub fn client_file() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("HL_CLIENT_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var("HOME")
+        .ok()
+        .map(|home| Path::new(&home).join(".hl_client.cfg"))
+}
+
+/// Reads connection `name` from the Librarian client file.
+pub fn named_connection(name: &str) -> anyhow::Result<Connection> {
+    let path =
+        client_file().context("cannot locate the Librarian client file; set HL_CLIENT_CONFIG")?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the Librarian client file {}", path.display()))?;
+    let file: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let Some(entry) = file["connections"].get(name) else {
+        let known: Vec<&String> = file["connections"]
+            .as_object()
+            .map(|c| c.keys().collect())
+            .unwrap_or_default();
+        bail!(
+            "no connection '{name}' in {} (it has: {known:?})",
+            path.display()
+        );
+    };
+    let field = |key: &str| -> anyhow::Result<String> {
+        match &entry[key] {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            _ => bail!("connection '{name}' in {} has no '{key}'", path.display()),
+        }
+    };
+    Ok(Connection {
+        url: format!(
+            "{}:{}",
+            field("host")?.trim_end_matches('/'),
+            field("port")?
+        ),
+        user: field("user")?,
+        password: field("password")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_a_scheme_and_lose_trailing_slashes() {
+        assert_eq!(normalise_url("127.0.0.1:21108"), "http://127.0.0.1:21108");
+        assert_eq!(normalise_url("https://a.org:1/"), "https://a.org:1");
+    }
+}

@@ -1,0 +1,201 @@
+//! Uploading one file (or one directory as one file): checksum, stage, move the
+//! bytes, commit.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use reqwest::StatusCode;
+use serde::Serialize;
+
+use super::transfer::{Provider, copy_local, shares_filesystem, stream};
+use crate::checksum::{Hasher, WORKER_THRESHOLD_BYTES, digest_path};
+use crate::model::Algorithm;
+use crate::peer::{LibrarianClient, PeerError};
+use crate::protocol::upload::{
+    LOCAL_PROVIDER, NETWORK_PROVIDER, TransferProvider, UploadCompletionRequest,
+    UploadInitiationRequest,
+};
+
+/// Which provider the user allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderChoice {
+    /// Local copy when the node's staging area is visible here, else the network.
+    Auto,
+    /// Only a local copy into the shared staging area.
+    Local,
+    /// Only the network stream.
+    Network,
+}
+
+/// Everything needed to upload one source.
+#[derive(Debug, Clone)]
+pub struct UploadPlan {
+    pub source: PathBuf,
+    pub name: String,
+    pub algorithm: Algorithm,
+    /// Whether the node is a quire node (it then verifies large uploads by BLAKE3
+    /// and computes slow checksums itself, in the same pass).
+    pub quire_node: bool,
+    pub provider: ProviderChoice,
+    pub deletion_policy: String,
+    pub uploader: String,
+}
+
+/// What one successful upload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadReport {
+    pub name: String,
+    pub size: u64,
+    /// The checksum the node verified.
+    pub verified_checksum: String,
+    pub provider: Provider,
+    pub seconds: f64,
+}
+
+/// How one upload ended.
+#[derive(Debug)]
+pub enum UploadOutcome {
+    Uploaded(UploadReport),
+    /// A file of that name already exists on the node.
+    AlreadyExists,
+}
+
+/// The checksum to declare at staging, and the algorithm the node should record
+/// instead, if any.
+fn declared_checksum(plan: &UploadPlan, size: u64) -> anyhow::Result<(String, Option<Algorithm>)> {
+    let delegate =
+        plan.quire_node && Hasher::is_slow(plan.algorithm) && size >= WORKER_THRESHOLD_BYTES;
+    let algorithm = if delegate {
+        Algorithm::Blake3
+    } else {
+        plan.algorithm
+    };
+    let digests = digest_path(&plan.source, &[algorithm])
+        .with_context(|| format!("cannot read {}", plan.source.display()))?;
+    let checksum = digests.get(algorithm).expect("computed").to_string();
+    Ok((checksum, delegate.then_some(plan.algorithm)))
+}
+
+/// Size of a file, or the sum of the files of a tree.
+pub fn source_size(path: &Path) -> anyhow::Result<u64> {
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !metadata.is_dir() {
+        return Ok(metadata.len());
+    }
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(path) {
+        let entry = entry?;
+        if entry.file_type().is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Uploads one source.
+pub async fn upload_one(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    progress: &ProgressBar,
+) -> anyhow::Result<UploadOutcome> {
+    let started = Instant::now();
+    let size = source_size(&plan.source)?;
+    let (checksum, record_algorithm) = {
+        let plan = plan.clone();
+        tokio::task::spawn_blocking(move || declared_checksum(&plan, size)).await??
+    };
+    let upload_name = Path::new(&plan.name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| plan.name.clone());
+    let staged = client
+        .stage(&UploadInitiationRequest {
+            upload_size: size as i64,
+            upload_checksum: checksum.clone(),
+            upload_name,
+            destination_location: plan.name.clone(),
+            uploader: plan.uploader.clone(),
+            record_checksum_algorithm: record_algorithm.map(|a| a.name().to_string()),
+        })
+        .await;
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(error) if error.status() == Some(StatusCode::CONFLICT) => {
+            return Ok(UploadOutcome::AlreadyExists);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let location = PathBuf::from(&staged.staging_location);
+    let provider = choose_provider(plan.provider, &staged.transfer_providers, &location)?;
+    match provider {
+        Provider::Local => {
+            let (source, progress) = (plan.source.clone(), progress.clone());
+            tokio::task::spawn_blocking(move || copy_local(&source, &location, &progress))
+                .await??;
+        }
+        Provider::Network => stream(client, staged.transfer_id, &plan.source, progress).await?,
+    }
+    let hostnames = staged
+        .transfer_providers
+        .get(provider.protocol_name())
+        .map(|p| p.hostnames.clone())
+        .unwrap_or_default();
+    client
+        .commit(&UploadCompletionRequest {
+            store_name: staged.store_name,
+            staging_name: staged.staging_name,
+            staging_location: staged.staging_location,
+            upload_name: staged.upload_name,
+            destination_location: staged.destination_location,
+            transfer_provider_name: provider.protocol_name().to_string(),
+            transfer_provider: TransferProvider { hostnames },
+            meta_mode: "infer".into(),
+            deletion_policy: plan.deletion_policy.clone(),
+            uploader: plan.uploader.clone(),
+            null_obsid: true,
+            transfer_id: staged.transfer_id,
+        })
+        .await
+        .map_err(explain_commit_failure)?;
+    Ok(UploadOutcome::Uploaded(UploadReport {
+        name: plan.name.clone(),
+        size,
+        verified_checksum: checksum,
+        provider,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}
+
+fn choose_provider(
+    choice: ProviderChoice,
+    offered: &std::collections::BTreeMap<String, TransferProvider>,
+    location: &Path,
+) -> anyhow::Result<Provider> {
+    let local_ok = offered.contains_key(LOCAL_PROVIDER) && shares_filesystem(location);
+    let network_ok = offered.contains_key(NETWORK_PROVIDER);
+    match choice {
+        ProviderChoice::Auto | ProviderChoice::Local if local_ok => Ok(Provider::Local),
+        ProviderChoice::Auto | ProviderChoice::Network if network_ok => Ok(Provider::Network),
+        ProviderChoice::Local => anyhow::bail!(
+            "the node's staging directory {} is not writable from here; use --provider network",
+            location.parent().unwrap_or(location).display()
+        ),
+        _ => anyhow::bail!(
+            "the node offers no provider this client can use (offered: {:?}); is it a quire node?",
+            offered.keys().collect::<Vec<_>>()
+        ),
+    }
+}
+
+fn explain_commit_failure(error: PeerError) -> anyhow::Error {
+    match error.status() {
+        Some(StatusCode::NOT_ACCEPTABLE) => anyhow::anyhow!(
+            "{error}\nthe node received different bytes than were checksummed here; was the file \
+             changed during the upload?"
+        ),
+        _ => error.into(),
+    }
+}

@@ -1,0 +1,8 @@
+//! A typed client for the Librarian v2 protocol (and quire's additions), shared by
+//! the CLI and the node's own background work.
+
+mod client;
+mod error;
+
+pub use client::{Connection, LibrarianClient};
+pub use error::PeerError;
