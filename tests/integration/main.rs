@@ -1,1 +1,16 @@
-//! Integration tests: real quire nodes on 127.0.0.1:0 in temporary directories.
+//! Integration tests: real `quire serve` processes on 127.0.0.1:0, each in its own
+//! temporary directory, driven over HTTP as a client would.
+
+mod admin;
+mod commit;
+mod config;
+mod errors;
+mod node;
+mod ping;
+mod restart;
+mod search;
+mod stream;
+mod support;
+mod upload;
+mod users;
+mod validate;

@@ -1,0 +1,205 @@
+//! quire's network provider: `PUT /api/v2/upload/stream/{id}?offset=N[&path=P]`
+//! with the raw bytes, `GET` of the same path for the staged length, then commit
+//! with `transfer_provider_name: "quire_http"`.
+
+use std::fs;
+
+use quire::model::Algorithm;
+use serde_json::json;
+
+use crate::node::TestNode;
+use crate::support::{READAPPEND, commit_body, directory_checksum, stage_body, transfer_id};
+
+fn commit_streamed(node: &TestNode, staged: &serde_json::Value) -> (u16, serde_json::Value) {
+    let body = commit_body(staged, "quire_http", "0", "test-uploader");
+    node.post_admin("upload/commit", body)
+}
+
+fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[test]
+fn streamed_upload_is_staged_reported_and_committed() {
+    let node = TestNode::start();
+    let bytes = payload(100_000);
+    let staged = node.stage("streamed.bin", &bytes);
+    let id = transfer_id(&staged);
+    let put = node.put_stream(id, 0, None, &bytes);
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json["staged_bytes"], bytes.len());
+    assert_eq!(put.json["transfer_id"], id);
+    let status = node.stream_status(id, None);
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.json["staged_bytes"], bytes.len());
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        fs::read(node.store_root().join("streamed.bin")).unwrap(),
+        bytes
+    );
+    assert_eq!(node.file_record("streamed.bin")["size"], bytes.len());
+}
+
+#[test]
+fn stream_status_of_a_fresh_transfer_is_zero() {
+    let node = TestNode::start();
+    let staged = node.stage("fresh", b"fresh");
+    let status = node.stream_status(transfer_id(&staged), None);
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.json["staged_bytes"], 0);
+}
+
+#[test]
+fn interrupted_stream_resumes_from_the_staged_length() {
+    let node = TestNode::start();
+    let bytes = payload(64 * 1024 + 17);
+    let staged = node.stage("resumed.bin", &bytes);
+    let id = transfer_id(&staged);
+    let half = bytes.len() / 2;
+    let put = node.put_stream(id, 0, None, &bytes[..half]);
+    assert_eq!(put.status, 200, "{}", put.text);
+    let status = node.stream_status(id, None);
+    let staged_bytes = status.json["staged_bytes"].as_u64().expect("staged_bytes");
+    assert_eq!(staged_bytes, half as u64);
+    let put = node.put_stream(id, staged_bytes, None, &bytes[staged_bytes as usize..]);
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json["staged_bytes"], bytes.len());
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        fs::read(node.store_root().join("resumed.bin")).unwrap(),
+        bytes
+    );
+}
+
+#[test]
+fn resuming_at_an_earlier_offset_replaces_the_tail() {
+    let node = TestNode::start();
+    let bytes = payload(1000);
+    let staged = node.stage("rewind.bin", &bytes);
+    let id = transfer_id(&staged);
+    let mut wrong = bytes[..600].to_vec();
+    wrong[500..].fill(0xEE);
+    assert_eq!(node.put_stream(id, 0, None, &wrong).status, 200);
+    let put = node.put_stream(id, 500, None, &bytes[500..]);
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json["staged_bytes"], 1000);
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn resuming_beyond_the_staged_length_is_416() {
+    let node = TestNode::start();
+    let bytes = payload(100);
+    let staged = node.stage("gap.bin", &bytes);
+    let id = transfer_id(&staged);
+    assert_eq!(node.put_stream(id, 0, None, &bytes[..10]).status, 200);
+    let put = node.put_stream(id, 50, None, &bytes[50..]);
+    assert_eq!(put.status, 416, "{}", put.text);
+    assert_eq!(node.stream_status(id, None).json["staged_bytes"], 10);
+}
+
+#[test]
+fn streaming_more_than_the_declared_size_is_413() {
+    let node = TestNode::start();
+    let staged = node.stage("small.bin", b"four");
+    let put = node.put_stream(transfer_id(&staged), 0, None, b"four and then some");
+    assert_eq!(put.status, 413, "{}", put.text);
+}
+
+#[test]
+fn streamed_bytes_that_do_not_match_are_refused_at_commit() {
+    let node = TestNode::start();
+    let staged = node.stage("corrupted.bin", b"original");
+    assert_eq!(
+        node.put_stream(transfer_id(&staged), 0, None, b"0riginal")
+            .status,
+        200
+    );
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 406, "{body}");
+    let (status, _) = node.search_name("corrupted.bin");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn directory_upload_streams_each_file_with_a_path() {
+    let node = TestNode::start();
+    let files: [(&str, &[u8]); 3] = [
+        ("a.txt", b"alpha"),
+        ("sub/b.txt", b"bravo bravo"),
+        ("sub/deep/c.txt", b"charlie"),
+    ];
+    let contents: Vec<&[u8]> = files.iter().map(|(_, bytes)| *bytes).collect();
+    let size: usize = contents.iter().map(|bytes| bytes.len()).sum();
+    let sum = directory_checksum(Algorithm::Md5, &contents);
+    let (status, staged) =
+        node.post_admin("upload/stage", stage_body("tree", size as i64, &sum, "ann"));
+    assert_eq!(status, 201, "{staged}");
+    let id = transfer_id(&staged);
+    for (path, bytes) in files {
+        let put = node.put_stream(id, 0, Some(path), bytes);
+        assert_eq!(put.status, 200, "{path}: {}", put.text);
+        assert_eq!(put.json["path"], path);
+        assert_eq!(put.json["staged_bytes"], bytes.len());
+    }
+    let status = node.stream_status(id, Some("sub/b.txt"));
+    assert_eq!(status.json["staged_bytes"], 11, "{}", status.text);
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 200, "{body}");
+    for (path, bytes) in files {
+        assert_eq!(
+            fs::read(node.store_root().join("tree").join(path)).unwrap(),
+            bytes
+        );
+    }
+    let file = node.file_record("tree");
+    assert_eq!(file["checksum"], sum);
+    assert_eq!(file["size"], size);
+}
+
+#[test]
+fn stream_path_that_leaves_the_upload_is_400() {
+    let node = TestNode::start();
+    let staged = node.stage("dir", b"xx");
+    let put = node.put_stream(transfer_id(&staged), 0, Some("../../escape"), b"xx");
+    assert_eq!(put.status, 400, "{}", put.text);
+}
+
+#[test]
+fn streaming_to_an_unknown_transfer_is_404() {
+    let node = TestNode::start();
+    assert_eq!(node.put_stream(424_242, 0, None, b"x").status, 404);
+    assert_eq!(node.stream_status(424_242, None).status, 404);
+}
+
+#[test]
+fn streaming_to_another_accounts_transfer_is_401() {
+    let node = TestNode::start();
+    node.create_user("bob", "bob-pw", READAPPEND);
+    let staged = node.stage("admins", b"admins");
+    let url = node.url(&format!("upload/stream/{}", transfer_id(&staged)));
+    let request = node
+        .client()
+        .put(url)
+        .query(&[("offset", "0")])
+        .body(b"admins".to_vec());
+    let reply = node.send(request, Some(("bob", "bob-pw")));
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert_eq!(
+        reply.json,
+        json!({"detail": "Incorrect username or password"})
+    );
+}
+
+#[test]
+fn stream_routes_need_credentials() {
+    let node = TestNode::start();
+    let staged = node.stage("creds", b"creds");
+    let url = node.url(&format!("upload/stream/{}", transfer_id(&staged)));
+    let reply = node.send(node.client().get(url), None);
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json, json!({"detail": "Not authenticated"}));
+}
