@@ -31,6 +31,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/ping/admin", post(ping::admin))
         .route("/upload/stage", post(upload::stage))
         .route("/upload/commit", post(upload::commit))
+        .route("/upload/batch_stage", post(upload::batch_stage))
+        .route("/upload/batch_commit", post(upload::batch_commit))
         .route(
             "/upload/stream/{transfer_id}",
             get(upload::stream_status).put(upload::stream_upload),

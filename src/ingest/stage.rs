@@ -1,11 +1,15 @@
-//! `upload/stage`: check the request, choose a store, create a staging directory and
-//! record an INITIATED incoming transfer.
+//! `upload/stage` and `upload/batch_stage`: check each request, choose a store,
+//! create staging, and record INITIATED incoming transfers in one transaction.
+//!
+//! A single upload gets a staging directory of its own, `<staging>/<uuid>/`, as the
+//! protocol describes. A batch shares one staging directory, each item staged as
+//! `<staging>/<uuid>/<index>-<name>`: creating (and later removing) a directory per
+//! small file would double the inodes a batch allocates.
 
 use std::sync::Arc;
 
 use super::IngestError;
-use super::transfer_state::{discard_staging, fail_in};
-use crate::db::DbError;
+use super::transfer_state::{discard_staging_of, fail_in};
 use crate::db::repo::{files, next_id, transfers};
 use crate::model::{
     Algorithm, Checksum, IncomingTransfer, Timestamp, TransferStatus, validate_file_name,
@@ -33,8 +37,19 @@ pub struct StageOutput {
     pub store: Arc<Store>,
     pub available_bytes: u64,
     pub staging_name: String,
+    /// Name of the staged entry inside the staging directory.
+    pub upload_name: String,
     /// Absolute path the bytes go to: `<staging>/<staging_name>/<upload_name>`.
     pub staging_location: String,
+}
+
+/// How staging directories are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagingLayout {
+    /// One directory per upload, named by the upload's own name.
+    PerUpload,
+    /// One directory shared by all uploads of a batch.
+    SharedByBatch,
 }
 
 struct Checked {
@@ -69,82 +84,70 @@ fn check(node: &Node, input: &StageInput) -> Result<Checked, IngestError> {
     })
 }
 
-/// Stages an upload. A repeated stage of the same destination and checksum by the
+/// Stages one upload. A repeated stage of the same destination and checksum by the
 /// same caller returns the transfer already under way, so an interrupted upload can
 /// resume from the bytes already staged.
 pub async fn stage_upload(node: &Arc<Node>, input: StageInput) -> Result<StageOutput, IngestError> {
-    let checked = check(node, &input)?;
-    let name = input.destination_location.clone();
-    if node.db.read(|tx| files::exists(tx, &name))? {
-        return Err(IngestError::NameTaken(name));
-    }
-    if let Some(resumed) = resumable(node, &input, &checked).await? {
-        return Ok(resumed);
-    }
-    let (store, available_bytes) = node
-        .stores
-        .choose_for_ingest(checked.size)
-        .ok_or(IngestError::NoStore { size: checked.size })?;
-    let staging_name = create_staging(&store, &input.upload_name).await?;
-
-    let transfer = IncomingTransfer {
-        id: 0,
-        status: TransferStatus::Initiated,
-        uploader: input.uploader.clone(),
-        source: input.caller.clone(),
-        transfer_size: checked.size,
-        transfer_checksum: checked.checksum.clone(),
-        store_id: store.id,
-        staging_name: staging_name.clone(),
-        upload_name: input.upload_name.clone(),
-        destination_location: name.clone(),
-        start_time: Timestamp::now(),
-        end_time: None,
-        source_transfer_id: None,
-        record_algorithm: checked.record_algorithm,
-    };
-    let recorded = node
-        .db
-        .write(move |txn| {
-            if files::exists(txn, &transfer.destination_location)? {
-                return Ok(Err(IngestError::NameTaken(transfer.destination_location)));
-            }
-            let mut transfer = transfer;
-            transfer.id = next_id(txn, "incoming_transfers")?;
-            transfers::put_incoming(txn, &transfer)?;
-            Ok(Ok(transfer.id))
-        })
-        .await;
-    let transfer_id = match recorded {
-        Ok(id) => id,
-        Err(error) => {
-            let _ = store.remove_staging(&staging_name);
-            return Err(error);
-        }
-    };
-    let staging_location = staging_location(&store, &staging_name, &input.upload_name);
-    Ok(StageOutput {
-        transfer_id,
-        store,
-        available_bytes,
-        staging_name,
-        staging_location,
-    })
+    stage_uploads(node, vec![input], StagingLayout::PerUpload)
+        .await?
+        .pop()
+        .expect("one result per input")
 }
 
-/// The live transfer this stage repeats, if any. Live transfers of the same
-/// checksum and destination staged by someone else are failed instead, as the
-/// protocol requires for restarted uploads.
-async fn resumable(
+/// Stages many uploads at once: one store is chosen for all of them and their
+/// transfers are recorded in one transaction. Each input gets its own result.
+pub async fn stage_uploads(
     node: &Arc<Node>,
+    inputs: Vec<StageInput>,
+    layout: StagingLayout,
+) -> Result<Vec<Result<StageOutput, IngestError>>, IngestError> {
+    let mut results: Vec<Option<Result<StageOutput, IngestError>>> = Vec::new();
+    let mut fresh = Vec::new();
+    let mut stale = Vec::new();
+    for (index, input) in inputs.into_iter().enumerate() {
+        results.push(None);
+        let checked = match check(node, &input) {
+            Ok(checked) => checked,
+            Err(error) => {
+                results[index] = Some(Err(error));
+                continue;
+            }
+        };
+        let name = input.destination_location.clone();
+        if node.db.read(|tx| files::exists(tx, &name))? {
+            results[index] = Some(Err(IngestError::NameTaken(name)));
+            continue;
+        }
+        match resumable(node, &input, &checked, &mut stale)? {
+            Some(resumed) => results[index] = Some(Ok(resumed)),
+            None => fresh.push((index, input, checked)),
+        }
+    }
+    fail_stale(node, stale).await?;
+    if !fresh.is_empty() {
+        for (index, result) in stage_fresh(node, fresh, layout).await? {
+            results[index] = Some(result);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every input has a result"))
+        .collect())
+}
+
+/// The live transfer this stage repeats, if any. Other live transfers of the same
+/// checksum and destination are added to `stale`: the protocol fails them when an
+/// upload is restarted.
+fn resumable(
+    node: &Node,
     input: &StageInput,
     checked: &Checked,
+    stale: &mut Vec<u64>,
 ) -> Result<Option<StageOutput>, IngestError> {
     let checksum_text = checked.checksum.to_string();
     let live = node
         .db
         .read(|tx| transfers::live_incoming_with_checksum(tx, &checksum_text))?;
-    let mut stale = Vec::new();
     for transfer in live {
         if transfer.destination_location != input.destination_location {
             continue;
@@ -169,38 +172,192 @@ async fn resumable(
                         &transfer.upload_name,
                     ),
                     staging_name: transfer.staging_name,
+                    upload_name: transfer.upload_name,
                 }));
             }
             _ => stale.push(transfer.id),
         }
     }
-    for id in stale {
-        let failed = node
-            .db
-            .write(move |txn| Ok(Ok::<_, DbError>(fail_in(txn, id)?)))
-            .await?;
-        if let Some(transfer) = failed {
-            discard_staging(node, &transfer);
-        }
-    }
     Ok(None)
 }
 
-async fn create_staging(store: &Arc<Store>, upload_name: &str) -> Result<String, IngestError> {
-    let store = store.clone();
-    let upload_name = upload_name.to_string();
-    tokio::task::spawn_blocking(move || {
-        let staging_name = store
-            .create_staging()
-            .map_err(|e| IngestError::io("cannot create a staging directory", e))?;
-        if let Some(parent) = std::path::Path::new(&upload_name).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            let dir = store.staging.join(&staging_name).join(parent);
-            std::fs::create_dir_all(dir)
-                .map_err(|e| IngestError::io("cannot create a staging directory", e))?;
+/// Fails stale transfers in one transaction and removes their staged data.
+async fn fail_stale(node: &Arc<Node>, stale: Vec<u64>) -> Result<(), IngestError> {
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let failed = node
+        .db
+        .write(move |txn| {
+            let mut failed = Vec::new();
+            for id in stale {
+                failed.extend(fail_in(txn, id)?);
+            }
+            Ok(Ok::<_, IngestError>(failed))
+        })
+        .await?;
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || discard_staging_of(&node, &failed)).await?;
+    Ok(())
+}
+
+/// Creates staging and records new transfers for checked inputs.
+async fn stage_fresh(
+    node: &Arc<Node>,
+    fresh: Vec<(usize, StageInput, Checked)>,
+    layout: StagingLayout,
+) -> Result<Vec<(usize, Result<StageOutput, IngestError>)>, IngestError> {
+    let total: u64 = fresh.iter().map(|(_, _, checked)| checked.size).sum();
+    let Some((store, available_bytes)) = node.stores.choose_for_ingest(total) else {
+        return Ok(fresh
+            .into_iter()
+            .map(|(index, _, checked)| (index, Err(IngestError::NoStore { size: checked.size })))
+            .collect());
+    };
+    let upload_names: Vec<String> = match layout {
+        StagingLayout::PerUpload => fresh
+            .iter()
+            .map(|(_, i, _)| i.upload_name.clone())
+            .collect(),
+        StagingLayout::SharedByBatch => fresh
+            .iter()
+            .enumerate()
+            .map(|(position, (_, i, _))| {
+                let base = i.upload_name.rsplit('/').next().unwrap_or(&i.upload_name);
+                format!("{position}-{base}")
+            })
+            .collect(),
+    };
+    let staging_names = create_staging(&store, &upload_names, layout).await?;
+    let now = Timestamp::now();
+    let transfers: Vec<IncomingTransfer> = fresh
+        .iter()
+        .zip(&staging_names)
+        .zip(&upload_names)
+        .map(
+            |(((_, input, checked), staging_name), upload_name)| IncomingTransfer {
+                id: 0,
+                status: TransferStatus::Initiated,
+                uploader: input.uploader.clone(),
+                source: input.caller.clone(),
+                transfer_size: checked.size,
+                transfer_checksum: checked.checksum.clone(),
+                store_id: store.id,
+                staging_name: staging_name.clone(),
+                upload_name: upload_name.clone(),
+                destination_location: input.destination_location.clone(),
+                start_time: now,
+                end_time: None,
+                source_transfer_id: None,
+                record_algorithm: checked.record_algorithm,
+            },
+        )
+        .collect();
+    let recorded = node
+        .db
+        .write(move |txn| {
+            let mut recorded = Vec::new();
+            for mut transfer in transfers {
+                if files::exists(txn, &transfer.destination_location)? {
+                    recorded.push(Err((
+                        IngestError::NameTaken(transfer.destination_location.clone()),
+                        transfer,
+                    )));
+                    continue;
+                }
+                transfer.id = next_id(txn, "incoming_transfers")?;
+                transfers::put_incoming(txn, &transfer)?;
+                recorded.push(Ok(transfer));
+            }
+            Ok(Ok::<_, IngestError>(recorded))
+        })
+        .await;
+    let recorded = match recorded {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            remove_staging(&store, staging_names).await;
+            return Err(error);
         }
-        Ok(staging_name)
+    };
+    let mut outcomes = Vec::new();
+    let mut refused = Vec::new();
+    for ((index, _, _), result) in fresh.into_iter().zip(recorded) {
+        match result {
+            Ok(transfer) => outcomes.push((
+                index,
+                Ok(StageOutput {
+                    transfer_id: transfer.id,
+                    store: store.clone(),
+                    available_bytes,
+                    staging_location: staging_location(
+                        &store,
+                        &transfer.staging_name,
+                        &transfer.upload_name,
+                    ),
+                    staging_name: transfer.staging_name,
+                    upload_name: transfer.upload_name,
+                }),
+            )),
+            Err((error, transfer)) => {
+                refused.push(transfer);
+                outcomes.push((index, Err(error)));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || discard_staging_of(&node, &refused)).await?;
+    }
+    Ok(outcomes)
+}
+
+async fn remove_staging(store: &Arc<Store>, mut staging_names: Vec<String>) {
+    staging_names.sort();
+    staging_names.dedup();
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for name in staging_names {
+            let _ = store.remove_staging(&name);
+        }
+    })
+    .await;
+}
+
+/// Creates the staging directories for `upload_names` (one each, or one shared)
+/// with the parents a nested upload name needs; returns each upload's directory.
+async fn create_staging(
+    store: &Arc<Store>,
+    upload_names: &[String],
+    layout: StagingLayout,
+) -> Result<Vec<String>, IngestError> {
+    let store = store.clone();
+    let upload_names = upload_names.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut created: Vec<String> = Vec::new();
+        for upload_name in &upload_names {
+            let made = match (layout, created.first()) {
+                (StagingLayout::SharedByBatch, Some(shared)) => Ok(shared.clone()),
+                _ => store.create_staging(),
+            }
+            .and_then(|staging_name| {
+                let parent = std::path::Path::new(upload_name).parent();
+                if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(store.staging.join(&staging_name).join(parent))?;
+                }
+                Ok(staging_name)
+            });
+            match made {
+                Ok(staging_name) => created.push(staging_name),
+                Err(e) => {
+                    created.dedup();
+                    for name in created {
+                        let _ = store.remove_staging(&name);
+                    }
+                    return Err(IngestError::io("cannot create a staging directory", e));
+                }
+            }
+        }
+        Ok(created)
     })
     .await?
 }

@@ -16,9 +16,13 @@ use crate::checksum::Digester;
 use crate::db::repo::transfers;
 use crate::model::{Algorithm, IncomingTransfer, validate_file_name};
 use crate::node::{Node, StagedDigest};
+use crate::store::durable::start_writeback;
 
 /// Chunks queued between the network and the disk writer.
 const QUEUE_CHUNKS: usize = 64;
+/// Writeback of received bytes is started every this many bytes, so the final
+/// fsync does not have to write the whole upload at once.
+const WRITEBACK_EVERY: u64 = 16 << 20;
 
 /// Which staged file a stream writes.
 #[derive(Debug, Clone)]
@@ -148,6 +152,7 @@ fn write_staged(
         .then(|| resume_digester(&path, offset, declared, &algorithms))
         .transpose()?;
     let mut length = offset;
+    let mut written_back = offset;
     let mut result = Ok(());
     while let Some(chunk) = chunks.blocking_recv() {
         length += chunk.len() as u64;
@@ -158,6 +163,10 @@ fn write_staged(
         if let Err(e) = file.write_all(&chunk) {
             result = Err(IngestError::io("cannot write the staged file", e));
             break;
+        }
+        if length - written_back >= WRITEBACK_EVERY {
+            start_writeback(&file, written_back, length - written_back);
+            written_back = length;
         }
         if let Some(digester) = digester.as_mut() {
             digester.update(chunk);

@@ -1,9 +1,12 @@
 //! Closing incoming transfers that cannot complete, and removing their staging.
 
+use std::collections::BTreeSet;
+
 use crate::db::repo::transfers;
 use crate::db::{DbError, WriteTxn};
 use crate::model::{IncomingTransfer, Timestamp, TransferStatus};
 use crate::node::Node;
+use crate::store::durable::remove_path;
 
 /// Marks a live transfer FAILED inside a write job; returns it if it changed.
 pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbError> {
@@ -19,25 +22,42 @@ pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbEr
     Ok(Some(transfer))
 }
 
-/// Removes a transfer's staging directory and forgets its staged digests.
-pub fn discard_staging(node: &Node, transfer: &IncomingTransfer) {
-    node.staged_digests.forget(transfer.id);
-    if let Some(store) = node.stores.by_id(transfer.store_id)
-        && let Err(error) = store.remove_staging(&transfer.staging_name)
-    {
-        tracing::warn!(transfer = transfer.id, %error, "cannot remove staging directory");
+/// Removes what the transfers staged and forgets their staged digests; each
+/// staging directory is removed once it holds nothing else (a batch shares one).
+/// Blocking.
+pub fn discard_staging_of(node: &Node, transfers: &[IncomingTransfer]) {
+    let mut directories = BTreeSet::new();
+    for transfer in transfers {
+        node.staged_digests.forget(transfer.id);
+        let Some(store) = node.stores.by_id(transfer.store_id) else {
+            continue;
+        };
+        let Some(directory) = store.staging_dir(&transfer.staging_name) else {
+            continue;
+        };
+        if let Err(error) = remove_path(&directory.join(&transfer.upload_name)) {
+            tracing::warn!(transfer = transfer.id, %error, "cannot remove staged data");
+        }
+        directories.insert(directory);
+    }
+    for directory in directories {
+        remove_if_empty(&directory);
     }
 }
 
-/// Fails a transfer and removes its staged data (used when a commit is refused for
-/// good: wrong checksum, name taken, data missing).
-pub async fn fail_and_discard(node: &Node, id: u64) -> Result<(), DbError> {
-    let failed = node
-        .db
-        .write(move |txn| Ok(Ok::<_, DbError>(fail_in(txn, id)?)))
-        .await?;
-    if let Some(transfer) = failed {
-        discard_staging(node, &transfer);
+/// Removes a staging directory (and the empty directories a nested upload name
+/// made inside it) unless something else is still staged there.
+fn remove_if_empty(directory: &std::path::Path) {
+    let mut empty_dirs: Vec<std::path::PathBuf> = walkdir::WalkDir::new(directory)
+        .contents_first(true)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+        .map(|e| e.into_path())
+        .collect();
+    empty_dirs.retain(|d| d.starts_with(directory));
+    for dir in empty_dirs {
+        // Fails, harmlessly, on a directory that still holds staged data.
+        let _ = std::fs::remove_dir(dir);
     }
-    Ok(())
 }

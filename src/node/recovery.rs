@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use super::Node;
 use crate::db::DbError;
 use crate::db::repo::{files, transfers};
-use crate::ingest::transfer_state::{discard_staging, fail_in};
+use crate::ingest::transfer_state::{discard_staging_of, fail_in};
 use crate::model::IncomingTransfer;
 
 /// What recovery did.
@@ -144,7 +144,7 @@ fn fail(node: &Node, id: u64) -> Result<(), DbError> {
         .db
         .write_blocking(move |txn| Ok(Ok::<_, DbError>(fail_in(txn, id)?)))?;
     if let Some(transfer) = failed {
-        discard_staging(node, &transfer);
+        discard_staging_of(node, &[transfer]);
     }
     Ok(())
 }

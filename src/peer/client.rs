@@ -14,7 +14,9 @@ use crate::protocol::errors::{ErrorSearchRequest, ErrorSearchResponse};
 use crate::protocol::ping::{PingRequest, PingResponse};
 use crate::protocol::search::{FileSearchRequest, FileSearchResponse};
 use crate::protocol::upload::{
-    StreamStatus, UploadCompletionRequest, UploadInitiationRequest, UploadInitiationResponse,
+    StreamStatus, UploadBatchCommitRequest, UploadBatchCommitResponse, UploadBatchStageRequest,
+    UploadBatchStageResponse, UploadCompletionRequest, UploadInitiationRequest,
+    UploadInitiationResponse,
 };
 use crate::protocol::users::{
     PasswordChangeRequest, UserChangeResponse, UserCreationRequest, UserGetResponse,
@@ -146,6 +148,22 @@ impl LibrarianClient {
         request: &UploadInitiationRequest,
     ) -> Result<UploadInitiationResponse, PeerError> {
         self.post("upload/stage", request).await
+    }
+
+    /// `upload/batch_stage` (quire).
+    pub async fn batch_stage(
+        &self,
+        request: &UploadBatchStageRequest,
+    ) -> Result<UploadBatchStageResponse, PeerError> {
+        self.post("upload/batch_stage", request).await
+    }
+
+    /// `upload/batch_commit` (quire).
+    pub async fn batch_commit(
+        &self,
+        request: &UploadBatchCommitRequest,
+    ) -> Result<UploadBatchCommitResponse, PeerError> {
+        self.post("upload/batch_commit", request).await
     }
 
     /// `upload/commit`.

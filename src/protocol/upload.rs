@@ -72,3 +72,59 @@ pub struct StreamStatus {
     /// Bytes durably staged so far; a resumed upload continues from here.
     pub staged_bytes: u64,
 }
+
+/// Why one item of a batch was refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchItemError {
+    /// The status a single request would have been answered with.
+    pub status: u16,
+    pub reason: String,
+    pub suggested_remedy: String,
+}
+
+/// quire addition, `upload/batch_stage` request: many uploads staged at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchStageRequest {
+    pub uploads: Vec<UploadInitiationRequest>,
+}
+
+/// One item of a batch stage, in request order: staged, or refused with `error`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchStageItem {
+    pub destination_location: String,
+    pub upload_name: String,
+    pub transfer_id: Option<u64>,
+    pub staging_name: Option<String>,
+    pub staging_location: Option<String>,
+    pub error: Option<BatchItemError>,
+}
+
+/// `upload/batch_stage` answer (201).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchStageResponse {
+    /// The store of the staged items (empty if none was staged).
+    pub store_name: String,
+    pub available_bytes_on_store: u64,
+    pub transfer_providers: BTreeMap<String, TransferProvider>,
+    pub uploads: Vec<UploadBatchStageItem>,
+}
+
+/// quire addition, `upload/batch_commit` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchCommitRequest {
+    pub commits: Vec<UploadCompletionRequest>,
+}
+
+/// One item of a batch commit, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchCommitItem {
+    pub transfer_id: u64,
+    pub destination_location: String,
+    pub error: Option<BatchItemError>,
+}
+
+/// `upload/batch_commit` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchCommitResponse {
+    pub commits: Vec<UploadBatchCommitItem>,
+}

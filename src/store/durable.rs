@@ -6,6 +6,22 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+/// Asks the kernel to start writing a range of a file to disk now, without waiting,
+/// so that a later fsync has little left to do. A hint only: failures are ignored.
+pub fn start_writeback(file: &fs::File, offset: u64, length: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its integer arguments; an invalid range or
+    // descriptor yields an error code, which is ignored because this is a hint.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            length as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
 /// Flushes a directory's entries (creations, renames) to disk.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     fs::File::open(path)?.sync_all()
@@ -24,6 +40,31 @@ pub fn sync_tree(path: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Most threads used to sync many items at once. Syncs mostly wait on the disk, and
+/// the filesystem folds concurrent syncs into shared journal commits.
+const PARALLEL_SYNCS: usize = 16;
+
+/// Syncs every path (file or tree) using several threads; one result per path.
+pub fn sync_all_parallel<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<io::Result<()>> {
+    let paths: Vec<&Path> = paths.collect();
+    if paths.len() <= 1 {
+        return paths.into_iter().map(sync_tree).collect();
+    }
+    let per_thread = paths.len().div_ceil(PARALLEL_SYNCS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|p| sync_tree(p)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("sync thread panicked"))
+            .collect()
+    })
 }
 
 /// Creates `root/relative` and any missing parents, syncing each parent whose entry

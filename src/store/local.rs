@@ -4,13 +4,16 @@
 //! Invariant: a committed path is only ever created by an atomic no-replace rename
 //! from staging, after the staged bytes and the new directory entries are synced.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::durable::{create_dirs_durably, remove_path, rename_no_replace, sync_dir, sync_tree};
+use super::durable::{
+    create_dirs_durably, remove_path, rename_no_replace, sync_all_parallel, sync_dir,
+};
 use crate::config::StoreConfig;
 
 /// A store the node runs.
@@ -128,14 +131,48 @@ impl Store {
     /// the parent directories durably, renames without replacing, and syncs the new
     /// entry's directory. `AlreadyExists` means the name is taken on disk.
     pub fn commit(&self, staged: &Path, name: &str) -> io::Result<PathBuf> {
-        sync_tree(staged)?;
-        let target = self.file_path(name);
-        let relative_parent = Path::new(name).parent().unwrap_or(Path::new(""));
-        create_dirs_durably(&self.root, relative_parent)?;
-        rename_no_replace(staged, &target)?;
-        sync_dir(target.parent().unwrap_or(&self.root))?;
-        self.apply_commit_permissions(&target);
-        Ok(target)
+        let item = [(staged.to_path_buf(), name.to_string())];
+        self.commit_many(&item).pop().expect("one result per item")
+    }
+
+    /// Commits many staged items at once, paying for durability per batch rather
+    /// than per item: the staged data of all items is synced in parallel, then each
+    /// is renamed into place, then every directory that gained entries is synced
+    /// once. Each item gets its own result; an item whose directory cannot be synced
+    /// is moved back to staging and reported as failed.
+    pub fn commit_many(&self, items: &[(PathBuf, String)]) -> Vec<io::Result<PathBuf>> {
+        let synced = sync_all_parallel(items.iter().map(|(staged, _)| staged.as_path()));
+        let mut results: Vec<io::Result<PathBuf>> = Vec::with_capacity(items.len());
+        let mut touched: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+        for (index, ((staged, name), synced)) in items.iter().zip(synced).enumerate() {
+            let placed = synced.and_then(|()| {
+                let target = self.file_path(name);
+                let relative_parent = Path::new(name).parent().unwrap_or(Path::new(""));
+                create_dirs_durably(&self.root, relative_parent)?;
+                rename_no_replace(staged, &target)?;
+                Ok(target)
+            });
+            if let Ok(target) = &placed {
+                let parent = target.parent().unwrap_or(&self.root).to_path_buf();
+                touched.entry(parent).or_default().push(index);
+            }
+            results.push(placed);
+        }
+        for (directory, indexes) in touched {
+            if let Err(error) = sync_dir(&directory) {
+                for index in indexes {
+                    let (staged, name) = &items[index];
+                    if let Err(undo) = rename_no_replace(&self.file_path(name), staged) {
+                        tracing::error!(%name, %undo, "cannot move an undurable commit back to staging");
+                    }
+                    results[index] = Err(io::Error::new(error.kind(), error.to_string()));
+                }
+            }
+        }
+        for target in results.iter().flatten() {
+            self.apply_commit_permissions(target);
+        }
+        results
     }
 
     /// Moves a committed-but-unrecorded path back into staging (used by recovery, so

@@ -1,17 +1,33 @@
 //! `quire upload --batch`: every regular file under a directory becomes its own
-//! file, with many uploads in flight. Files that already exist on the node are
-//! counted and skipped, so a batch can be re-run after an interruption.
+//! file. Against a quire node the files travel in batches (one `batch_stage`, the
+//! copies, one `batch_commit`), so the node pays for durability once per batch;
+//! against another librarian each file is uploaded on its own, many in flight.
+//! Files that already exist on the node are counted and skipped, so a batch can be
+//! re-run after an interruption.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
 use futures_util::StreamExt;
+use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::one::{UploadOutcome, UploadPlan, upload_one};
+use super::one::{UploadOutcome, UploadPlan, choose_provider, declared_checksum, upload_one};
+use super::transfer::{Provider, copy_local, stream};
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
+use crate::protocol::upload::{
+    TransferProvider, UploadBatchCommitRequest, UploadBatchStageRequest, UploadCompletionRequest,
+    UploadInitiationRequest,
+};
+
+/// Files per batch request.
+const BATCH_FILES: usize = 256;
+/// Batches in flight at once.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Network streams in flight within one batch.
+const STREAMS_PER_BATCH: usize = 8;
 
 /// Result of a batch.
 #[derive(Debug, Default, Serialize)]
@@ -30,7 +46,15 @@ struct BatchFailure {
     error: String,
 }
 
-/// Uploads every file under `plan.source` as `plan.name/<relative path>`.
+/// How one file of the batch ended.
+enum FileOutcome {
+    Uploaded(u64),
+    AlreadyExists,
+    Failed(String),
+}
+
+/// Uploads every file under `plan.source` as `plan.name/<relative path>`; `jobs`
+/// single uploads are in flight when the node is not a quire node.
 pub async fn run(
     client: &LibrarianClient,
     plan: UploadPlan,
@@ -51,35 +75,55 @@ pub async fn run(
         }
     }
     let progress = items_bar(sources.len() as u64, "uploading", json);
-    let byte_sink = indicatif::ProgressBar::hidden();
     let started = Instant::now();
     let mut summary = BatchSummary::default();
-    let mut results = futures_util::stream::iter(sources)
-        .map(|(source, name)| {
-            let plan = UploadPlan {
-                source: source.clone(),
-                name,
-                ..plan.clone()
+    let mut record = |source: PathBuf, outcome: FileOutcome| match outcome {
+        FileOutcome::Uploaded(size) => {
+            summary.uploaded += 1;
+            summary.bytes += size;
+        }
+        FileOutcome::AlreadyExists => summary.already_existed += 1,
+        FileOutcome::Failed(error) => {
+            progress.suspend(|| eprintln!("quire: {}: {error}", source.display()));
+            summary.failed.push(BatchFailure {
+                path: source.display().to_string(),
+                error,
+            });
+        }
+    };
+    if plan.quire_node {
+        let chunks: Vec<Vec<(PathBuf, String)>> =
+            sources.chunks(BATCH_FILES).map(|c| c.to_vec()).collect();
+        let mut batches = futures_util::stream::iter(chunks)
+            .map(|chunk| upload_chunk(client, &plan, chunk))
+            .buffer_unordered(BATCHES_IN_FLIGHT);
+        while let Some(outcomes) = batches.next().await {
+            progress.inc(outcomes.len() as u64);
+            for (source, outcome) in outcomes {
+                record(source, outcome);
+            }
+        }
+    } else {
+        let byte_sink = ProgressBar::hidden();
+        let mut uploads = futures_util::stream::iter(sources)
+            .map(|(source, name)| {
+                let plan = UploadPlan {
+                    source: source.clone(),
+                    name,
+                    ..plan.clone()
+                };
+                let byte_sink = byte_sink.clone();
+                async move { (source, upload_one(client, &plan, &byte_sink).await) }
+            })
+            .buffer_unordered(jobs);
+        while let Some((source, outcome)) = uploads.next().await {
+            progress.inc(1);
+            let outcome = match outcome {
+                Ok(UploadOutcome::Uploaded(report)) => FileOutcome::Uploaded(report.size),
+                Ok(UploadOutcome::AlreadyExists) => FileOutcome::AlreadyExists,
+                Err(error) => FileOutcome::Failed(format!("{error:#}")),
             };
-            let byte_sink = byte_sink.clone();
-            async move { (source, upload_one(client, &plan, &byte_sink).await) }
-        })
-        .buffer_unordered(jobs);
-    while let Some((source, outcome)) = results.next().await {
-        progress.inc(1);
-        match outcome {
-            Ok(UploadOutcome::Uploaded(report)) => {
-                summary.uploaded += 1;
-                summary.bytes += report.size;
-            }
-            Ok(UploadOutcome::AlreadyExists) => summary.already_existed += 1,
-            Err(error) => {
-                progress.suspend(|| eprintln!("quire: {}: {error:#}", source.display()));
-                summary.failed.push(BatchFailure {
-                    path: source.display().to_string(),
-                    error: format!("{error:#}"),
-                });
-            }
+            record(source, outcome);
         }
     }
     progress.finish_and_clear();
@@ -106,4 +150,206 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// One file of a batch, checksummed and ready to stage.
+struct Checked {
+    source: PathBuf,
+    name: String,
+    size: u64,
+    request: UploadInitiationRequest,
+}
+
+/// Uploads one chunk of files through the batch routes.
+async fn upload_chunk(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    chunk: Vec<(PathBuf, String)>,
+) -> Vec<(PathBuf, FileOutcome)> {
+    let sources: Vec<PathBuf> = chunk.iter().map(|(s, _)| s.clone()).collect();
+    match try_upload_chunk(client, plan, chunk).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            let message = format!("{error:#}");
+            sources
+                .into_iter()
+                .map(|s| (s, FileOutcome::Failed(message.clone())))
+                .collect()
+        }
+    }
+}
+
+async fn try_upload_chunk(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    chunk: Vec<(PathBuf, String)>,
+) -> anyhow::Result<Vec<(PathBuf, FileOutcome)>> {
+    let checked = {
+        let plan = plan.clone();
+        tokio::task::spawn_blocking(move || checksum_chunk(&plan, chunk)).await??
+    };
+    let staged = client
+        .batch_stage(&UploadBatchStageRequest {
+            uploads: checked.iter().map(|c| c.request.clone()).collect(),
+        })
+        .await?;
+    let mut outcomes = Vec::new();
+    let mut to_send = Vec::new();
+    for (file, item) in checked.into_iter().zip(staged.uploads) {
+        match (
+            item.error,
+            item.transfer_id,
+            item.staging_location,
+            item.staging_name,
+        ) {
+            (Some(error), ..) if error.status == 409 => {
+                outcomes.push((file.source, FileOutcome::AlreadyExists))
+            }
+            (Some(error), ..) => outcomes.push((file.source, FileOutcome::Failed(error.reason))),
+            (None, Some(id), Some(location), Some(staging_name)) => {
+                let staged = Staged {
+                    id,
+                    location: PathBuf::from(location),
+                    staging_name,
+                    upload_name: item.upload_name,
+                };
+                to_send.push((file, staged))
+            }
+            _ => outcomes.push((
+                file.source,
+                FileOutcome::Failed("incomplete batch answer".into()),
+            )),
+        }
+    }
+    let Some((_, first)) = to_send.first() else {
+        return Ok(outcomes);
+    };
+    let provider = choose_provider(plan.provider, &staged.transfer_providers, &first.location)?;
+    let sent = send_all(client, provider, &to_send).await;
+    let hostnames = staged
+        .transfer_providers
+        .get(provider.protocol_name())
+        .map(|p| p.hostnames.clone())
+        .unwrap_or_default();
+    let mut commits = Vec::new();
+    let mut committing = Vec::new();
+    for ((file, item), sent) in to_send.into_iter().zip(sent) {
+        if let Err(error) = sent {
+            outcomes.push((file.source, FileOutcome::Failed(format!("{error:#}"))));
+            continue;
+        }
+        commits.push(UploadCompletionRequest {
+            store_name: staged.store_name.clone(),
+            staging_name: item.staging_name,
+            staging_location: item.location.to_string_lossy().into_owned(),
+            upload_name: item.upload_name,
+            destination_location: file.name.clone(),
+            transfer_provider_name: provider.protocol_name().into(),
+            transfer_provider: TransferProvider {
+                hostnames: hostnames.clone(),
+            },
+            meta_mode: "infer".into(),
+            deletion_policy: plan.deletion_policy.clone(),
+            uploader: plan.uploader.clone(),
+            null_obsid: true,
+            transfer_id: item.id,
+        });
+        committing.push(file);
+    }
+    if commits.is_empty() {
+        return Ok(outcomes);
+    }
+    let committed = client
+        .batch_commit(&UploadBatchCommitRequest { commits })
+        .await?;
+    for (file, item) in committing.into_iter().zip(committed.commits) {
+        let outcome = match item.error {
+            None => FileOutcome::Uploaded(file.size),
+            Some(error) if error.status == 409 => FileOutcome::AlreadyExists,
+            Some(error) => {
+                FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy))
+            }
+        };
+        outcomes.push((file.source, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// Where the node staged one file of a batch.
+struct Staged {
+    id: u64,
+    location: PathBuf,
+    staging_name: String,
+    upload_name: String,
+}
+
+/// Computes sizes and declared checksums for a chunk.
+fn checksum_chunk(
+    plan: &UploadPlan,
+    chunk: Vec<(PathBuf, String)>,
+) -> anyhow::Result<Vec<Checked>> {
+    let mut checked = Vec::with_capacity(chunk.len());
+    for (source, name) in chunk {
+        let size = std::fs::metadata(&source)?.len();
+        let file_plan = UploadPlan {
+            source: source.clone(),
+            ..plan.clone()
+        };
+        let (checksum, record_algorithm) = declared_checksum(&file_plan, size)?;
+        let upload_name = name.rsplit('/').next().unwrap_or(&name).to_string();
+        checked.push(Checked {
+            request: UploadInitiationRequest {
+                upload_size: size as i64,
+                upload_checksum: checksum,
+                upload_name,
+                destination_location: name.clone(),
+                uploader: plan.uploader.clone(),
+                record_checksum_algorithm: record_algorithm.map(|a| a.name().to_string()),
+            },
+            source,
+            name,
+            size,
+        });
+    }
+    Ok(checked)
+}
+
+/// Moves the bytes of every staged file; one result per file.
+async fn send_all(
+    client: &LibrarianClient,
+    provider: Provider,
+    items: &[(Checked, Staged)],
+) -> Vec<anyhow::Result<()>> {
+    let silent = ProgressBar::hidden();
+    match provider {
+        Provider::Local => {
+            let work: Vec<(PathBuf, PathBuf)> = items
+                .iter()
+                .map(|(f, s)| (f.source.clone(), s.location.clone()))
+                .collect();
+            let copied = tokio::task::spawn_blocking(move || {
+                work.iter()
+                    .map(|(source, location)| copy_local(source, location, &silent))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            match copied {
+                Ok(results) => results,
+                Err(error) => items
+                    .iter()
+                    .map(|_| Err(anyhow::anyhow!("copy task failed: {error}")))
+                    .collect(),
+            }
+        }
+        Provider::Network => {
+            futures_util::stream::iter(items)
+                .map(|(file, staged)| {
+                    let silent = silent.clone();
+                    async move { stream(client, staged.id, &file.source, &silent).await }
+                })
+                .buffered(STREAMS_PER_BATCH)
+                .collect()
+                .await
+        }
+    }
 }

@@ -64,7 +64,10 @@ pub enum UploadOutcome {
 
 /// The checksum to declare at staging, and the algorithm the node should record
 /// instead, if any.
-fn declared_checksum(plan: &UploadPlan, size: u64) -> anyhow::Result<(String, Option<Algorithm>)> {
+pub(super) fn declared_checksum(
+    plan: &UploadPlan,
+    size: u64,
+) -> anyhow::Result<(String, Option<Algorithm>)> {
     let delegate =
         plan.quire_node && Hasher::is_slow(plan.algorithm) && size >= WORKER_THRESHOLD_BYTES;
     let algorithm = if delegate {
@@ -169,7 +172,7 @@ pub async fn upload_one(
     }))
 }
 
-fn choose_provider(
+pub(super) fn choose_provider(
     choice: ProviderChoice,
     offered: &std::collections::BTreeMap<String, TransferProvider>,
     location: &Path,

@@ -10,37 +10,21 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::http::auth::Caller;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
-use crate::ingest::{self, CommitInput, StageInput, StreamTarget};
+use crate::ingest::{self, CommitInput, IngestError, StageInput, StagingLayout, StreamTarget};
 use crate::model::{AuthLevel, DeletionPolicy};
 use crate::node::Node;
 use crate::protocol::upload::{
-    LOCAL_PROVIDER, NETWORK_PROVIDER, StreamStatus, TransferProvider, UploadCompletionRequest,
-    UploadInitiationRequest, UploadInitiationResponse,
+    BatchItemError, LOCAL_PROVIDER, NETWORK_PROVIDER, StreamStatus, TransferProvider,
+    UploadBatchCommitItem, UploadBatchCommitRequest, UploadBatchCommitResponse,
+    UploadBatchStageItem, UploadBatchStageRequest, UploadBatchStageResponse,
+    UploadCompletionRequest, UploadInitiationRequest, UploadInitiationResponse,
 };
 
-/// `upload/stage` (READAPPEND): 201 with the staging area and providers.
-pub async fn stage(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    Body(request): Body<UploadInitiationRequest>,
-) -> ApiResult<(StatusCode, Json<UploadInitiationResponse>)> {
-    caller.require(AuthLevel::ReadAppend)?;
-    let staged = ingest::stage_upload(
-        &node,
-        StageInput {
-            caller: caller.username.clone(),
-            upload_size: request.upload_size,
-            upload_checksum: request.upload_checksum,
-            upload_name: request.upload_name.clone(),
-            destination_location: request.destination_location.clone(),
-            uploader: request.uploader,
-            record_checksum_algorithm: request.record_checksum_algorithm,
-        },
-    )
-    .await?;
-    // `local` sorts before `quire_http`, and the order is the client's preference.
+/// The providers offered for staged uploads. `local` sorts before `quire_http`,
+/// and the order is the client's preference.
+fn providers(node: &Node) -> BTreeMap<String, TransferProvider> {
     let mut providers = BTreeMap::new();
     providers.insert(
         LOCAL_PROVIDER.to_string(),
@@ -49,13 +33,68 @@ pub async fn stage(
         },
     );
     providers.insert(NETWORK_PROVIDER.to_string(), TransferProvider::default());
+    providers
+}
+
+fn stage_input(caller: &Caller, request: UploadInitiationRequest) -> StageInput {
+    StageInput {
+        caller: caller.username.clone(),
+        upload_size: request.upload_size,
+        upload_checksum: request.upload_checksum,
+        upload_name: request.upload_name,
+        destination_location: request.destination_location,
+        uploader: request.uploader,
+        record_checksum_algorithm: request.record_checksum_algorithm,
+    }
+}
+
+fn commit_input(caller: &Caller, request: UploadCompletionRequest) -> CommitInput {
+    CommitInput {
+        caller: caller.username.clone(),
+        transfer_id: request.transfer_id,
+        store_name: request.store_name,
+        staging_name: request.staging_name,
+        upload_name: request.upload_name,
+        destination_location: request.destination_location,
+        deletion_policy: DeletionPolicy::from_request_text(&request.deletion_policy),
+    }
+}
+
+/// The error of one batch item, as a single request would have answered.
+fn item_error(error: IngestError) -> BatchItemError {
+    let api = ApiError::from(error);
+    let status = api.status().as_u16();
+    let (reason, suggested_remedy) = match api {
+        ApiError::Failed { reason, remedy, .. } => (reason, remedy),
+        other => (format!("{other:?}"), String::new()),
+    };
+    BatchItemError {
+        status,
+        reason,
+        suggested_remedy,
+    }
+}
+
+/// `upload/stage` (READAPPEND): 201 with the staging area and providers.
+pub async fn stage(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<UploadInitiationRequest>,
+) -> ApiResult<(StatusCode, Json<UploadInitiationResponse>)> {
+    caller.require(AuthLevel::ReadAppend)?;
+    let (upload_name, destination_location) = (
+        request.upload_name.clone(),
+        request.destination_location.clone(),
+    );
+    let staged = ingest::stage_upload(&node, stage_input(&caller, request)).await?;
+    let providers = providers(&node);
     let response = UploadInitiationResponse {
         available_bytes_on_store: staged.available_bytes,
         store_name: staged.store.name.clone(),
         staging_name: staged.staging_name,
         staging_location: staged.staging_location,
-        upload_name: request.upload_name,
-        destination_location: request.destination_location,
+        upload_name,
+        destination_location,
         transfer_providers: providers,
         transfer_id: staged.transfer_id,
     };
@@ -69,20 +108,107 @@ pub async fn commit(
     Body(request): Body<UploadCompletionRequest>,
 ) -> ApiResult<StatusCode> {
     caller.require(AuthLevel::ReadAppend)?;
-    ingest::commit_upload(
-        &node,
-        CommitInput {
-            caller: caller.username.clone(),
-            transfer_id: request.transfer_id,
-            store_name: request.store_name,
-            staging_name: request.staging_name,
-            upload_name: request.upload_name,
-            destination_location: request.destination_location,
-            deletion_policy: DeletionPolicy::from_request_text(&request.deletion_policy),
-        },
-    )
-    .await?;
+    ingest::commit_upload(&node, commit_input(&caller, request)).await?;
     Ok(StatusCode::OK)
+}
+
+/// Most items in one batch request.
+const MAX_BATCH_ITEMS: usize = 4096;
+
+fn check_batch_size(items: usize) -> ApiResult<()> {
+    if items > MAX_BATCH_ITEMS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{items} items in one batch; the limit is {MAX_BATCH_ITEMS}"),
+            "Split the batch.",
+        ));
+    }
+    Ok(())
+}
+
+/// `upload/batch_stage` (READAPPEND, quire): stages many uploads in one store and
+/// one transaction; each item is staged or refused on its own.
+pub async fn batch_stage(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<UploadBatchStageRequest>,
+) -> ApiResult<(StatusCode, Json<UploadBatchStageResponse>)> {
+    caller.require(AuthLevel::ReadAppend)?;
+    check_batch_size(request.uploads.len())?;
+    let names: Vec<(String, String)> = request
+        .uploads
+        .iter()
+        .map(|u| (u.destination_location.clone(), u.upload_name.clone()))
+        .collect();
+    let inputs = request
+        .uploads
+        .into_iter()
+        .map(|u| stage_input(&caller, u))
+        .collect();
+    let staged = ingest::stage_uploads(&node, inputs, StagingLayout::SharedByBatch).await?;
+    let mut response = UploadBatchStageResponse {
+        store_name: String::new(),
+        available_bytes_on_store: 0,
+        transfer_providers: providers(&node),
+        uploads: Vec::with_capacity(staged.len()),
+    };
+    for ((destination_location, upload_name), result) in names.into_iter().zip(staged) {
+        let mut item = UploadBatchStageItem {
+            destination_location,
+            upload_name,
+            transfer_id: None,
+            staging_name: None,
+            staging_location: None,
+            error: None,
+        };
+        match result {
+            Ok(output) => {
+                response.store_name = output.store.name.clone();
+                response.available_bytes_on_store = output.available_bytes;
+                item.transfer_id = Some(output.transfer_id);
+                item.staging_name = Some(output.staging_name);
+                item.upload_name = output.upload_name;
+                item.staging_location = Some(output.staging_location);
+            }
+            Err(error) => item.error = Some(item_error(error)),
+        }
+        response.uploads.push(item);
+    }
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// `upload/batch_commit` (READAPPEND, quire): commits many staged uploads, paying
+/// for durability once per batch; each item is committed or refused on its own.
+pub async fn batch_commit(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<UploadBatchCommitRequest>,
+) -> ApiResult<Json<UploadBatchCommitResponse>> {
+    caller.require(AuthLevel::ReadAppend)?;
+    check_batch_size(request.commits.len())?;
+    let keys: Vec<(u64, String)> = request
+        .commits
+        .iter()
+        .map(|c| (c.transfer_id, c.destination_location.clone()))
+        .collect();
+    let inputs = request
+        .commits
+        .into_iter()
+        .map(|c| commit_input(&caller, c))
+        .collect();
+    let results = ingest::commit_uploads(&node, inputs).await?;
+    let commits = keys
+        .into_iter()
+        .zip(results)
+        .map(
+            |((transfer_id, destination_location), result)| UploadBatchCommitItem {
+                transfer_id,
+                destination_location,
+                error: result.err().map(item_error),
+            },
+        )
+        .collect();
+    Ok(Json(UploadBatchCommitResponse { commits }))
 }
 
 /// Query of the stream routes.

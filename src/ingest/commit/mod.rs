@@ -1,0 +1,353 @@
+//! `upload/commit` and `upload/batch_commit`: verify staged bytes, move them into the
+//! store durably, and record files and instances.
+//!
+//! Order of a commit (each step durable before the next):
+//! 1. verify size and checksum (from the digests taken while the bytes arrived, or
+//!    by hashing the staged data once);
+//! 2. sync the staged data, rename it into the store without replacing anything,
+//!    sync the parent directory;
+//! 3. commit File + Instance + transfer COMPLETED in one database transaction;
+//! 4. remove the now-empty staging directory.
+//!
+//! A batch does each step for all its items together, so durability is paid per
+//! batch. A crash between 2 and 3 leaves bytes in the store that no record points
+//! at; start-up recovery moves them back into staging (see `node::recovery`).
+
+mod record;
+mod verify;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::IngestError;
+use super::transfer_state::{discard_staging_of, fail_in};
+use crate::db::DbError;
+use crate::db::repo::{files, transfers};
+use crate::model::{DeletionPolicy, IncomingTransfer, TransferStatus};
+use crate::node::Node;
+use crate::store::Store;
+use record::{Placed, record_all};
+use verify::verify;
+
+/// What a client asks to commit.
+#[derive(Debug, Clone)]
+pub struct CommitInput {
+    pub caller: String,
+    pub transfer_id: u64,
+    pub store_name: String,
+    pub staging_name: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// An upload that passed the request checks.
+struct Prepared {
+    transfer: IncomingTransfer,
+    store: Arc<Store>,
+    staged: PathBuf,
+    deletion_policy: DeletionPolicy,
+}
+
+/// Commits one staged upload.
+pub async fn commit_upload(node: &Arc<Node>, input: CommitInput) -> Result<(), IngestError> {
+    commit_uploads(node, vec![input])
+        .await?
+        .pop()
+        .expect("one result per input")
+}
+
+/// Commits many staged uploads; each gets its own result. Uploads refused for good
+/// (wrong bytes, data missing, name taken) have their transfer failed and their
+/// staging removed.
+pub async fn commit_uploads(
+    node: &Arc<Node>,
+    inputs: Vec<CommitInput>,
+) -> Result<Vec<Result<(), IngestError>>, IngestError> {
+    let mut outcome = Outcome::new(inputs.len());
+    let mut prepared = Vec::new();
+    for (index, input) in inputs.into_iter().enumerate() {
+        match prepare(node, &input) {
+            Ok(item) => prepared.push((index, item)),
+            Err(error) => outcome.answer(index, Err(error)),
+        }
+    }
+    let verifications = join_all(
+        prepared
+            .iter()
+            .map(|(_, p)| verify(node, &p.transfer, &p.staged)),
+    )
+    .await;
+    let mut verified = Vec::new();
+    for ((index, item), result) in prepared.into_iter().zip(verifications) {
+        match result {
+            Ok(digests) => verified.push((index, item, digests)),
+            Err(error) => outcome.refuse(index, &item, error),
+        }
+    }
+    let taken = node.db.read(|tx| {
+        verified
+            .iter()
+            .map(|(_, item, _)| files::exists(tx, &item.transfer.destination_location))
+            .collect::<Result<Vec<bool>, DbError>>()
+    })?;
+    let mut to_place = Vec::new();
+    for ((index, item, digests), taken) in verified.into_iter().zip(taken) {
+        if taken {
+            let name = item.transfer.destination_location.clone();
+            outcome.refuse(index, &item, IngestError::NameTaken(name));
+        } else {
+            to_place.push((index, item, digests));
+        }
+    }
+    let placed = place_all(to_place, &mut outcome).await?;
+    record_placed(node, placed, &mut outcome).await?;
+    outcome.close_refused(node).await?;
+    Ok(outcome.finish())
+}
+
+/// Results being collected, plus the transfers to fail and the staging to remove.
+struct Outcome {
+    results: Vec<Option<Result<(), IngestError>>>,
+    refused: Vec<u64>,
+    completed: Vec<IncomingTransfer>,
+}
+
+impl Outcome {
+    fn new(size: usize) -> Outcome {
+        Outcome {
+            results: (0..size).map(|_| None).collect(),
+            refused: Vec::new(),
+            completed: Vec::new(),
+        }
+    }
+
+    fn answer(&mut self, index: usize, result: Result<(), IngestError>) {
+        self.results[index] = Some(result);
+    }
+
+    /// Refuses an item for good: its transfer will be failed and staging removed.
+    fn refuse(&mut self, index: usize, item: &Prepared, error: IngestError) {
+        self.refused.push(item.transfer.id);
+        self.answer(index, Err(error));
+    }
+
+    /// Fails the refused transfers in one transaction, then removes the staging of
+    /// refused and completed transfers.
+    async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
+        let ids = std::mem::take(&mut self.refused);
+        let mut closing = std::mem::take(&mut self.completed);
+        if !ids.is_empty() {
+            let failed = node
+                .db
+                .write(move |txn| {
+                    let mut failed = Vec::new();
+                    for id in ids {
+                        failed.extend(fail_in(txn, id)?);
+                    }
+                    Ok(Ok::<_, IngestError>(failed))
+                })
+                .await?;
+            closing.extend(failed);
+        }
+        if !closing.is_empty() {
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || discard_staging_of(&node, &closing)).await?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<Result<(), IngestError>> {
+        self.results
+            .into_iter()
+            .map(|r| r.expect("every input has a result"))
+            .collect()
+    }
+}
+
+/// Checks a commit request against its transfer.
+fn prepare(node: &Node, input: &CommitInput) -> Result<Prepared, IngestError> {
+    let id = input.transfer_id;
+    let transfer = node
+        .db
+        .read(|tx| transfers::get_incoming(tx, id))?
+        .ok_or(IngestError::TransferNotFound(id))?;
+    if transfer.source != input.caller {
+        return Err(IngestError::NotYourTransfer(id));
+    }
+    match transfer.status {
+        TransferStatus::Completed => {
+            return Err(IngestError::NameTaken(transfer.destination_location));
+        }
+        status if status.is_terminal() => return Err(IngestError::TransferClosed { id, status }),
+        _ => {}
+    }
+    let store = node
+        .stores
+        .by_id(transfer.store_id)
+        .cloned()
+        .ok_or_else(|| IngestError::StoreDisabled(format!("#{}", transfer.store_id)))?;
+    check_request_matches(input, &transfer, &store)?;
+    if !store.enabled() {
+        return Err(IngestError::StoreDisabled(store.name.clone()));
+    }
+    let staged = store
+        .staging
+        .join(&transfer.staging_name)
+        .join(&transfer.upload_name);
+    Ok(Prepared {
+        transfer,
+        store,
+        staged,
+        deletion_policy: input.deletion_policy,
+    })
+}
+
+fn check_request_matches(
+    input: &CommitInput,
+    transfer: &IncomingTransfer,
+    store: &Store,
+) -> Result<(), IngestError> {
+    let mismatch = [
+        ("store_name", &input.store_name, &store.name),
+        ("staging_name", &input.staging_name, &transfer.staging_name),
+        ("upload_name", &input.upload_name, &transfer.upload_name),
+        (
+            "destination_location",
+            &input.destination_location,
+            &transfer.destination_location,
+        ),
+    ]
+    .into_iter()
+    .find(|(_, given, recorded)| given != recorded);
+    match mismatch {
+        Some((field, given, recorded)) => Err(IngestError::WrongTransferDetails {
+            id: transfer.id,
+            detail: format!("{field} is '{given}', but the transfer was staged with '{recorded}'"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// An item in the store, not yet recorded.
+struct InPlace {
+    index: usize,
+    item: Prepared,
+    placed: Placed,
+}
+
+/// Moves verified items into their stores, one durable batch per store.
+async fn place_all(
+    to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
+    outcome: &mut Outcome,
+) -> Result<Vec<InPlace>, IngestError> {
+    let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
+        HashMap::new();
+    for entry in to_place {
+        by_store.entry(entry.1.store.id).or_default().push(entry);
+    }
+    let mut in_place = Vec::new();
+    for (_, group) in by_store {
+        let store = group[0].1.store.clone();
+        let items: Vec<(PathBuf, String)> = group
+            .iter()
+            .map(|(_, item, _)| {
+                (
+                    item.staged.clone(),
+                    item.transfer.destination_location.clone(),
+                )
+            })
+            .collect();
+        let placed = tokio::task::spawn_blocking(move || store.commit_many(&items)).await?;
+        for ((index, item, digests), result) in group.into_iter().zip(placed) {
+            match result {
+                Ok(target) => {
+                    let placed = Placed {
+                        transfer: item.transfer.clone(),
+                        digests,
+                        target,
+                        deletion_policy: item.deletion_policy,
+                    };
+                    in_place.push(InPlace {
+                        index,
+                        item,
+                        placed,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let name = item.transfer.destination_location.clone();
+                    outcome.refuse(index, &item, IngestError::NameTaken(name));
+                }
+                Err(e) => outcome.answer(
+                    index,
+                    Err(IngestError::io("cannot move the upload into the store", e)),
+                ),
+            }
+        }
+    }
+    Ok(in_place)
+}
+
+/// Records placed items in one transaction. Items the database refuses, or all of
+/// them if the transaction fails, go back to staging so that nothing unrecorded
+/// stays in a store.
+async fn record_placed(
+    node: &Arc<Node>,
+    in_place: Vec<InPlace>,
+    outcome: &mut Outcome,
+) -> Result<(), IngestError> {
+    if in_place.is_empty() {
+        return Ok(());
+    }
+    let placed: Vec<&Placed> = in_place.iter().map(|p| &p.placed).collect();
+    let recorded = record_all(node, &placed).await;
+    let results = match recorded {
+        Ok(results) => results,
+        Err(error) => {
+            unplace(in_place.iter().map(|p| &p.item)).await;
+            return Err(error);
+        }
+    };
+    let mut undo = Vec::new();
+    for (entry, result) in in_place.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                outcome.completed.push(entry.item.transfer.clone());
+                outcome.answer(entry.index, Ok(()));
+            }
+            Err(error) => {
+                undo.push(&entry.item);
+                outcome.refuse(entry.index, &entry.item, error);
+            }
+        }
+    }
+    unplace(undo.into_iter()).await;
+    Ok(())
+}
+
+/// Moves placed-but-unrecorded items back into their staging.
+async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
+    let work: Vec<(Arc<Store>, String, PathBuf)> = items
+        .map(|i| {
+            (
+                i.store.clone(),
+                i.transfer.destination_location.clone(),
+                i.staged.clone(),
+            )
+        })
+        .collect();
+    if work.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for (store, name, staged) in work {
+            if let Err(error) = store.uncommit(&name, &staged) {
+                tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging");
+            }
+        }
+    })
+    .await;
+}
