@@ -1,8 +1,10 @@
 //! A short-lived in-memory cache of verified credentials.
 //!
 //! Invariants: the cache never holds a password, only a keyed BLAKE3 of it under a
-//! key that exists only in this process; any change to an account drops its entry;
-//! entries expire after the configured time.
+//! key that exists only in this process; any change to an account drops its entry
+//! and bumps the account's generation, so a verification that started before the
+//! change cannot cache what the change revoked; entries expire after the
+//! configured time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +25,8 @@ pub struct CredentialCache {
     key: [u8; 32],
     lifetime: Duration,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Per account, how many times it changed since the node started.
+    generations: Mutex<HashMap<String, u64>>,
     /// Serialises password verification per account (sharded by name), so a burst
     /// of parallel first requests verifies once and the rest hit the cache.
     gates: Vec<tokio::sync::Mutex<()>>,
@@ -40,6 +44,7 @@ impl CredentialCache {
             key,
             lifetime,
             entries: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
             gates: (0..GATES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
@@ -66,9 +71,21 @@ impl CredentialCache {
         (entry.secret == secret && entry.expires > Instant::now()).then_some(entry.level)
     }
 
-    /// Remembers credentials that were just verified.
-    pub fn remember(&self, username: &str, password: &str, level: AuthLevel) {
+    /// The account's generation; read it before looking the account up, and hand
+    /// it to [`CredentialCache::remember`].
+    pub fn generation(&self, username: &str) -> u64 {
+        let generations = self.generations.lock().expect("credential cache lock");
+        generations.get(username).copied().unwrap_or(0)
+    }
+
+    /// Remembers credentials that were just verified against the account as it was
+    /// at `generation`; does nothing if the account changed since.
+    pub fn remember(&self, username: &str, password: &str, level: AuthLevel, generation: u64) {
         if self.lifetime.is_zero() {
+            return;
+        }
+        let generations = self.generations.lock().expect("credential cache lock");
+        if generations.get(username).copied().unwrap_or(0) != generation {
             return;
         }
         let entry = Entry {
@@ -83,6 +100,8 @@ impl CredentialCache {
 
     /// Forgets an account (its password or level changed, or it was deleted).
     pub fn forget(&self, username: &str) {
+        let mut generations = self.generations.lock().expect("credential cache lock");
+        *generations.entry(username.to_string()).or_default() += 1;
         self.entries
             .lock()
             .expect("credential cache lock")
@@ -95,15 +114,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_change_during_verification_is_not_undone() {
+        let cache = CredentialCache::new(Duration::from_secs(60));
+        let before = cache.generation("ann");
+        cache.forget("ann");
+        cache.remember("ann", "old", AuthLevel::Admin, before);
+        assert_eq!(cache.lookup("ann", "old"), None);
+    }
+
+    #[test]
     fn remembers_only_the_verified_password_until_forgotten() {
         let cache = CredentialCache::new(Duration::from_secs(60));
-        cache.remember("ann", "pw", AuthLevel::Admin);
+        cache.remember("ann", "pw", AuthLevel::Admin, cache.generation("ann"));
         assert_eq!(cache.lookup("ann", "pw"), Some(AuthLevel::Admin));
         assert_eq!(cache.lookup("ann", "other"), None);
         cache.forget("ann");
         assert_eq!(cache.lookup("ann", "pw"), None);
         let disabled = CredentialCache::new(Duration::ZERO);
-        disabled.remember("ann", "pw", AuthLevel::Admin);
+        disabled.remember("ann", "pw", AuthLevel::Admin, 0);
         assert_eq!(disabled.lookup("ann", "pw"), None);
     }
 }

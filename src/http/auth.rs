@@ -83,6 +83,7 @@ pub async fn authenticate(
     if let Some(level) = node.credentials.lookup(username, password) {
         return Ok(level);
     }
+    let generation = node.credentials.generation(username);
     let Some(user) = node.db.read(|tx| users::get_user(tx, username))? else {
         return Ok(AuthLevel::None);
     };
@@ -92,7 +93,8 @@ pub async fn authenticate(
     if !matches {
         return Ok(AuthLevel::None);
     }
-    node.credentials.remember(username, password, user.level);
+    node.credentials
+        .remember(username, password, user.level, generation);
     Ok(user.level)
 }
 

@@ -145,7 +145,6 @@ fn max_results_is_clamped_to_max_search_results() {
 }
 
 #[test]
-#[ignore = "bug: search/file with max_results 0 returns one file instead of none (src/db/repo/files.rs, search(): the collect closure pushes a match before comparing with the limit)"]
 fn max_results_zero_returns_no_files() {
     let node = TestNode::start();
     node.upload("only", b"only");

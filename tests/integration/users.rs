@@ -189,6 +189,25 @@ fn deleting_the_last_admin_is_400_but_another_admin_can_be_deleted() {
 }
 
 #[test]
+fn demoting_the_last_admin_is_400() {
+    let node = TestNode::start();
+    let (status, reply) = node.post_admin(
+        "users/update",
+        json!({"username": "admin", "permission": 1}),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("last administrator"),
+        "{reply}"
+    );
+    let (status, _) = node.post_admin("ping/admin", json!({}));
+    assert_eq!(status, 200, "the admin keeps its level");
+}
+
+#[test]
 fn password_update_with_a_wrong_current_password_is_400() {
     let node = TestNode::start();
     node.create_user("erin", "erin-pw", READONLY);

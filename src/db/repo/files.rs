@@ -64,6 +64,9 @@ impl FileQuery {
 
 /// Files matching `query`, newest first, at most `query.limit`.
 pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> {
+    if query.limit == 0 {
+        return Ok(Vec::new());
+    }
     if let Some(name) = &query.name {
         let found = get_file(tx, name)?;
         return Ok(found.into_iter().filter(|f| query.accepts(f)).collect());

@@ -33,6 +33,20 @@ fn unknown(username: &str) -> ApiError {
     )
 }
 
+fn last_admin(username: &str) -> ApiError {
+    ApiError::bad_request(
+        format!("{username} is the last administrator."),
+        "Create another administrator first.",
+    )
+}
+
+fn admin_count(tx: &impl crate::db::Reads) -> Result<usize, crate::db::DbError> {
+    Ok(users::all_users(tx)?
+        .into_iter()
+        .filter(|u| u.level == AuthLevel::Admin)
+        .count())
+}
+
 fn check_new_account(username: &str, password: &str) -> ApiResult<()> {
     if username.is_empty() || username.contains(':') || username.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -108,6 +122,12 @@ pub async fn update(
                 user.password_hash = hash;
             }
             if let Some(level) = level {
+                if user.level == AuthLevel::Admin
+                    && level != AuthLevel::Admin
+                    && admin_count(txn)? == 1
+                {
+                    return Ok(Err(last_admin(&username)));
+                }
                 user.level = level;
             }
             users::put_user(txn, &user)?;
@@ -131,15 +151,8 @@ pub async fn delete(
             let Some(user) = users::get_user(txn, &username)? else {
                 return Ok(Err(unknown(&username)));
             };
-            let admins = users::all_users(txn)?
-                .into_iter()
-                .filter(|u| u.level == AuthLevel::Admin)
-                .count();
-            if user.level == AuthLevel::Admin && admins == 1 {
-                return Ok(Err(ApiError::bad_request(
-                    format!("{username} is the last administrator."),
-                    "Create another administrator first.",
-                )));
+            if user.level == AuthLevel::Admin && admin_count(txn)? == 1 {
+                return Ok(Err(last_admin(&username)));
             }
             users::delete_user(txn, &username)?;
             Ok(Ok(()))
