@@ -6,6 +6,8 @@
 //! transaction.
 
 mod codec;
+#[cfg(test)]
+mod fixture;
 mod group_commit;
 mod open;
 pub mod repo;
