@@ -15,8 +15,8 @@ pub enum IngestError {
     InvalidChecksum(String),
     #[error("the upload of {size} bytes is larger than this node accepts ({max} bytes)")]
     TooLarge { size: u64, max: u64 },
-    #[error("no store is available with room for {size} bytes")]
-    NoStore { size: u64 },
+    #[error("no store can take {size} bytes ({why})")]
+    NoStore { size: u64, why: String },
     #[error("a file called '{0}' already exists")]
     NameTaken(String),
     #[error("no transfer with id {0}")]

@@ -211,7 +211,16 @@ async fn stage_fresh(
     let Some((store, available_bytes)) = node.stores.choose_for_ingest(total) else {
         return Ok(fresh
             .into_iter()
-            .map(|(index, _, checked)| (index, Err(IngestError::NoStore { size: checked.size })))
+            .map(|(index, _, checked)| {
+                let why = node.stores.why_no_room(total);
+                (
+                    index,
+                    Err(IngestError::NoStore {
+                        size: checked.size,
+                        why,
+                    }),
+                )
+            })
             .collect());
     };
     let upload_names: Vec<String> = match layout {

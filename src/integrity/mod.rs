@@ -65,8 +65,9 @@ pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) ->
 }
 
 /// Records the outcome of a fresh verification: refreshes `verified_time` on a
-/// match (clearing any corrupt-file record), or records the corruption and raises
-/// an error on a mismatch. Cached answers record nothing.
+/// match (clearing any corrupt-file record), or records the corruption on a
+/// mismatch, raising an error the first time (repeats only count up, so a copy
+/// checked often does not flood the error list). Cached answers record nothing.
 pub fn record_outcome(
     db: &Db,
     file: &File,
@@ -94,6 +95,7 @@ pub fn record_outcome(
             .current
             .clone()
             .unwrap_or((file.checksum.clone(), 0));
+        let first_time = existing.is_none();
         let record = match existing {
             Some(mut record) => {
                 record.count += 1;
@@ -113,6 +115,10 @@ pub fn record_outcome(
             },
         };
         instances::put_corrupt(txn, &record)?;
+        if !first_time {
+            // Already reported; the corrupt record counts the repeats.
+            return Ok(Ok(()));
+        }
         let what = match &outcome.problem {
             Some(problem) => format!("is unreadable ({problem})"),
             None => format!(

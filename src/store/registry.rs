@@ -33,6 +33,35 @@ impl Stores {
         self.stores.iter().find(|s| s.id == id)
     }
 
+    /// Why no store can take `size` bytes, one clause per store.
+    pub fn why_no_room(&self, size: u64) -> String {
+        let reasons: Vec<String> = self
+            .stores
+            .iter()
+            .map(|store| {
+                let why = if !store.ingestable {
+                    "not ingestable".to_string()
+                } else if !store.enabled() {
+                    "disabled".to_string()
+                } else if !store.available() {
+                    "unavailable".to_string()
+                } else {
+                    match store.space() {
+                        Ok(space) if space.free < size => format!("{} bytes free", space.free),
+                        Ok(_) => "has room".to_string(),
+                        Err(error) => format!("free space unknown: {error}"),
+                    }
+                };
+                format!("{} is {why}", store.name)
+            })
+            .collect();
+        if reasons.is_empty() {
+            "the node has no stores".into()
+        } else {
+            reasons.join("; ")
+        }
+    }
+
     /// The first store that is ingestable, enabled, available and has room for
     /// `size` bytes, with its free space. Disabled and full stores are never chosen.
     pub fn choose_for_ingest(&self, size: u64) -> Option<(Arc<Store>, u64)> {

@@ -100,13 +100,17 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
         ),
         UploadOutcome::Uploaded(report) if args.json => print_json(&report),
         UploadOutcome::Uploaded(report) => {
+            let rate = if report.size >= 1 << 20 {
+                format!(", {}", human_rate(report.size, started.elapsed()))
+            } else {
+                String::new()
+            };
             println!(
-                "uploaded {} as {} ({}, {}, {} via {:?})",
+                "uploaded {} as {} ({}, {}{rate}, via {:?})",
                 args.local.display(),
                 report.name,
                 human_size(report.size),
                 report.verified_checksum,
-                human_rate(report.size, started.elapsed()),
                 report.provider,
             );
             Ok(())
