@@ -13,7 +13,19 @@ use quire::cli;
     name = "quire",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "\
+Getting started:
+  quire serve                       start a node on the defaults (terminal 1)
+  quire upload x.dat obs/x.dat      upload a file to it (terminal 2, same directory)
+  quire search --name obs/x.dat     find it
+
+Client commands reach the local node of ./quire-data by default; use --url, --user and
+--password (or QUIRE_URL, QUIRE_USER, QUIRE_PASSWORD), or --connection NAME from the
+Librarian client file, for any other node. Every command takes --json for scripts.
+
+Environment: QUIRE_CONFIG, QUIRE_DATA_DIR, QUIRE_LISTEN and any QUIRE_<setting> for the
+node; QUIRE_LOG sets log verbosity (e.g. QUIRE_LOG=debug)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -18,6 +18,20 @@ pub use one::{ProviderChoice, UploadOutcome, UploadPlan, UploadReport, upload_on
 
 /// Options of `quire upload`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  quire upload x.dat obs/x.dat                 one file
+  quire upload run42/ obs/run42                a directory, as one file
+  quire upload --batch run42/ obs/run42        every file under run42/ as its own file
+  quire upload --checksum md5 big.dat big.dat  record an md5 checksum
+
+The bytes are copied into the node's staging area when it is visible from here (a
+shared filesystem), and streamed over HTTP otherwise; an interrupted stream resumes
+from the bytes already staged. Names are never reused: uploading an existing name
+fails (with --batch, existing names are counted and skipped, so a batch can be
+re-run).
+
+Exit status: 0 when every file was uploaded (or already existed), 1 otherwise.")]
 pub struct UploadArgs {
     /// The local file or directory to upload.
     pub local: PathBuf,
@@ -27,7 +41,8 @@ pub struct UploadArgs {
     /// Upload every file under the directory LOCAL as its own file.
     #[arg(long)]
     pub batch: bool,
-    /// Uploads in flight at once with --batch.
+    /// With --batch against a librarian that is not a quire node: uploads in flight
+    /// at once. (A quire node receives batches of 256 files, four in flight.)
     #[arg(long, short = 'j', default_value_t = 32, value_name = "N")]
     pub jobs: usize,
     /// Checksum algorithm recorded for the file: md5, xxh3, sha1, sha256, sha512 or
