@@ -4,6 +4,7 @@
 mod admin;
 mod commit;
 mod config;
+mod crash;
 mod errors;
 mod node;
 mod ping;
