@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::{Config, ConfigSources, LogFormat};
-use crate::node::{ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE, Node, open_node, recover};
+use crate::node::{
+    ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE, Node, RecoveryMode, open_node, recover,
+};
 
 /// How often the node looks for expired uploads and orphaned staging.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
@@ -74,7 +76,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let report = {
         let node = node.clone();
-        tokio::task::spawn_blocking(move || recover(&node, Duration::ZERO)).await??
+        tokio::task::spawn_blocking(move || recover(&node, RecoveryMode::StartUp)).await??
     };
     tracing::info!(?report, "start-up recovery done");
 
@@ -104,7 +106,10 @@ fn spawn_sweeper(node: Arc<Node>) {
         loop {
             interval.tick().await;
             let node = node.clone();
-            let swept = tokio::task::spawn_blocking(move || recover(&node, SWEEP_MIN_AGE)).await;
+            let mode = RecoveryMode::Sweep {
+                min_age: SWEEP_MIN_AGE,
+            };
+            let swept = tokio::task::spawn_blocking(move || recover(&node, mode)).await;
             if let Ok(Err(error)) = swept {
                 tracing::error!(%error, "staging sweep failed");
             }

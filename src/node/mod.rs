@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
 
-pub use recovery::{RecoveryReport, recover};
+pub use recovery::{RecoveryMode, RecoveryReport, recover};
 pub use setup::{
     ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, SetupError, open_node,
     write_listen_address as setup_write_listen_address, write_secret,

@@ -31,16 +31,29 @@ pub struct RecoveryReport {
     pub removed_staging: usize,
 }
 
-/// Runs recovery. `min_orphan_age` protects staging directories created a moment
-/// ago by a stage whose record is not yet committed (zero at start-up, when no
-/// request is being served).
-pub fn recover(node: &Node, min_orphan_age: Duration) -> Result<RecoveryReport, DbError> {
+/// When recovery runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Before the node serves requests: everything half done belongs to the past.
+    StartUp,
+    /// While requests are served: a commit may be between its rename and its record,
+    /// so bytes in a store are never moved, and staging younger than `min_age` may
+    /// belong to a stage whose record is not committed yet.
+    Sweep { min_age: Duration },
+}
+
+/// Runs recovery.
+pub fn recover(node: &Node, mode: RecoveryMode) -> Result<RecoveryReport, DbError> {
+    let min_orphan_age = match mode {
+        RecoveryMode::StartUp => Duration::ZERO,
+        RecoveryMode::Sweep { min_age } => min_age,
+    };
     let mut report = RecoveryReport::default();
     let listed = list_staging(node);
     let live = node.db.read(transfers::live_incoming)?;
     let mut keep = HashSet::new();
     for transfer in live {
-        if settle_transfer(node, &transfer, &mut report)? {
+        if settle_transfer(node, &transfer, mode, &mut report)? {
             keep.insert((transfer.store_id, transfer.staging_name.clone()));
         }
     }
@@ -98,6 +111,7 @@ fn age_of(path: &Path) -> Duration {
 fn settle_transfer(
     node: &Node,
     transfer: &IncomingTransfer,
+    mode: RecoveryMode,
     report: &mut RecoveryReport,
 ) -> Result<bool, DbError> {
     let store = node.stores.by_id(transfer.store_id);
@@ -108,23 +122,28 @@ fn settle_transfer(
     let expired = staging_dir
         .as_ref()
         .is_none_or(|dir| !dir.is_dir() || age_of(dir) > node.config.staging_expiry);
-    let (Some(store), false, false) = (store, taken, expired) else {
+    // An interrupted commit's bytes go back to staging first, whatever happens to the
+    // transfer next: if it is failed, they are removed with its staging. Only at
+    // start-up: while serving, those bytes may belong to a commit in progress.
+    if let (Some(store), false, RecoveryMode::StartUp) = (store, taken, mode) {
+        let staged = store
+            .staging
+            .join(&transfer.staging_name)
+            .join(&transfer.upload_name);
+        let committed = store.file_path(&transfer.destination_location);
+        if !staged.exists() && committed.exists() && size_of(&committed) == transfer.transfer_size {
+            match store.uncommit(&transfer.destination_location, &staged) {
+                Ok(()) => report.restored_commits += 1,
+                Err(error) => {
+                    tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit")
+                }
+            }
+        }
+    }
+    if store.is_none() || taken || expired {
         fail(node, transfer.id)?;
         report.failed_transfers += 1;
         return Ok(false);
-    };
-    let staged = store
-        .staging
-        .join(&transfer.staging_name)
-        .join(&transfer.upload_name);
-    let committed = store.file_path(&transfer.destination_location);
-    if !staged.exists() && committed.exists() && size_of(&committed) == transfer.transfer_size {
-        match store.uncommit(&transfer.destination_location, &staged) {
-            Ok(()) => report.restored_commits += 1,
-            Err(error) => {
-                tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit")
-            }
-        }
     }
     Ok(true)
 }
