@@ -187,7 +187,7 @@ pub fn print_summary(work: &Work, baseline: &Series, quire: &[&Series], target: 
         } else {
             "is BELOW it"
         };
-        verdicts.push(format!("{} {ratio:.2} {judged}", side.name));
+        verdicts.push(format!("{} {ratio:.3} {judged}", side.name));
     }
     if baseline.seconds.len() < 3 {
         println!("  note: fewer than 3 pairs; the medians say little");
