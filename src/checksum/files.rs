@@ -45,6 +45,12 @@ pub fn digest_file(path: &Path, algorithms: &[Algorithm]) -> io::Result<Digests>
     if size >= PARALLEL_BLAKE3_BYTES && algorithms.iter().all(|a| *a == Algorithm::Blake3) {
         return digest_blake3_parallel(path, size);
     }
+    digest_open_file(file, algorithms)
+}
+
+/// Hashes a file that is already open, from its current position to its end.
+pub fn digest_open_file(file: fs::File, algorithms: &[Algorithm]) -> io::Result<Digests> {
+    let size = file.metadata()?.len();
     let mut digester = Digester::new(algorithms, Some(size));
     pump(file, size, &mut digester, |_| Ok(()))?;
     Ok(digester.finish())

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::IngestError;
 use super::transfer_state::{discard_staging_of, fail_in};
-use crate::db::repo::{files, next_id, transfers};
+use crate::db::DbError;
+use crate::db::repo::{files, next_ids, transfers};
 use crate::model::{
     Algorithm, Checksum, IncomingTransfer, Timestamp, TransferStatus, validate_file_name,
 };
@@ -101,24 +102,42 @@ pub async fn stage_uploads(
     inputs: Vec<StageInput>,
     layout: StagingLayout,
 ) -> Result<Vec<Result<StageOutput, IngestError>>, IngestError> {
+    let checked: Vec<Result<Checked, IngestError>> =
+        inputs.iter().map(|i| check(node, i)).collect();
+    // One read transaction for the whole batch: is each name taken, and which live
+    // transfers share each checksum?
+    let known = node.db.read(|tx| {
+        inputs
+            .iter()
+            .zip(&checked)
+            .map(|(input, checked)| match checked {
+                Ok(checked) => Ok(Some((
+                    files::exists(tx, &input.destination_location)?,
+                    transfers::live_incoming_with_checksum(tx, &checked.checksum.to_string())?,
+                ))),
+                Err(_) => Ok(None),
+            })
+            .collect::<Result<Vec<_>, DbError>>()
+    })?;
     let mut results: Vec<Option<Result<StageOutput, IngestError>>> = Vec::new();
     let mut fresh = Vec::new();
     let mut stale = Vec::new();
-    for (index, input) in inputs.into_iter().enumerate() {
+    for (index, ((input, checked), known)) in inputs.into_iter().zip(checked).zip(known).enumerate()
+    {
         results.push(None);
-        let checked = match check(node, &input) {
-            Ok(checked) => checked,
-            Err(error) => {
+        let (checked, (taken, live)) = match (checked, known) {
+            (Ok(checked), Some(known)) => (checked, known),
+            (Err(error), _) => {
                 results[index] = Some(Err(error));
                 continue;
             }
+            (Ok(_), None) => unreachable!("known is computed for every checked input"),
         };
-        let name = input.destination_location.clone();
-        if node.db.read(|tx| files::exists(tx, &name))? {
-            results[index] = Some(Err(IngestError::NameTaken(name)));
+        if taken {
+            results[index] = Some(Err(IngestError::NameTaken(input.destination_location)));
             continue;
         }
-        match resumable(node, &input, &checked, &mut stale)? {
+        match resumable(node, &input, &checked, live, &mut stale) {
             Some(resumed) => results[index] = Some(Ok(resumed)),
             None => fresh.push((index, input, checked)),
         }
@@ -142,12 +161,9 @@ fn resumable(
     node: &Node,
     input: &StageInput,
     checked: &Checked,
+    live: Vec<IncomingTransfer>,
     stale: &mut Vec<u64>,
-) -> Result<Option<StageOutput>, IngestError> {
-    let checksum_text = checked.checksum.to_string();
-    let live = node
-        .db
-        .read(|tx| transfers::live_incoming_with_checksum(tx, &checksum_text))?;
+) -> Option<StageOutput> {
     for transfer in live {
         if transfer.destination_location != input.destination_location {
             continue;
@@ -162,7 +178,7 @@ fn resumable(
         match store {
             Some(store) if same_request => {
                 let available_bytes = store.space().map(|s| s.free).unwrap_or(0);
-                return Ok(Some(StageOutput {
+                return Some(StageOutput {
                     transfer_id: transfer.id,
                     store: store.clone(),
                     available_bytes,
@@ -173,12 +189,12 @@ fn resumable(
                     ),
                     staging_name: transfer.staging_name,
                     upload_name: transfer.upload_name,
-                }));
+                });
             }
             _ => stale.push(transfer.id),
         }
     }
-    Ok(None)
+    None
 }
 
 /// Fails stale transfers in one transaction and removes their staged data.
@@ -265,19 +281,27 @@ async fn stage_fresh(
     let recorded = node
         .db
         .write(move |txn| {
-            let mut recorded = Vec::new();
-            for mut transfer in transfers {
-                if files::exists(txn, &transfer.destination_location)? {
-                    recorded.push(Err((
-                        IngestError::NameTaken(transfer.destination_location.clone()),
-                        transfer,
-                    )));
+            let names: Vec<&str> = transfers
+                .iter()
+                .map(|t| t.destination_location.as_str())
+                .collect();
+            let taken = files::exist_all(txn, &names)?;
+            let fresh_count = taken.iter().filter(|t| !**t).count() as u64;
+            let mut next = next_ids(txn, "incoming_transfers", fresh_count)?;
+            let mut recorded = Vec::with_capacity(transfers.len());
+            let mut accepted = Vec::new();
+            for (mut transfer, taken) in transfers.into_iter().zip(taken) {
+                if taken {
+                    let error = IngestError::NameTaken(transfer.destination_location.clone());
+                    recorded.push(Err((error, transfer)));
                     continue;
                 }
-                transfer.id = next_id(txn, "incoming_transfers")?;
-                transfers::put_incoming(txn, &transfer)?;
+                transfer.id = next;
+                next += 1;
+                accepted.push(transfer.clone());
                 recorded.push(Ok(transfer));
             }
+            transfers::put_incoming_all(txn, &accepted)?;
             Ok(Ok::<_, IngestError>(recorded))
         })
         .await;

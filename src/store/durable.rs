@@ -22,6 +22,13 @@ pub fn start_writeback(file: &fs::File, offset: u64, length: u64) {
     }
 }
 
+/// Flushes everything written to the filesystem holding `path` (data and entries
+/// of every file) in one call: cheaper than one fsync per file for a batch.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let directory = fs::File::open(path)?;
+    rustix::fs::syncfs(&directory).map_err(io::Error::from)
+}
+
 /// Flushes a directory's entries (creations, renames) to disk.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     fs::File::open(path)?.sync_all()

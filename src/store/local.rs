@@ -13,8 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::durable::{
     create_dirs_durably, remove_path, rename_no_replace, sync_all_parallel, sync_dir,
+    sync_filesystem,
 };
 use crate::config::StoreConfig;
+
+/// Batches of at least this many items are made durable with one sync of the
+/// whole filesystem instead of one fsync per item.
+const SYNCFS_MIN_ITEMS: usize = 16;
+
+fn clone_result(result: &io::Result<()>) -> io::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
+    }
+}
 
 /// A store the node runs.
 #[derive(Debug)]
@@ -136,19 +148,31 @@ impl Store {
     }
 
     /// Commits many staged items at once, paying for durability per batch rather
-    /// than per item: the staged data of all items is synced in parallel, then each
-    /// is renamed into place, then every directory that gained entries is synced
-    /// once. Each item gets its own result; an item whose directory cannot be synced
-    /// is moved back to staging and reported as failed.
+    /// than per item: the staged data of all items is made durable first (one
+    /// filesystem sync for a large batch, parallel fsyncs for a small one), then
+    /// each item is renamed into place, then the new directory entries are made
+    /// durable the same way. Each item gets its own result; an item whose entry
+    /// cannot be made durable is moved back to staging and reported as failed.
     pub fn commit_many(&self, items: &[(PathBuf, String)]) -> Vec<io::Result<PathBuf>> {
-        let synced = sync_all_parallel(items.iter().map(|(staged, _)| staged.as_path()));
+        let whole_filesystem = items.len() >= SYNCFS_MIN_ITEMS;
+        let synced: Vec<io::Result<()>> = if whole_filesystem {
+            let synced = sync_filesystem(&self.root);
+            items.iter().map(|_| clone_result(&synced)).collect()
+        } else {
+            sync_all_parallel(items.iter().map(|(staged, _)| staged.as_path()))
+        };
         let mut results: Vec<io::Result<PathBuf>> = Vec::with_capacity(items.len());
+        let mut parents_ready: BTreeMap<PathBuf, io::Result<()>> = BTreeMap::new();
         let mut touched: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
         for (index, ((staged, name), synced)) in items.iter().zip(synced).enumerate() {
             let placed = synced.and_then(|()| {
                 let target = self.file_path(name);
                 let relative_parent = Path::new(name).parent().unwrap_or(Path::new(""));
-                create_dirs_durably(&self.root, relative_parent)?;
+                clone_result(
+                    parents_ready
+                        .entry(relative_parent.to_path_buf())
+                        .or_insert_with(|| create_dirs_durably(&self.root, relative_parent)),
+                )?;
                 rename_no_replace(staged, &target)?;
                 Ok(target)
             });
@@ -158,15 +182,23 @@ impl Store {
             }
             results.push(placed);
         }
-        for (directory, indexes) in touched {
-            if let Err(error) = sync_dir(&directory) {
-                for index in indexes {
-                    let (staged, name) = &items[index];
-                    if let Err(undo) = rename_no_replace(&self.file_path(name), staged) {
-                        tracing::error!(%name, %undo, "cannot move an undurable commit back to staging");
-                    }
-                    results[index] = Err(io::Error::new(error.kind(), error.to_string()));
+        let entries_synced: Vec<(Vec<usize>, io::Result<()>)> = if whole_filesystem {
+            let synced = sync_filesystem(&self.root);
+            vec![(touched.into_values().flatten().collect(), synced)]
+        } else {
+            touched
+                .into_iter()
+                .map(|(directory, indexes)| (indexes, sync_dir(&directory)))
+                .collect()
+        };
+        for (indexes, synced) in entries_synced {
+            let Err(error) = synced else { continue };
+            for index in indexes {
+                let (staged, name) = &items[index];
+                if let Err(undo) = rename_no_replace(&self.file_path(name), staged) {
+                    tracing::error!(%name, %undo, "cannot move an undurable commit back to staging");
                 }
+                results[index] = Err(io::Error::new(error.kind(), error.to_string()));
             }
         }
         for target in results.iter().flatten() {

@@ -2,7 +2,8 @@
 
 use redb::ReadableTable;
 
-use super::{get, put};
+use super::get;
+use crate::db::codec::encode;
 use crate::db::tables::{FILES, FILES_BY_SOURCE, FILES_BY_TIME, FILES_BY_UPLOADER};
 use crate::db::{DbError, Reads, WriteTxn};
 use crate::model::{File, Timestamp};
@@ -14,22 +15,40 @@ pub fn get_file(tx: &impl Reads, name: &str) -> Result<Option<File>, DbError> {
 
 /// Whether a file called `name` exists.
 pub fn exists(tx: &impl Reads, name: &str) -> Result<bool, DbError> {
+    Ok(exist_all(tx, &[name])?[0])
+}
+
+/// For each name, whether a file of that name exists (one table lookup each).
+pub fn exist_all(tx: &impl Reads, names: &[&str]) -> Result<Vec<bool>, DbError> {
     let Some(table) = tx.table(FILES)? else {
-        return Ok(false);
+        return Ok(vec![false; names.len()]);
     };
-    Ok(table.get(name)?.is_some())
+    names
+        .iter()
+        .map(|name| Ok(table.get(*name)?.is_some()))
+        .collect()
 }
 
 /// Records a new file. The caller has checked that the name is free.
 pub fn insert(txn: &WriteTxn, file: &File) -> Result<(), DbError> {
-    let key = file.create_time.index_key();
-    put(txn, FILES, file.name.as_str(), file)?;
-    txn.open_table(FILES_BY_TIME)?
-        .insert((key, file.name.as_str()), ())?;
-    txn.open_table(FILES_BY_UPLOADER)?
-        .insert((file.uploader.as_str(), key, file.name.as_str()), ())?;
-    txn.open_table(FILES_BY_SOURCE)?
-        .insert((file.source.as_str(), key, file.name.as_str()), ())?;
+    insert_all(txn, std::slice::from_ref(file))
+}
+
+/// Records new files, opening each table once. The caller has checked that the
+/// names are free.
+pub fn insert_all(txn: &WriteTxn, new_files: &[File]) -> Result<(), DbError> {
+    let mut files = txn.open_table(FILES)?;
+    let mut by_time = txn.open_table(FILES_BY_TIME)?;
+    let mut by_uploader = txn.open_table(FILES_BY_UPLOADER)?;
+    let mut by_source = txn.open_table(FILES_BY_SOURCE)?;
+    for file in new_files {
+        let key = file.create_time.index_key();
+        let name = file.name.as_str();
+        files.insert(name, encode(file).as_slice())?;
+        by_time.insert((key, name), ())?;
+        by_uploader.insert((file.uploader.as_str(), key, name), ())?;
+        by_source.insert((file.source.as_str(), key, name), ())?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use redb::ReadableTable;
 
 use super::{get, put};
-use crate::db::codec::decode;
+use crate::db::codec::{decode, encode};
 use crate::db::tables::{
     CORRUPT_FILES, INSTANCES, INSTANCES_BY_FILE, INSTANCES_BY_STORE, REMOTE_INSTANCES,
     REMOTE_INSTANCES_BY_FILE,
@@ -19,11 +19,19 @@ pub fn get_instance(tx: &impl Reads, id: u64) -> Result<Option<Instance>, DbErro
 
 /// Records a new instance, or rewrites an existing one (same id, file and store).
 pub fn put_instance(txn: &WriteTxn, instance: &Instance) -> Result<(), DbError> {
-    put(txn, INSTANCES, instance.id, instance)?;
-    txn.open_table(INSTANCES_BY_FILE)?
-        .insert((instance.file_name.as_str(), instance.id), ())?;
-    txn.open_table(INSTANCES_BY_STORE)?
-        .insert((instance.store_id, instance.id), ())?;
+    put_instances(txn, std::slice::from_ref(instance))
+}
+
+/// Records (or rewrites) instances, opening each table once.
+pub fn put_instances(txn: &WriteTxn, new_instances: &[Instance]) -> Result<(), DbError> {
+    let mut table = txn.open_table(INSTANCES)?;
+    let mut by_file = txn.open_table(INSTANCES_BY_FILE)?;
+    let mut by_store = txn.open_table(INSTANCES_BY_STORE)?;
+    for instance in new_instances {
+        table.insert(instance.id, encode(instance).as_slice())?;
+        by_file.insert((instance.file_name.as_str(), instance.id), ())?;
+        by_store.insert((instance.store_id, instance.id), ())?;
+    }
     Ok(())
 }
 

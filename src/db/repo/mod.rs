@@ -69,8 +69,13 @@ fn all_by_id<R: Record>(
 
 /// Hands out the next id for `kind` (ids start at 1 and are never reused).
 pub fn next_id(txn: &WriteTxn, kind: &str) -> Result<u64, DbError> {
+    next_ids(txn, kind, 1)
+}
+
+/// Hands out `count` consecutive ids for `kind` and returns the first.
+pub fn next_ids(txn: &WriteTxn, kind: &str, count: u64) -> Result<u64, DbError> {
     let mut table = txn.open_table(COUNTERS)?;
-    let next = table.get(kind)?.map(|v| v.value()).unwrap_or(0) + 1;
-    table.insert(kind, next)?;
-    Ok(next)
+    let first = table.get(kind)?.map(|v| v.value()).unwrap_or(0) + 1;
+    table.insert(kind, first + count.saturating_sub(1))?;
+    Ok(first)
 }

@@ -3,6 +3,7 @@
 use redb::ReadableTable;
 
 use super::{get, put};
+use crate::db::codec::{decode, encode};
 use crate::db::tables::{INCOMING, INCOMING_LIVE, OUTGOING, OUTGOING_LIVE};
 use crate::db::{DbError, Reads, WriteTxn};
 use crate::model::{IncomingTransfer, OutgoingTransfer};
@@ -12,15 +13,36 @@ pub fn get_incoming(tx: &impl Reads, id: u64) -> Result<Option<IncomingTransfer>
     get(tx, INCOMING, id)
 }
 
+/// The incoming transfers with `ids`, in the same order (opening the table once).
+pub fn get_incoming_many(
+    tx: &impl Reads,
+    ids: &[u64],
+) -> Result<Vec<Option<IncomingTransfer>>, DbError> {
+    let Some(table) = tx.table(INCOMING)? else {
+        return Ok(vec![None; ids.len()]);
+    };
+    ids.iter()
+        .map(|id| table.get(*id)?.map(|v| decode(v.value())).transpose())
+        .collect()
+}
+
 /// Stores an incoming transfer, keeping the live index in step with its status.
 pub fn put_incoming(txn: &WriteTxn, transfer: &IncomingTransfer) -> Result<(), DbError> {
-    put(txn, INCOMING, transfer.id, transfer)?;
-    let checksum = transfer.transfer_checksum.to_string();
+    put_incoming_all(txn, std::slice::from_ref(transfer))
+}
+
+/// Stores incoming transfers, keeping the live index in step with their status.
+pub fn put_incoming_all(txn: &WriteTxn, all: &[IncomingTransfer]) -> Result<(), DbError> {
+    let mut table = txn.open_table(INCOMING)?;
     let mut live = txn.open_table(INCOMING_LIVE)?;
-    if transfer.status.is_terminal() {
-        live.remove((checksum.as_str(), transfer.id))?;
-    } else {
-        live.insert((checksum.as_str(), transfer.id), ())?;
+    for transfer in all {
+        table.insert(transfer.id, encode(transfer).as_slice())?;
+        let checksum = transfer.transfer_checksum.to_string();
+        if transfer.status.is_terminal() {
+            live.remove((checksum.as_str(), transfer.id))?;
+        } else {
+            live.insert((checksum.as_str(), transfer.id), ())?;
+        }
     }
     Ok(())
 }

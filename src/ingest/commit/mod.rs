@@ -20,8 +20,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
-
 use super::IngestError;
 use super::transfer_state::{discard_staging_of, fail_in};
 use crate::db::DbError;
@@ -30,7 +28,7 @@ use crate::model::{DeletionPolicy, IncomingTransfer, TransferStatus};
 use crate::node::Node;
 use crate::store::Store;
 use record::{Placed, record_all};
-use verify::verify;
+use verify::verify_all;
 
 /// What a client asks to commit.
 #[derive(Debug, Clone)]
@@ -68,19 +66,22 @@ pub async fn commit_uploads(
     inputs: Vec<CommitInput>,
 ) -> Result<Vec<Result<(), IngestError>>, IngestError> {
     let mut outcome = Outcome::new(inputs.len());
+    let ids: Vec<u64> = inputs.iter().map(|i| i.transfer_id).collect();
+    let transfers = node.db.read(|tx| transfers::get_incoming_many(tx, &ids))?;
     let mut prepared = Vec::new();
-    for (index, input) in inputs.into_iter().enumerate() {
-        match prepare(node, &input) {
+    for (index, (input, transfer)) in inputs.into_iter().zip(transfers).enumerate() {
+        match prepare(node, &input, transfer) {
             Ok(item) => prepared.push((index, item)),
             Err(error) => outcome.answer(index, Err(error)),
         }
     }
-    let verifications = join_all(
-        prepared
+    let verifications = {
+        let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
             .iter()
-            .map(|(_, p)| verify(node, &p.transfer, &p.staged)),
-    )
-    .await;
+            .map(|(_, p)| (&p.transfer, p.staged.as_path()))
+            .collect();
+        verify_all(node, &items).await?
+    };
     let mut verified = Vec::new();
     for ((index, item), result) in prepared.into_iter().zip(verifications) {
         match result {
@@ -169,12 +170,13 @@ impl Outcome {
 }
 
 /// Checks a commit request against its transfer.
-fn prepare(node: &Node, input: &CommitInput) -> Result<Prepared, IngestError> {
+fn prepare(
+    node: &Node,
+    input: &CommitInput,
+    transfer: Option<IncomingTransfer>,
+) -> Result<Prepared, IngestError> {
     let id = input.transfer_id;
-    let transfer = node
-        .db
-        .read(|tx| transfers::get_incoming(tx, id))?
-        .ok_or(IngestError::TransferNotFound(id))?;
+    let transfer = transfer.ok_or(IngestError::TransferNotFound(id))?;
     if transfer.source != input.caller {
         return Err(IngestError::NotYourTransfer(id));
     }

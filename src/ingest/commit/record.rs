@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::checksum::Digests;
-use crate::db::repo::{files, instances, next_id, transfers};
+use crate::db::repo::{files, instances, next_ids, transfers};
 use crate::ingest::IngestError;
 use crate::model::{DeletionPolicy, File, IncomingTransfer, Instance, Timestamp, TransferStatus};
 use crate::node::Node;
@@ -50,7 +50,8 @@ fn records_for(placed: &Placed, now: Timestamp) -> (File, Instance) {
 }
 
 /// Records every placed upload; one result per item. An item is refused (and
-/// nothing written for it) if its transfer closed or its name was taken meanwhile.
+/// nothing written for it) if its transfer closed or its name was taken meanwhile
+/// (by another commit, or by an earlier item of the same batch).
 pub async fn record_all(
     node: &Node,
     placed: &[&Placed],
@@ -65,28 +66,48 @@ pub async fn record_all(
         .collect();
     node.db
         .write(move |txn| {
-            let mut results = Vec::new();
-            for (id, file, mut instance) in work {
-                let Some(mut transfer) = transfers::get_incoming(txn, id)? else {
-                    results.push(Err(IngestError::TransferNotFound(id)));
-                    continue;
+            let ids: Vec<u64> = work.iter().map(|(id, _, _)| *id).collect();
+            let names: Vec<&str> = work.iter().map(|(_, file, _)| file.name.as_str()).collect();
+            let current = transfers::get_incoming_many(txn, &ids)?;
+            let taken = files::exist_all(txn, &names)?;
+            let mut claimed = std::collections::HashSet::new();
+            let mut results = Vec::with_capacity(work.len());
+            let mut accepted = Vec::new();
+            for ((id, file, instance), (transfer, taken)) in
+                work.iter().zip(current.into_iter().zip(taken))
+            {
+                let verdict = match transfer {
+                    None => Err(IngestError::TransferNotFound(*id)),
+                    Some(t) if t.status.is_terminal() => Err(IngestError::TransferClosed {
+                        id: *id,
+                        status: t.status,
+                    }),
+                    Some(_) if taken || !claimed.insert(file.name.as_str()) => {
+                        Err(IngestError::NameTaken(file.name.clone()))
+                    }
+                    Some(mut transfer) => {
+                        transfer.status = TransferStatus::Completed;
+                        transfer.end_time = Some(now);
+                        accepted.push((file.clone(), instance.clone(), transfer));
+                        Ok(())
+                    }
                 };
-                if transfer.status.is_terminal() {
-                    let status = transfer.status;
-                    results.push(Err(IngestError::TransferClosed { id, status }));
-                    continue;
+                results.push(verdict);
+            }
+            if !accepted.is_empty() {
+                let first_id = next_ids(txn, "instances", accepted.len() as u64)?;
+                let mut new_files = Vec::with_capacity(accepted.len());
+                let mut new_instances = Vec::with_capacity(accepted.len());
+                let mut completed = Vec::with_capacity(accepted.len());
+                for (offset, (file, mut instance, transfer)) in accepted.into_iter().enumerate() {
+                    instance.id = first_id + offset as u64;
+                    new_files.push(file);
+                    new_instances.push(instance);
+                    completed.push(transfer);
                 }
-                if files::exists(txn, &file.name)? {
-                    results.push(Err(IngestError::NameTaken(file.name)));
-                    continue;
-                }
-                files::insert(txn, &file)?;
-                instance.id = next_id(txn, "instances")?;
-                instances::put_instance(txn, &instance)?;
-                transfer.status = TransferStatus::Completed;
-                transfer.end_time = Some(now);
-                transfers::put_incoming(txn, &transfer)?;
-                results.push(Ok(()));
+                files::insert_all(txn, &new_files)?;
+                instances::put_instances(txn, &new_instances)?;
+                transfers::put_incoming_all(txn, &completed)?;
             }
             Ok(Ok::<_, IngestError>(results))
         })
