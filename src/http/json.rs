@@ -33,45 +33,59 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// Decodes a body, describing the first problem the way the protocol does.
+/// Decodes a body, describing the first problem the way the protocol does. The
+/// body is parsed once; only a body that fails is parsed again, to describe it.
 pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         bytes.as_ref()
     };
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => match deserializer.end() {
+            Ok(()) => Ok(value),
+            Err(trailing) => Err(json_invalid(&trailing)),
+        },
+        Err(error) => Err(describe(text, error)),
+    }
+}
+
+/// The 422 answer for text that is not JSON.
+fn json_invalid(syntax: &serde_json::Error) -> ApiError {
+    ApiError::Validation(vec![json!({
+        "type": "json_invalid",
+        "loc": ["body", syntax.column()],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": syntax.to_string()},
+    })])
+}
+
+/// The 422 answer for a body that did not decode.
+fn describe(text: &[u8], error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let input: Value = match serde_json::from_slice(text) {
         Ok(value) => value,
-        Err(error) => {
-            return Err(ApiError::Validation(vec![json!({
-                "type": "json_invalid",
-                "loc": ["body", error.column()],
-                "msg": "JSON decode error",
-                "input": {},
-                "ctx": {"error": error.to_string()},
-            })]));
-        }
+        Err(syntax) => return json_invalid(&syntax),
     };
-    serde_path_to_error::deserialize(&input).map_err(|error| {
-        let mut loc: Vec<Value> = vec![json!("body")];
-        let path = error.path().to_string();
-        if path != "." {
-            loc.extend(path.split('.').map(|segment| {
-                segment
-                    .parse::<u64>()
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::from(segment.trim_matches(['[', ']'])))
-            }));
-        }
-        let message = error.inner().to_string();
-        let (kind, msg, offending) = classify(&message, &input, &mut loc);
-        ApiError::Validation(vec![json!({
-            "type": kind,
-            "loc": loc,
-            "msg": msg,
-            "input": offending,
-        })])
-    })
+    let mut loc: Vec<Value> = vec![json!("body")];
+    let path = error.path().to_string();
+    if path != "." {
+        loc.extend(path.split('.').map(|segment| {
+            segment
+                .parse::<u64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(segment.trim_matches(['[', ']'])))
+        }));
+    }
+    let message = error.inner().to_string();
+    let (kind, msg, offending) = classify(&message, &input, &mut loc);
+    ApiError::Validation(vec![json!({
+        "type": kind,
+        "loc": loc,
+        "msg": msg,
+        "input": offending,
+    })])
 }
 
 /// Turns a serde message into a pydantic-style error type and message.

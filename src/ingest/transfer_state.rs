@@ -26,23 +26,43 @@ pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbEr
 /// staging directory is removed once it holds nothing else (a batch shares one).
 /// Blocking.
 pub fn discard_staging_of(node: &Node, transfers: &[IncomingTransfer]) {
+    for transfer in transfers {
+        if let Some(staged) = staged_path(node, transfer)
+            && let Err(error) = remove_path(&staged)
+        {
+            tracing::warn!(transfer = transfer.id, %error, "cannot remove staged data");
+        }
+    }
+    remove_emptied_staging(node, transfers);
+}
+
+/// After the transfers' staged data moved into a store: forgets their staged
+/// digests and removes their staging directories once empty. Blocking.
+pub fn remove_emptied_staging(node: &Node, transfers: &[IncomingTransfer]) {
     let mut directories = BTreeSet::new();
     for transfer in transfers {
         node.staged_digests.forget(transfer.id);
-        let Some(store) = node.stores.by_id(transfer.store_id) else {
-            continue;
-        };
-        let Some(directory) = store.staging_dir(&transfer.staging_name) else {
-            continue;
-        };
-        if let Err(error) = remove_path(&directory.join(&transfer.upload_name)) {
-            tracing::warn!(transfer = transfer.id, %error, "cannot remove staged data");
+        if let Some(directory) = node
+            .stores
+            .by_id(transfer.store_id)
+            .and_then(|store| store.staging_dir(&transfer.staging_name))
+        {
+            directories.insert(directory);
         }
-        directories.insert(directory);
     }
     for directory in directories {
         remove_if_empty(&directory);
     }
+}
+
+/// Where a transfer's bytes are staged.
+fn staged_path(node: &Node, transfer: &IncomingTransfer) -> Option<std::path::PathBuf> {
+    let store = node.stores.by_id(transfer.store_id)?;
+    Some(
+        store
+            .staging_dir(&transfer.staging_name)?
+            .join(&transfer.upload_name),
+    )
 }
 
 /// Removes a staging directory (and the empty directories a nested upload name

@@ -237,20 +237,37 @@ impl Store {
     }
 
     fn apply_commit_permissions(&self, target: &Path) {
+        if !(self.own_after_commit || self.readonly_after_commit) {
+            return;
+        }
+        let Ok(metadata) = fs::symlink_metadata(target) else {
+            return;
+        };
+        if metadata.is_file() {
+            self.apply_permissions(target, &metadata);
+            return;
+        }
         for entry in walkdir::WalkDir::new(target).into_iter().flatten() {
-            if self.own_after_commit {
-                let uid = rustix::process::geteuid();
-                let gid = rustix::process::getegid();
-                if let Err(error) = rustix::fs::chown(entry.path(), Some(uid), Some(gid)) {
-                    tracing::warn!(path = %entry.path().display(), %error, "cannot take ownership");
-                }
+            if let Ok(metadata) = entry.metadata() {
+                self.apply_permissions(entry.path(), &metadata);
             }
-            if self.readonly_after_commit
-                && entry.file_type().is_file()
-                && let Ok(metadata) = entry.metadata()
-            {
-                let mode = metadata.permissions().mode() & !0o222;
-                let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
+        }
+    }
+
+    /// Takes ownership of, and removes write permission from, one committed path,
+    /// as configured. Failures are logged: the data is committed regardless.
+    fn apply_permissions(&self, path: &Path, metadata: &fs::Metadata) {
+        if self.own_after_commit {
+            let uid = rustix::process::geteuid();
+            let gid = rustix::process::getegid();
+            if let Err(error) = rustix::fs::chown(path, Some(uid), Some(gid)) {
+                tracing::warn!(path = %path.display(), %error, "cannot take ownership");
+            }
+        }
+        if self.readonly_after_commit && metadata.is_file() {
+            let mode = metadata.permissions().mode() & !0o222;
+            if let Err(error) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+                tracing::warn!(path = %path.display(), %error, "cannot make read-only");
             }
         }
     }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::one::{UploadOutcome, UploadPlan, choose_provider, declared_checksum, upload_one};
 use super::transfer::{Provider, copy_local, stream};
+use crate::checksum::hash_bytes;
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
@@ -22,6 +23,8 @@ use crate::protocol::upload::{
     UploadInitiationRequest,
 };
 
+/// Files up to this size are read once, into memory, by the client.
+const SMALL_FILE_BYTES: u64 = 256 << 10;
 /// Files per batch request.
 const BATCH_FILES: usize = 256;
 /// Batches in flight at once.
@@ -158,6 +161,8 @@ struct Checked {
     name: String,
     size: u64,
     request: UploadInitiationRequest,
+    /// The bytes of a small file, read while checksumming it.
+    contents: Option<Vec<u8>>,
 }
 
 /// Uploads one chunk of files through the batch routes.
@@ -290,12 +295,21 @@ fn checksum_chunk(
 ) -> anyhow::Result<Vec<Checked>> {
     let mut checked = Vec::with_capacity(chunk.len());
     for (source, name) in chunk {
-        let size = std::fs::metadata(&source)?.len();
-        let file_plan = UploadPlan {
-            source: source.clone(),
-            ..plan.clone()
+        let (size, checksum, record_algorithm, contents) = match read_small(&source)? {
+            Some(contents) => {
+                let checksum = hash_bytes(plan.algorithm, &contents).to_string();
+                (contents.len() as u64, checksum, None, Some(contents))
+            }
+            None => {
+                let size = std::fs::metadata(&source)?.len();
+                let file_plan = UploadPlan {
+                    source: source.clone(),
+                    ..plan.clone()
+                };
+                let (checksum, record_algorithm) = declared_checksum(&file_plan, size)?;
+                (size, checksum, record_algorithm, None)
+            }
         };
-        let (checksum, record_algorithm) = declared_checksum(&file_plan, size)?;
         let upload_name = name.rsplit('/').next().unwrap_or(&name).to_string();
         checked.push(Checked {
             request: UploadInitiationRequest {
@@ -309,9 +323,32 @@ fn checksum_chunk(
             source,
             name,
             size,
+            contents,
         });
     }
     Ok(checked)
+}
+
+/// The contents of a small file (read once: hashed now, written to staging later),
+/// or `None` for a large one.
+fn read_small(path: &std::path::Path) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut contents = Vec::with_capacity(SMALL_FILE_BYTES as usize + 1);
+    file.take(SMALL_FILE_BYTES + 1).read_to_end(&mut contents)?;
+    Ok((contents.len() as u64 <= SMALL_FILE_BYTES).then_some(contents))
+}
+
+/// Writes a small file's contents to its staging location.
+fn write_small(contents: &[u8], location: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(location)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", location.display()))?;
+    file.write_all(contents)?;
+    Ok(())
 }
 
 /// Moves the bytes of every staged file; one result per file.
@@ -323,13 +360,16 @@ async fn send_all(
     let silent = ProgressBar::hidden();
     match provider {
         Provider::Local => {
-            let work: Vec<(PathBuf, PathBuf)> = items
+            let work: Vec<(PathBuf, Option<Vec<u8>>, PathBuf)> = items
                 .iter()
-                .map(|(f, s)| (f.source.clone(), s.location.clone()))
+                .map(|(f, s)| (f.source.clone(), f.contents.clone(), s.location.clone()))
                 .collect();
             let copied = tokio::task::spawn_blocking(move || {
                 work.iter()
-                    .map(|(source, location)| copy_local(source, location, &silent))
+                    .map(|(source, contents, location)| match contents {
+                        Some(contents) => write_small(contents, location),
+                        None => copy_local(source, location, &silent),
+                    })
                     .collect::<Vec<_>>()
             })
             .await;

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::IngestError;
-use super::transfer_state::{discard_staging_of, fail_in};
+use super::transfer_state::{discard_staging_of, fail_in, remove_emptied_staging};
 use crate::db::DbError;
 use crate::db::repo::{files, transfers};
 use crate::model::{DeletionPolicy, IncomingTransfer, TransferStatus};
@@ -140,7 +140,8 @@ impl Outcome {
     /// refused and completed transfers.
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
-        let mut closing = std::mem::take(&mut self.completed);
+        let completed = std::mem::take(&mut self.completed);
+        let mut refused = Vec::new();
         if !ids.is_empty() {
             let failed = node
                 .db
@@ -152,11 +153,15 @@ impl Outcome {
                     Ok(Ok::<_, IngestError>(failed))
                 })
                 .await?;
-            closing.extend(failed);
+            refused = failed;
         }
-        if !closing.is_empty() {
+        if !(refused.is_empty() && completed.is_empty()) {
             let node = node.clone();
-            tokio::task::spawn_blocking(move || discard_staging_of(&node, &closing)).await?;
+            tokio::task::spawn_blocking(move || {
+                discard_staging_of(&node, &refused);
+                remove_emptied_staging(&node, &completed);
+            })
+            .await?;
         }
         Ok(())
     }

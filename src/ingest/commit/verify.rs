@@ -104,15 +104,18 @@ fn hash_staged(id: u64, staged: &Path, algorithms: &[Algorithm]) -> Result<Diges
         std::io::ErrorKind::NotFound => IngestError::StagedDataMissing(id),
         _ => other(e),
     };
-    let metadata = std::fs::symlink_metadata(staged).map_err(|e| missing_or(e, unreadable))?;
+    // O_NOFOLLOW: opening a symbolic link fails (ELOOP) instead of following it;
+    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(staged)
+        .map_err(|e| missing_or(e, not_regular))?;
+    let metadata = file.metadata().map_err(|e| missing_or(e, unreadable))?;
     if metadata.is_file() {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(staged)
-            .map_err(|e| missing_or(e, not_regular))?;
         return digest_open_file(file, algorithms).map_err(|e| missing_or(e, unreadable));
     }
+    drop(file);
     refuse_links(staged).map_err(|e| missing_or(e, not_regular))?;
     digest_path(staged, algorithms).map_err(|e| missing_or(e, unreadable))
 }
