@@ -106,7 +106,9 @@ fn pump(
     digester: &mut Digester,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let chunk_bytes = (expected_size as usize).clamp(4096, CHUNK_BYTES);
+    // One byte more than expected, so that a file of the expected size is read in
+    // one call that also reveals its end.
+    let chunk_bytes = (expected_size as usize + 1).clamp(4096, CHUNK_BYTES);
     loop {
         let mut buffer = BytesMut::zeroed(chunk_bytes);
         let mut filled = 0;

@@ -278,9 +278,11 @@ async fn stage_fresh(
             },
         )
         .collect();
+    // Lazy: a transfer lost in a crash only makes the client stage again (its
+    // commit is answered 404), and recovery removes the orphaned staging.
     let recorded = node
         .db
-        .write(move |txn| {
+        .write_lazy(move |txn| {
             let names: Vec<&str> = transfers
                 .iter()
                 .map(|t| t.destination_location.as_str())
