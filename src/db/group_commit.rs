@@ -3,10 +3,7 @@
 //! handful of fsyncs instead of one each.
 //!
 //! Invariants:
-//! - a caller hears `Ok` only after the transaction holding its change is durable,
-//!   unless it asked for a lazy write: a batch made only of lazy jobs commits without
-//!   syncing, and becomes durable with the next durable commit (or is lost in a
-//!   crash, which lazy callers accept);
+//! - a caller hears `Ok` only after the transaction holding its change is durable;
 //! - a job that refuses (inner `Err`) has written nothing, so the other jobs of its
 //!   batch commit unaffected;
 //! - a job that fails with a storage error (outer `Err`) or panics aborts the whole
@@ -27,14 +24,11 @@ pub type WriteJobResult<R, E> = Result<Result<R, E>, DbError>;
 const MAX_BATCH: usize = 4096;
 
 trait Job: Send {
-    /// Whether the caller may hear `Ok` before the change is durable.
-    fn lazy(&self) -> bool;
     fn run(&mut self, transaction: &WriteTxn) -> Result<(), DbError>;
     fn finish(self: Box<Self>, outcome: Result<(), DbError>);
 }
 
 struct TypedJob<F, R, E> {
-    lazy: bool,
     work: Option<F>,
     result: Option<Result<R, E>>,
     reply: oneshot::Sender<Result<R, E>>,
@@ -46,10 +40,6 @@ where
     R: Send,
     E: From<DbError> + Send,
 {
-    fn lazy(&self) -> bool {
-        self.lazy
-    }
-
     fn run(&mut self, transaction: &WriteTxn) -> Result<(), DbError> {
         let work = self.work.take().expect("a job runs once");
         self.result = Some(work(transaction)?);
@@ -86,7 +76,6 @@ impl GroupCommitter {
 
     fn enqueue<R, E>(
         &self,
-        lazy: bool,
         work: impl FnOnce(&WriteTxn) -> WriteJobResult<R, E> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<R, E>>, DbError>
     where
@@ -95,7 +84,6 @@ impl GroupCommitter {
     {
         let (reply, receiver) = oneshot::channel();
         let job = TypedJob {
-            lazy,
             work: Some(work),
             result: None,
             reply,
@@ -115,20 +103,7 @@ impl GroupCommitter {
         R: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let receiver = self.enqueue(false, work)?;
-        receiver.await.unwrap_or(Err(DbError::WriterGone.into()))
-    }
-
-    /// Queues `work` and waits for its commit, which need not be durable yet.
-    pub async fn submit_lazy<R, E>(
-        &self,
-        work: impl FnOnce(&WriteTxn) -> WriteJobResult<R, E> + Send + 'static,
-    ) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        let receiver = self.enqueue(true, work)?;
+        let receiver = self.enqueue(work)?;
         receiver.await.unwrap_or(Err(DbError::WriterGone.into()))
     }
 
@@ -141,7 +116,7 @@ impl GroupCommitter {
         R: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let receiver = self.enqueue(false, work)?;
+        let receiver = self.enqueue(work)?;
         receiver
             .blocking_recv()
             .unwrap_or(Err(DbError::WriterGone.into()))
@@ -168,12 +143,7 @@ fn writer_loop(database: &redb::Database, receiver: &mpsc::Receiver<Box<dyn Job>
 }
 
 fn apply_batch(database: &redb::Database, batch: &mut [Box<dyn Job>]) -> Result<(), DbError> {
-    let mut transaction = database.begin_write()?;
-    if batch.iter().all(|job| job.lazy()) {
-        transaction
-            .set_durability(redb::Durability::None)
-            .map_err(|e| DbError::Storage(e.to_string()))?;
-    }
+    let transaction = database.begin_write()?;
     for job in batch.iter_mut() {
         let ran = catch_unwind(AssertUnwindSafe(|| job.run(&transaction)));
         let failure = match ran {

@@ -142,20 +142,6 @@ impl Db {
         self.committer.submit(job).await
     }
 
-    /// Like [`Db::write`], but the caller hears back once the change is committed,
-    /// perhaps before it is durable: for records whose loss in a crash costs only a
-    /// retry (a staged transfer, say), never for records that point at bytes.
-    pub async fn write_lazy<R, E>(
-        &self,
-        job: impl FnOnce(&WriteTxn) -> WriteJobResult<R, E> + Send + 'static,
-    ) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        self.committer.submit_lazy(job).await
-    }
-
     /// Like [`Db::write`], for callers outside the async runtime.
     pub fn write_blocking<R, E>(
         &self,

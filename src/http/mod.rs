@@ -34,6 +34,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/upload/batch_stage", post(upload::batch_stage))
         .route("/upload/batch_commit", post(upload::batch_commit))
         .route(
+            "/upload/batch_stream",
+            axum::routing::put(upload::batch_stream),
+        )
+        .route(
             "/upload/stream/{transfer_id}",
             get(upload::stream_status).put(upload::stream_upload),
         )

@@ -11,7 +11,7 @@ mod stage;
 mod stream;
 pub mod transfer_state;
 
-pub use commit::{CommitInput, commit_upload, commit_uploads};
+pub use commit::{CommitInput, StreamedItem, commit_streamed_batch, commit_upload, commit_uploads};
 pub use error::IngestError;
 pub use stage::{StageInput, StageOutput, StagingLayout, stage_upload, stage_uploads};
 pub use stream::{StreamTarget, receive_stream, stream_status};

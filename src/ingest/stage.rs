@@ -278,11 +278,9 @@ async fn stage_fresh(
             },
         )
         .collect();
-    // Lazy: a transfer lost in a crash only makes the client stage again (its
-    // commit is answered 404), and recovery removes the orphaned staging.
     let recorded = node
         .db
-        .write_lazy(move |txn| {
+        .write(move |txn| {
             let names: Vec<&str> = transfers
                 .iter()
                 .map(|t| t.destination_location.as_str())

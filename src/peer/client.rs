@@ -166,6 +166,32 @@ impl LibrarianClient {
         self.post("upload/batch_commit", request).await
     }
 
+    /// `upload/batch_stream` (quire): sends `items` (transfer id, bytes) in one body.
+    pub async fn batch_stream(
+        &self,
+        deletion_policy: &str,
+        items: &[(u64, &[u8])],
+    ) -> Result<UploadBatchCommitResponse, PeerError> {
+        let length: usize = items.iter().map(|(_, bytes)| 16 + bytes.len()).sum();
+        let mut body = Vec::with_capacity(length);
+        for (transfer_id, bytes) in items {
+            body.extend_from_slice(&transfer_id.to_le_bytes());
+            body.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            body.extend_from_slice(bytes);
+        }
+        let route = "upload/batch_stream";
+        let response = self
+            .http
+            .put(self.url(route))
+            .basic_auth(&self.connection.user, Some(&self.connection.password))
+            .query(&[("deletion_policy", deletion_policy)])
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.decode(route, response).await
+    }
+
     /// `upload/commit`.
     pub async fn commit(&self, request: &UploadCompletionRequest) -> Result<(), PeerError> {
         let _: serde_json::Value = self.post("upload/commit", request).await?;

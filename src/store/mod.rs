@@ -4,6 +4,8 @@
 pub mod durable;
 mod local;
 mod registry;
+mod unnamed;
 
 pub use local::{Space, Store};
 pub use registry::Stores;
+pub use unnamed::UnnamedFile;

@@ -99,17 +99,30 @@ impl<'a> Client<'a> {
     /// POSTs `body`; `None` when the request did not get a complete answer (which
     /// is recorded as cut by the kill, or as unexpected before it).
     fn post(&mut self, route: &str, body: &Value, what: &str) -> Option<(u16, Value)> {
+        let url = format!("{}{}/{route}", self.base, crate::node::API);
+        let request = self.http.post(url).json(body);
+        self.send(request, route.ends_with("commit"), what)
+    }
+
+    /// PUTs the framed bytes of staged items to `upload/batch_stream`.
+    fn put_batch_body(&mut self, body: Vec<u8>, what: &str) -> Option<(u16, Value)> {
+        let url = format!("{}{}/upload/batch_stream", self.base, crate::node::API);
+        let request = self.http.put(url).body(body);
+        self.send(request, true, what)
+    }
+
+    fn send(
+        &mut self,
+        request: reqwest::blocking::RequestBuilder,
+        commit: bool,
+        what: &str,
+    ) -> Option<(u16, Value)> {
         let sent_before_kill = !self.round.killed.load(Ordering::SeqCst);
-        let commit = route.ends_with("commit");
         if commit {
             self.round.commits_in_flight.fetch_add(1, Ordering::SeqCst);
         }
-        let url = format!("{}{}/{route}", self.base, crate::node::API);
-        let answer = self
-            .http
-            .post(url)
+        let answer = request
             .basic_auth("admin", Some(&self.password))
-            .json(body)
             .send()
             .and_then(|response| {
                 let status = response.status().as_u16();
@@ -184,8 +197,11 @@ impl<'a> Client<'a> {
         self.report
     }
 
-    /// batch_stage -> copy every item -> batch_commit, until the node goes away.
+    /// batch_stage -> copy every item -> batch_commit (even clients), or
+    /// batch_stage -> every item's bytes in one batch_stream body (odd clients),
+    /// until the node goes away.
     fn batch_uploads(mut self, round: usize, client: usize) -> Report {
+        let in_body = client % 2 == 1;
         for batch in 0.. {
             let mut uploads = Vec::new();
             let mut contents = Vec::new();
@@ -216,6 +232,7 @@ impl<'a> Client<'a> {
                 break;
             }
             let mut commits = Vec::new();
+            let mut frames = Vec::new();
             for (item, (upload, bytes)) in staged["uploads"]
                 .as_array()
                 .into_iter()
@@ -236,6 +253,14 @@ impl<'a> Client<'a> {
                     "transfer_providers": staged["transfer_providers"],
                     "transfer_id": item["transfer_id"],
                 });
+                if in_body {
+                    let id = item["transfer_id"].as_u64().unwrap_or_default();
+                    frames.extend_from_slice(&id.to_le_bytes());
+                    frames.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    frames.extend_from_slice(bytes);
+                    commits.push(Value::Null);
+                    continue;
+                }
                 if let Err(error) = fs::write(staging_location(&as_staged), bytes) {
                     self.unexpected(format!("copying {} to staging: {error}", upload.name));
                     continue;
@@ -247,8 +272,12 @@ impl<'a> Client<'a> {
                 break;
             }
             let what = format!("batch_commit r{round}/batch{client}/b{batch}");
-            let body = json!({ "commits": commits });
-            let Some((status, reply)) = self.post("upload/batch_commit", &body, &what) else {
+            let answer = if in_body {
+                self.put_batch_body(frames, &what)
+            } else {
+                self.post("upload/batch_commit", &json!({ "commits": commits }), &what)
+            };
+            let Some((status, reply)) = answer else {
                 break;
             };
             let answers = reply["commits"].as_array().cloned().unwrap_or_default();

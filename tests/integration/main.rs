@@ -2,6 +2,7 @@
 //! temporary directory, driven over HTTP as a client would.
 
 mod admin;
+mod batch;
 mod commit;
 mod config;
 mod crash;

@@ -13,14 +13,16 @@ use futures_util::StreamExt;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::one::{UploadOutcome, UploadPlan, choose_provider, declared_checksum, upload_one};
+use super::one::{
+    ProviderChoice, UploadOutcome, UploadPlan, choose_provider, declared_checksum, upload_one,
+};
 use super::transfer::{Provider, copy_local, stream};
 use crate::checksum::hash_bytes;
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
-    TransferProvider, UploadBatchCommitRequest, UploadBatchStageRequest, UploadCompletionRequest,
-    UploadInitiationRequest,
+    BatchItemError, TransferProvider, UploadBatchCommitRequest, UploadBatchStageRequest,
+    UploadCompletionRequest, UploadInitiationRequest,
 };
 
 /// Files up to this size are read once, into memory, by the client.
@@ -226,6 +228,22 @@ async fn try_upload_chunk(
             )),
         }
     }
+    // Small files travel in one batch body unless a local copy was asked for: the
+    // node writes them straight into the store, where a staged copy would cost
+    // another file and a rename each.
+    let (in_body, to_send): (Vec<_>, Vec<_>) = to_send
+        .into_iter()
+        .partition(|(file, _)| file.contents.is_some() && plan.provider != ProviderChoice::Local);
+    if !in_body.is_empty() {
+        let items: Vec<(u64, &[u8])> = in_body
+            .iter()
+            .map(|(file, staged)| (staged.id, file.contents.as_deref().unwrap_or_default()))
+            .collect();
+        let streamed = client.batch_stream(&plan.deletion_policy, &items).await?;
+        for ((file, _), item) in in_body.into_iter().zip(streamed.commits) {
+            outcomes.push((file.source, commit_outcome(file.size, item.error)));
+        }
+    }
     let Some((_, first)) = to_send.first() else {
         return Ok(outcomes);
     };
@@ -268,16 +286,20 @@ async fn try_upload_chunk(
         .batch_commit(&UploadBatchCommitRequest { commits })
         .await?;
     for (file, item) in committing.into_iter().zip(committed.commits) {
-        let outcome = match item.error {
-            None => FileOutcome::Uploaded(file.size),
-            Some(error) if error.status == 409 => FileOutcome::AlreadyExists,
-            Some(error) => {
-                FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy))
-            }
-        };
-        outcomes.push((file.source, outcome));
+        outcomes.push((file.source, commit_outcome(file.size, item.error)));
     }
     Ok(outcomes)
+}
+
+/// How a committed item of `size` bytes ended.
+fn commit_outcome(size: u64, error: Option<BatchItemError>) -> FileOutcome {
+    match error {
+        None => FileOutcome::Uploaded(size),
+        Some(error) if error.status == 409 => FileOutcome::AlreadyExists,
+        Some(error) => {
+            FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy))
+        }
+    }
 }
 
 /// Where the node staged one file of a batch.

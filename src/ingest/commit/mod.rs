@@ -14,6 +14,7 @@
 //! at; start-up recovery moves them back into staging (see `node::recovery`).
 
 mod record;
+mod streamed;
 mod verify;
 
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ use crate::node::Node;
 use crate::store::Store;
 use record::{Placed, record_all};
 use verify::verify_all;
+
+pub use streamed::{StreamedItem, commit_streamed_batch};
 
 /// What a client asks to commit.
 #[derive(Debug, Clone)]
@@ -132,7 +135,12 @@ impl Outcome {
 
     /// Refuses an item for good: its transfer will be failed and staging removed.
     fn refuse(&mut self, index: usize, item: &Prepared, error: IngestError) {
-        self.refused.push(item.transfer.id);
+        self.refuse_transfer(index, item.transfer.id, error);
+    }
+
+    /// Refuses the transfer `id` for good.
+    fn refuse_transfer(&mut self, index: usize, id: u64, error: IngestError) {
+        self.refused.push(id);
         self.answer(index, Err(error));
     }
 

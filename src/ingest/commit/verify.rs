@@ -81,7 +81,10 @@ async fn verify_large(transfer: &IncomingTransfer, staged: &Path) -> Result<Dige
 }
 
 /// Accepts digests that match the transfer's declared size and checksum.
-fn compare(transfer: &IncomingTransfer, digests: Digests) -> Result<Digests, IngestError> {
+pub(super) fn compare(
+    transfer: &IncomingTransfer,
+    digests: Digests,
+) -> Result<Digests, IngestError> {
     let declared = &transfer.transfer_checksum;
     let found = digests
         .get(declared.algorithm)
