@@ -30,7 +30,7 @@ const SMALL_FILE_BYTES: u64 = 256 << 10;
 /// Files per batch request.
 const BATCH_FILES: usize = 256;
 /// Batches in flight at once.
-const BATCHES_IN_FLIGHT: usize = 4;
+const BATCHES_IN_FLIGHT: usize = 8;
 /// Network streams in flight within one batch.
 const STREAMS_PER_BATCH: usize = 8;
 

@@ -42,7 +42,7 @@ pub struct UploadArgs {
     #[arg(long)]
     pub batch: bool,
     /// With --batch against a librarian that is not a quire node: uploads in flight
-    /// at once. (A quire node receives batches of 256 files, four in flight.)
+    /// at once. (A quire node receives batches of 256 files, eight in flight.)
     #[arg(long, short = 'j', default_value_t = 32, value_name = "N")]
     pub jobs: usize,
     /// Checksum algorithm recorded for the file: md5, xxh3, sha1, sha256, sha512 or
