@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod tasks_client;
 
 pub use client::{Connection, LibrarianClient};
 pub use error::PeerError;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod errors;
 pub mod ping;
 pub mod search;
+pub mod tasks;
 pub mod upload;
 pub mod users;
 pub mod validate;
