@@ -43,6 +43,19 @@ pub struct Store {
     pub readonly_after_commit: bool,
     /// Mirrors the database's enabled flag (the database is the authority).
     enabled: AtomicBool,
+    /// Availability at the last `observe_availability`, so that an outage is
+    /// reported once when it starts and once when it ends, never per file.
+    seen_available: AtomicBool,
+}
+
+/// What `observe_availability` saw change since it last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AvailabilityChange {
+    Unchanged,
+    /// The store's root disappeared (a drive was unplugged).
+    WentAway,
+    /// The store's root is back.
+    CameBack,
 }
 
 /// Disk usage of a store as the protocol reports it.
@@ -73,6 +86,7 @@ impl Store {
             own_after_commit: config.own_after_commit,
             readonly_after_commit: config.readonly_after_commit,
             enabled: AtomicBool::new(enabled),
+            seen_available: AtomicBool::new(true),
         }
     }
 
@@ -86,9 +100,33 @@ impl Store {
         self.enabled.store(enabled, Ordering::SeqCst);
     }
 
-    /// Whether the store's directories are present (a drive may be unplugged).
+    /// Whether the store's directories are present (a drive may be unplugged). A
+    /// drive plugged back in whose staging directory is missing (never made, or
+    /// made on another drive) gets a new one, but only when the directory holding
+    /// it is present: nothing is created where the drive should be mounted.
     pub fn available(&self) -> bool {
-        self.root.is_dir() && self.staging.is_dir()
+        if !self.root.is_dir() {
+            return false;
+        }
+        if self.staging.is_dir() {
+            return true;
+        }
+        let parent_present = self.staging.parent().is_some_and(Path::is_dir);
+        // Another caller may create it at the same moment: look again either way.
+        parent_present && (fs::create_dir(&self.staging).is_ok() || self.staging.is_dir())
+    }
+
+    /// Whether the store is available, and how that changed since the previous
+    /// call (the first call compares with "available").
+    pub fn observe_availability(&self) -> (bool, AvailabilityChange) {
+        let now = self.available();
+        let before = self.seen_available.swap(now, Ordering::SeqCst);
+        let change = match (before, now) {
+            (true, false) => AvailabilityChange::WentAway,
+            (false, true) => AvailabilityChange::CameBack,
+            _ => AvailabilityChange::Unchanged,
+        };
+        (now, change)
     }
 
     /// Creates the root and staging directories if missing.

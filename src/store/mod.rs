@@ -6,6 +6,6 @@ mod local;
 mod registry;
 mod unnamed;
 
-pub use local::{Space, Store};
+pub use local::{AvailabilityChange, Space, Store};
 pub use registry::Stores;
 pub use unnamed::UnnamedFile;

@@ -33,6 +33,17 @@ impl Stores {
         self.stores.iter().find(|s| s.id == id)
     }
 
+    /// Ids of the node's stores that are unavailable now (unplugged drives). The
+    /// copies they hold are away, not lost: they are reported unavailable and are
+    /// neither hashed nor counted as corrupt until the store comes back.
+    pub fn away_ids(&self) -> Vec<u64> {
+        self.stores
+            .iter()
+            .filter(|s| !s.available())
+            .map(|s| s.id)
+            .collect()
+    }
+
     /// Why no store can take `size` bytes, one clause per store.
     pub fn why_no_room(&self, size: u64) -> String {
         let reasons: Vec<String> = self

@@ -5,9 +5,14 @@
 //! `context` is what a run sees. One file per task type.
 
 mod check_integrity;
+mod clone_targets;
 pub mod config;
 mod context;
+mod create_local_clone;
+mod duplicate_remote_instance_hypervisor;
+mod local_copy;
 mod scheduler;
+mod store_watch;
 
 pub use config::{TaskKind, TaskSpec};
 pub use context::{Interruption, TaskContext};
@@ -19,6 +24,10 @@ pub use scheduler::{Tasks, UnknownTask, wait_for};
 pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result<()> {
     match kind {
         TaskKind::CheckIntegrity(settings) => check_integrity::run(context, settings),
+        TaskKind::CreateLocalClone(settings) => create_local_clone::run(context, settings),
+        TaskKind::DuplicateRemoteInstanceHypervisor(settings) => {
+            duplicate_remote_instance_hypervisor::run(context, settings)
+        }
         other => anyhow::bail!(
             "the task type `{}` is not available in this build of quire",
             other.type_name()

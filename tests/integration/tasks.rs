@@ -24,7 +24,7 @@ fn node_with_integrity_task(extra: &str) -> TestNode {
 }
 
 /// Runs `task` now and returns its report.
-fn run_task(node: &TestNode, task: &str) -> Value {
+pub fn run_task(node: &TestNode, task: &str) -> Value {
     let (status, reply) =
         node.post_admin("admin/tasks/run", json!({"task_name": task, "wait": true}));
     assert_eq!(status, 200, "admin/tasks/run {task}: {reply}");
@@ -33,7 +33,7 @@ fn run_task(node: &TestNode, task: &str) -> Value {
 }
 
 /// Waits until the start-up run of the node's first task has finished.
-fn wait_for_first_run(node: &TestNode) -> Value {
+pub fn wait_for_first_run(node: &TestNode) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, listing) = node.post_admin("admin/tasks/list", json!({}));

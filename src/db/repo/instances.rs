@@ -76,18 +76,21 @@ pub struct InstanceQuery {
     pub file_name: Option<String>,
     pub store_id: Option<u64>,
     pub available: Option<bool>,
+    /// Stores that are away now: their instances count as unavailable.
+    pub away_stores: Vec<u64>,
     pub limit: usize,
 }
 
 impl InstanceQuery {
     fn accepts(&self, i: &Instance) -> bool {
+        let available = i.available && !self.away_stores.contains(&i.store_id);
         self.id.is_none_or(|id| id == i.id)
             && self.path.as_ref().is_none_or(|p| *p == i.path)
             && self.deletion_policy.is_none_or(|d| d == i.deletion_policy)
             && self.created_time.is_none_or(|t| t == i.created_time)
             && self.file_name.as_ref().is_none_or(|f| *f == i.file_name)
             && self.store_id.is_none_or(|s| s == i.store_id)
-            && self.available.is_none_or(|a| a == i.available)
+            && self.available.is_none_or(|a| a == available)
     }
 }
 

@@ -36,13 +36,14 @@ pub fn window(given: Option<Vec<Timestamp>>) -> ApiResult<Option<(Timestamp, Tim
     }
 }
 
-/// The wire form of a local instance.
-pub fn instance_response(instance: Instance) -> InstanceSearchResponse {
+/// The wire form of a local instance; a copy on a store in `away_stores` (an
+/// unplugged drive) is reported unavailable.
+pub fn instance_response(instance: Instance, away_stores: &[u64]) -> InstanceSearchResponse {
     InstanceSearchResponse {
+        available: instance.available && !away_stores.contains(&instance.store_id),
         path: instance.path,
         deletion_policy: instance.deletion_policy,
         created_time: instance.created_time,
-        available: instance.available,
         id: Some(instance.id),
         file_name: Some(instance.file_name),
         store_id: Some(instance.store_id),
@@ -75,6 +76,7 @@ pub async fn file(
         limit: clamp(&node, request.max_results),
     };
     let results = tokio::task::spawn_blocking(move || {
+        let away = node.stores.away_ids();
         node.db.read(|tx| {
             let mut results = Vec::new();
             for file in files::search(tx, &query)? {
@@ -82,7 +84,10 @@ pub async fn file(
                 let remote = instances::remotes_of_file(tx, &file.name)?;
                 results.push(FileSearchResponse {
                     checksum: file.checksum.to_string(),
-                    instances: local.into_iter().map(instance_response).collect(),
+                    instances: local
+                        .into_iter()
+                        .map(|i| instance_response(i, &away))
+                        .collect(),
                     remote_instances: remote.into_iter().map(remote_response).collect(),
                     name: file.name,
                     create_time: file.create_time,
@@ -140,8 +145,10 @@ pub async fn instance_local(
         file_name: request.file_name,
         store_id: request.store_id,
         available: request.available,
+        away_stores: node.stores.away_ids(),
         limit: clamp(&node, request.max_results),
     };
+    let away = query.away_stores.clone();
     let found =
         tokio::task::spawn_blocking(move || node.db.read(|tx| instances::search(tx, &query)))
             .await??;
@@ -151,7 +158,12 @@ pub async fn instance_local(
             "Check that you are searching for existing instances.",
         ));
     }
-    Ok(Json(found.into_iter().map(instance_response).collect()))
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|i| instance_response(i, &away))
+            .collect(),
+    ))
 }
 
 /// `search/instance_remote`.

@@ -35,8 +35,13 @@ pub async fn file(
     };
     let caller_name = caller.username.clone();
     let rows = tokio::task::spawn_blocking(move || {
+        // Copies on an unplugged drive are away, not corrupt: they are not hashed.
+        let away = node.stores.away_ids();
         let mut rows = Vec::new();
-        for instance in copies.iter().filter(|i| i.available) {
+        for instance in copies
+            .iter()
+            .filter(|i| i.available && !away.contains(&i.store_id))
+        {
             let outcome = verify_instance(&file, instance, node.config.checksum_timeout);
             record_outcome(&node.db, &file, &outcome, &caller_name)?;
             let (current_checksum, current_size) = outcome
