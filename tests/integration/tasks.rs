@@ -282,3 +282,33 @@ fn tasks_come_from_a_librarian_background_file() {
     assert_eq!(task["task_name"], "from-json");
     assert_eq!(task["soft_timeout_seconds"], 600.0);
 }
+
+#[test]
+fn a_task_never_overlaps_itself() {
+    let node = node_with_integrity_task("");
+    for index in 0..20 {
+        node.upload(&format!("f/{index}.dat"), &vec![index as u8; 64 << 10]);
+    }
+    let reports: Vec<Value> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| run_task(&node, "integrity")))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let mut spans: Vec<(chrono::NaiveDateTime, f64)> = reports
+        .iter()
+        .map(|report| {
+            let started = report["started"].as_str().unwrap();
+            let started =
+                chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%dT%H:%M:%S%.f").unwrap();
+            (started, report["duration_seconds"].as_f64().unwrap())
+        })
+        .collect();
+    spans.sort_by_key(|span| span.0);
+    spans.dedup_by_key(|span| span.0);
+    for pair in spans.windows(2) {
+        let (first, took) = pair[0];
+        let end = first + chrono::Duration::microseconds((took * 1e6) as i64);
+        assert!(pair[1].0 >= end, "runs overlapped: {reports:?}");
+    }
+}
