@@ -64,6 +64,25 @@ pub fn copy_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
+    copy_tree(source, destination, algorithms, true)
+}
+
+/// Like [`copy_and_digest`], but leaves the copy unsynced: for callers that make
+/// many copies durable at once (one filesystem sync).
+pub fn copy_and_digest_unsynced(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+) -> io::Result<Digests> {
+    copy_tree(source, destination, algorithms, false)
+}
+
+fn copy_tree(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+    sync: bool,
+) -> io::Result<Digests> {
     if fs::metadata(source)?.is_dir() {
         fs::create_dir(destination)?;
         digest_directory(source, algorithms, |file| {
@@ -72,10 +91,10 @@ pub fn copy_and_digest(
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
-            copy_file_and_digest(file, &target, algorithms)
+            copy_one_file(file, &target, algorithms, sync)
         })
     } else {
-        copy_file_and_digest(source, destination, algorithms)
+        copy_one_file(source, destination, algorithms, sync)
     }
 }
 
@@ -86,6 +105,15 @@ pub fn copy_file_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
+    copy_one_file(source, destination, algorithms, true)
+}
+
+fn copy_one_file(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+    sync: bool,
+) -> io::Result<Digests> {
     let input = fs::File::open(source)?;
     let size = input.metadata()?.len();
     let mut output = fs::OpenOptions::new()
@@ -94,7 +122,9 @@ pub fn copy_file_and_digest(
         .open(destination)?;
     let mut digester = Digester::new(algorithms, Some(size));
     pump(input, size, &mut digester, |chunk| output.write_all(chunk))?;
-    output.sync_all()?;
+    if sync {
+        output.sync_all()?;
+    }
     Ok(digester.finish())
 }
 

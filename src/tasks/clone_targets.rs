@@ -15,8 +15,8 @@ use crate::store::Store;
 
 /// The outcome of looking for a target for one file.
 pub enum Choice {
-    /// Copy the file here.
-    Target(Arc<Store>),
+    /// Copy the file here; the store has `free` bytes of room.
+    Target { store: Arc<Store>, free: u64 },
     /// Some target is enabled and present, but none has room for the file.
     NoRoom { why: String },
     /// Every target is disabled or away.
@@ -44,7 +44,10 @@ pub fn choose(
             }
         };
         if free >= size {
-            return Ok(Choice::Target(target.clone()));
+            return Ok(Choice::Target {
+                store: target.clone(),
+                free,
+            });
         }
         full.push(format!("{} has {free} bytes free", target.name));
         if disable_on_full {

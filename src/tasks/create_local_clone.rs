@@ -4,10 +4,13 @@
 //! first, at most `files_per_run` per run. Each copy is verified from the drive
 //! before it is recorded as an instance (see `local_copy`).
 //!
-//! A drive that goes away is reported once per outage (`store_watch`), never once
-//! per file; a copy interrupted by the drive leaving is not an error of the file.
+//! Files are copied in batches that share their durability costs; the soft timeout
+//! and shutdown are checked between batches. A drive that goes away is reported
+//! once per outage (`store_watch`), never once per file; a copy interrupted by the
+//! drive leaving is not an error of the file.
 
-use std::path::Path;
+use std::iter::Peekable;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,14 +18,22 @@ use anyhow::Context;
 use super::TaskContext;
 use super::clone_targets::{self, Choice};
 use super::config::CreateLocalClone;
-use super::local_copy::{CopyError, Expected, copy_verified};
+use super::local_copy::{Copied, CopyError, CopyItem, Expected, copy_verified};
 use super::store_watch;
 use crate::db::DbError;
-use crate::db::repo::{files, instances, next_id};
+use crate::db::repo::{files, instances, next_ids};
 use crate::integrity::{Verification, record_outcome};
 use crate::model::{Algorithm, Checksum, File, Instance, Timestamp};
 use crate::node::Node;
 use crate::store::Store;
+
+/// Most files in one batch.
+const BATCH_FILES: usize = 1024;
+/// Most bytes in one batch (a larger file makes a batch of its own).
+const BATCH_BYTES: u64 = 512 << 20;
+
+/// A source instance with its file.
+type Candidate = (File, Instance);
 
 /// Runs one pass.
 pub fn run(context: &TaskContext, settings: &CreateLocalClone) -> anyhow::Result<()> {
@@ -42,26 +53,28 @@ pub fn run(context: &TaskContext, settings: &CreateLocalClone) -> anyhow::Result
         anyhow::bail!("the source store '{}' is unavailable", source.name);
     }
     let since = Timestamp::now().plus_micros(-((settings.age_in_days * 86_400e6) as i64));
-    let candidates = select(node, &source, &targets, since)?;
+    let mut pending = select(node, &source, &targets, since)?
+        .into_iter()
+        .peekable();
     let caller = format!("task {}", context.task_name());
     let mut copies = 0;
-    for (file, instance) in candidates {
-        if copies >= settings.files_per_run || !context.keep_going() {
+    while copies < settings.files_per_run && context.keep_going() {
+        let Some((first, _)) = pending.peek() else {
             break;
-        }
+        };
         let choice = clone_targets::choose(
             node,
             &targets,
-            file.size,
+            first.size,
             settings.disable_store_on_full,
             &caller,
         )?;
-        let target = match choice {
-            Choice::Target(target) => target,
+        let (target, free) = match choice {
+            Choice::Target { store, free } => (store, free),
             Choice::NoRoom { why } => {
                 context.item_failed(format!(
                     "no target store has room for '{}' ({} bytes): {why}; stopping this run",
-                    file.name, file.size
+                    first.name, first.size
                 ));
                 break;
             }
@@ -71,9 +84,8 @@ pub fn run(context: &TaskContext, settings: &CreateLocalClone) -> anyhow::Result
                 break;
             }
         };
-        if copy_one(context, &file, &instance, &target, &caller)? {
-            copies += 1;
-        }
+        let batch = next_batch(&mut pending, free, settings.files_per_run - copies);
+        copies += copy_batch(context, &batch, &target, &caller)?;
     }
     Ok(())
 }
@@ -85,7 +97,7 @@ fn select(
     source: &Store,
     targets: &[Arc<Store>],
     since: Timestamp,
-) -> Result<Vec<(File, Instance)>, DbError> {
+) -> Result<Vec<Candidate>, DbError> {
     let target_ids: Vec<u64> = targets.iter().map(|t| t.id).collect();
     node.db.read(|tx| {
         let mut found = Vec::new();
@@ -110,87 +122,138 @@ fn select(
     })
 }
 
-/// Copies one file and records the new instance; returns whether a copy was made.
-/// Failures of the file are counted; an `Err` stops the run (the database failed).
-fn copy_one(
-    context: &TaskContext,
-    file: &File,
-    source: &Instance,
-    target: &Arc<Store>,
-    caller: &str,
-) -> anyhow::Result<bool> {
-    let node = context.node();
-    let expected = Expected {
-        size: file.size,
-        blake3: source.blake3,
-    };
-    let copied = match copy_verified(Path::new(&source.path), target, &file.name, expected) {
-        Ok(copied) => copied,
-        Err(CopyError::Io(error)) if !store_watch::check_available(node, target)? => {
-            // The drive left in the middle of the copy: its outage is reported once.
-            tracing::debug!(file = %file.name, %error, "copy interrupted by the drive leaving");
-            return Ok(false);
+/// Takes the next files that fit together in `free` bytes, at most `limit` of
+/// them. The first one always fits (the target was chosen for it).
+fn next_batch(
+    pending: &mut Peekable<impl Iterator<Item = Candidate>>,
+    free: u64,
+    limit: usize,
+) -> Vec<Candidate> {
+    let mut batch: Vec<Candidate> = Vec::new();
+    let mut bytes = 0u64;
+    while let Some((file, _)) = pending.peek() {
+        let total = bytes.saturating_add(file.size);
+        let full = batch.len() >= BATCH_FILES.min(limit)
+            || total > free
+            || (!batch.is_empty() && total > BATCH_BYTES);
+        if full {
+            break;
         }
-        Err(CopyError::SourceDiffers { path, size, blake3 }) => {
-            let outcome = Verification {
-                instance: source.clone(),
-                current: Some((Checksum::new(Algorithm::Blake3, blake3.to_vec()), size)),
-                matches: false,
-                cached: false,
-                problem: None,
-            };
-            record_outcome(&node.db, file, &outcome, caller)?;
-            context.item_failed(format!(
-                "'{}' was not copied to '{}': the source {path} does not match its record",
-                file.name, target.name
-            ));
-            return Ok(false);
-        }
-        Err(error) => {
-            context.item_failed(format!(
-                "'{}' was not copied to '{}': {error}",
-                file.name, target.name
-            ));
-            return Ok(false);
-        }
-    };
-    if copied.adopted {
-        tracing::info!(file = %file.name, store = %target.name,
-            "adopted a verified copy left by an interrupted run");
+        bytes = total;
+        batch.extend(pending.next());
     }
-    record_instance(node, file, source, target, &copied.target, expected)?;
-    context.item_done();
-    Ok(true)
+    batch
 }
 
-/// Records the copy as an instance on `target`, unless one appeared meanwhile.
-fn record_instance(
+/// Copies a batch to `target` and records the new instances; returns how many
+/// copies were made. Failures of files are counted; an `Err` stops the run (the
+/// database failed).
+fn copy_batch(
+    context: &TaskContext,
+    batch: &[Candidate],
+    target: &Arc<Store>,
+    caller: &str,
+) -> anyhow::Result<usize> {
+    let node = context.node();
+    let items: Vec<CopyItem> = batch
+        .iter()
+        .map(|(file, instance)| CopyItem {
+            source: PathBuf::from(&instance.path),
+            name: file.name.clone(),
+            expected: Expected {
+                size: file.size,
+                blake3: instance.blake3,
+            },
+        })
+        .collect();
+    let results = copy_verified(target, &items);
+    let mut drive_left = None;
+    let mut made = Vec::new();
+    for ((file, source), result) in batch.iter().zip(results) {
+        match result {
+            Ok(copied) => made.push((file, source, copied)),
+            Err(CopyError::Io(error)) if *drive_left.get_or_insert_with(|| !target.available()) => {
+                // Its outage is reported once, below.
+                tracing::debug!(file = %file.name, %error, "copy interrupted by the drive leaving");
+            }
+            Err(CopyError::SourceDiffers { path, size, blake3 }) => {
+                let outcome = Verification {
+                    instance: source.clone(),
+                    current: Some((Checksum::new(Algorithm::Blake3, blake3.to_vec()), size)),
+                    matches: false,
+                    cached: false,
+                    problem: None,
+                };
+                record_outcome(&node.db, file, &outcome, caller)?;
+                context.item_failed(format!(
+                    "'{}' was not copied to '{}': the source {path} does not match its record",
+                    file.name, target.name
+                ));
+            }
+            Err(error) => context.item_failed(format!(
+                "'{}' was not copied to '{}': {error}",
+                file.name, target.name
+            )),
+        }
+    }
+    if drive_left == Some(true) {
+        store_watch::check_available(node, target)?;
+    }
+    let count = made.len();
+    record_instances(node, target, &made)?;
+    for _ in 0..count {
+        context.item_done();
+    }
+    Ok(count)
+}
+
+/// Records the copies as instances on `target` in one transaction, except where
+/// an instance of the file on `target` appeared meanwhile.
+fn record_instances(
     node: &Node,
-    file: &File,
-    source: &Instance,
     target: &Store,
-    path: &Path,
-    expected: Expected,
+    made: &[(&File, &Instance, Copied)],
 ) -> Result<(), DbError> {
+    if made.is_empty() {
+        return Ok(());
+    }
     let now = Timestamp::now();
-    let mut instance = Instance {
-        id: 0,
-        file_name: file.name.clone(),
-        store_id: target.id,
-        path: path.to_string_lossy().into_owned(),
-        deletion_policy: source.deletion_policy,
-        created_time: now,
-        available: true,
-        blake3: expected.blake3,
-        verified_time: now,
-    };
+    let new: Vec<Instance> = made
+        .iter()
+        .map(|(file, source, copied)| {
+            if copied.adopted {
+                tracing::info!(file = %file.name, store = %target.name,
+                    "adopted a verified copy left by an interrupted run");
+            }
+            Instance {
+                id: 0,
+                file_name: file.name.clone(),
+                store_id: target.id,
+                path: copied.target.to_string_lossy().into_owned(),
+                deletion_policy: source.deletion_policy,
+                created_time: now,
+                available: true,
+                blake3: source.blake3,
+                verified_time: now,
+            }
+        })
+        .collect();
     node.db.write_blocking(move |txn| {
-        let exists = instances::of_file(txn, &instance.file_name)?
-            .iter()
-            .any(|i| i.store_id == instance.store_id);
-        if !exists {
-            instance.id = next_id(txn, "instances")?;
-            instances::put_instance(txn, &instance)?;
+        let mut fresh = Vec::with_capacity(new.len());
+        for instance in new {
+            let exists = instances::of_file(txn, &instance.file_name)?
+                .iter()
+                .any(|i| i.store_id == instance.store_id);
+            if !exists {
+                fresh.push(instance);
+            }
+        }
+        if !fresh.is_empty() {
+            let first_id = next_ids(txn, "instances", fresh.len() as u64)?;
+            for (offset, instance) in fresh.iter_mut().enumerate() {
+                instance.id = first_id + offset as u64;
+            }
+            instances::put_instances(txn, &fresh)?;
         }
         Ok(Ok::<_, DbError>(()))
     })

@@ -1,7 +1,7 @@
-//! One crash-safe, verified copy of a committed file onto another local store (a
+//! Crash-safe, verified copies of committed files onto another local store (a
 //! SneakerNet drive): copy into the store's staging while hashing what is read, make
-//! it durable, evict it from the page cache and hash it again from the medium, then
-//! rename it into `<root>/<name>` without replacing anything.
+//! the copies durable, evict them from the page cache and hash them again from the
+//! medium, then rename each into `<root>/<name>` without replacing anything.
 //!
 //! Invariant: `<root>/<name>` only ever receives bytes that were read back from the
 //! store after they were synced and matched the source's recorded size and BLAKE3.
@@ -9,11 +9,13 @@
 //! is removed by recovery) or verified bytes there without a record, which the next
 //! copy of the same file adopts after hashing them.
 
+mod staged;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::checksum::{Digests, copy_and_digest, digest_path};
+use crate::checksum::{Digests, digest_path};
 use crate::store::Store;
 
 /// What the copy must hold: the source record's size and BLAKE3.
@@ -73,48 +75,55 @@ impl Drop for StagingGuard<'_> {
     }
 }
 
-/// Copies `source` (a file or a directory) to `<target root>/<name>`, verified.
-pub fn copy_verified(
-    source: &Path,
-    target: &Store,
-    name: &str,
-    expected: Expected,
-) -> Result<Copied, CopyError> {
-    let destination = target.file_path(name);
-    if fs::symlink_metadata(&destination).is_ok() {
-        return adopt_existing(&destination, expected);
-    }
-    let staging = StagingGuard {
-        name: target.create_staging()?,
-        store: target,
-    };
-    let base_name = Path::new(name).file_name().unwrap_or(name.as_ref());
-    let staged = target.staging.join(&staging.name).join(base_name);
-    // Every file is synced by the copy, so eviction below drops clean pages.
-    let copied = copy_and_digest(source, &staged, &[])?;
-    if !expected.matches(&copied) {
-        return Err(CopyError::SourceDiffers {
-            path: source.display().to_string(),
-            size: copied.size,
-            blake3: copied.blake3(),
-        });
-    }
-    evict_from_cache(&staged);
-    if !expected.matches(&digest_path(&staged, &[])?) {
-        return Err(CopyError::ReadBackDiffers {
-            store: target.name.clone(),
-        });
-    }
-    match target.commit(&staged, name) {
-        Ok(path) => Ok(Copied {
-            target: path,
-            adopted: false,
-        }),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            adopt_existing(&destination, expected)
+/// One file to copy.
+#[derive(Debug, Clone)]
+pub struct CopyItem {
+    /// Its committed bytes (a file or a directory).
+    pub source: PathBuf,
+    /// Its name: the copy goes to `<target root>/<name>`.
+    pub name: String,
+    pub expected: Expected,
+}
+
+/// Copies every item to `target`, verified; one result per item, in order. The
+/// batch shares one staging directory and its durability costs (one filesystem sync
+/// for many small files), so a copy costs little more than its bytes.
+pub fn copy_verified(target: &Store, items: &[CopyItem]) -> Vec<Result<Copied, CopyError>> {
+    let mut results: Vec<Option<Result<Copied, CopyError>>> = items
+        .iter()
+        .map(|item| {
+            let destination = target.file_path(&item.name);
+            fs::symlink_metadata(&destination)
+                .is_ok()
+                .then(|| adopt_existing(&destination, item.expected))
+        })
+        .collect();
+    let to_copy: Vec<usize> = (0..items.len()).filter(|i| results[*i].is_none()).collect();
+    if !to_copy.is_empty() {
+        match target.create_staging() {
+            Ok(name) => {
+                let staging = StagingGuard {
+                    name,
+                    store: target,
+                };
+                for (index, result) in staged::copy_staged(&staging, items, &to_copy) {
+                    results[index] = Some(result);
+                }
+            }
+            Err(error) => {
+                for index in to_copy {
+                    results[index] = Some(Err(CopyError::Io(io::Error::new(
+                        error.kind(),
+                        error.to_string(),
+                    ))));
+                }
+            }
         }
-        Err(error) => Err(error.into()),
     }
+    results
+        .into_iter()
+        .map(|r| r.expect("every item has a result"))
+        .collect()
 }
 
 /// Accepts bytes already at the target if they are exactly the expected ones.
@@ -127,20 +136,6 @@ fn adopt_existing(destination: &Path, expected: Expected) -> Result<Copied, Copy
         _ => Err(CopyError::NameTaken {
             path: destination.display().to_string(),
         }),
-    }
-}
-
-/// Asks the kernel to drop the cached pages of every file under `path`, so that
-/// the next read comes from the medium. The pages are clean (synced), so nothing
-/// is lost; where the hint is ignored the read-back still compares what the
-/// filesystem returns.
-fn evict_from_cache(path: &Path) {
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_file()
-            && let Ok(file) = fs::File::open(entry.path())
-        {
-            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-        }
     }
 }
 
@@ -175,6 +170,20 @@ mod tests {
         }
     }
 
+    fn copy_one(
+        source: &Path,
+        store: &Store,
+        name: &str,
+        expected: Expected,
+    ) -> Result<Copied, CopyError> {
+        let item = CopyItem {
+            source: source.to_path_buf(),
+            name: name.into(),
+            expected,
+        };
+        copy_verified(store, &[item]).pop().unwrap()
+    }
+
     #[test]
     fn copies_verify_adopt_and_refuse() {
         let dir = tempfile::tempdir().unwrap();
@@ -183,7 +192,7 @@ mod tests {
         fs::write(&source, vec![5u8; 300_000]).unwrap();
         let expected = expected_of(&source);
 
-        let copied = copy_verified(&source, &store, "a/b/source.dat", expected).unwrap();
+        let copied = copy_one(&source, &store, "a/b/source.dat", expected).unwrap();
         assert!(!copied.adopted);
         assert_eq!(
             fs::read(&copied.target).unwrap(),
@@ -195,12 +204,12 @@ mod tests {
             "staging is removed"
         );
 
-        let again = copy_verified(&source, &store, "a/b/source.dat", expected).unwrap();
+        let again = copy_one(&source, &store, "a/b/source.dat", expected).unwrap();
         assert!(again.adopted, "identical bytes already there are adopted");
 
         let other = dir.path().join("other.dat");
         fs::write(&other, b"different").unwrap();
-        let taken = copy_verified(&other, &store, "a/b/source.dat", expected_of(&other));
+        let taken = copy_one(&other, &store, "a/b/source.dat", expected_of(&other));
         assert!(
             matches!(taken, Err(CopyError::NameTaken { .. })),
             "{taken:?}"
@@ -214,12 +223,45 @@ mod tests {
             size: expected.size,
             blake3: [0; 32],
         };
-        let refused = copy_verified(&source, &store, "c/source.dat", wrong);
+        let refused = copy_one(&source, &store, "c/source.dat", wrong);
         assert!(
             matches!(refused, Err(CopyError::SourceDiffers { .. })),
             "{refused:?}"
         );
         assert!(!store.file_path("c/source.dat").exists());
+        assert_eq!(store.staging_names().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_batch_shares_one_sync_and_reports_each_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = drive(dir.path());
+        let mut items = Vec::new();
+        for i in 0..40u8 {
+            let source = dir.path().join(format!("s{i}"));
+            fs::write(&source, vec![i; 1000 + i as usize]).unwrap();
+            let mut expected = expected_of(&source);
+            if i == 7 {
+                expected.blake3 = [1; 32];
+            }
+            items.push(CopyItem {
+                source,
+                name: format!("batch/same-name-{}/f", i % 2),
+                expected,
+            });
+        }
+        items[5].name = "batch/five".into();
+        let results = copy_verified(&store, &items);
+        assert_eq!(results.len(), 40);
+        assert!(results[5].as_ref().is_ok_and(|c| !c.adopted));
+        assert!(matches!(results[7], Err(CopyError::SourceDiffers { .. })));
+        // Names 0 and 1 are taken by the first of each parity; the rest collide.
+        assert!(results[0].is_ok() && results[1].is_ok());
+        assert!(matches!(results[2], Err(CopyError::NameTaken { .. })));
+        assert_eq!(
+            fs::read(store.file_path("batch/five")).unwrap(),
+            vec![5u8; 1005]
+        );
         assert_eq!(store.staging_names().unwrap().len(), 0);
     }
 
@@ -231,7 +273,7 @@ mod tests {
         fs::create_dir_all(source.join("sub")).unwrap();
         fs::write(source.join("sub/x"), b"x").unwrap();
         fs::write(source.join("y"), b"y").unwrap();
-        let copied = copy_verified(&source, &store, "obs/tree", expected_of(&source)).unwrap();
+        let copied = copy_one(&source, &store, "obs/tree", expected_of(&source)).unwrap();
         assert_eq!(fs::read(copied.target.join("sub/x")).unwrap(), b"x");
         assert_eq!(fs::read(copied.target.join("y")).unwrap(), b"y");
     }

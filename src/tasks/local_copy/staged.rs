@@ -1,0 +1,152 @@
+//! The staged part of a batch of verified copies: copy into one staging directory
+//! (in parallel, unsynced), make everything durable at once, evict it from the page
+//! cache, read it back from the medium, and commit what read back right.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{Copied, CopyError, CopyItem, StagingGuard, adopt_existing};
+use crate::checksum::{copy_and_digest_unsynced, digest_path};
+use crate::store::durable::{sync_all_parallel, sync_filesystem};
+
+/// Above this many items, one filesystem sync replaces per-file syncs.
+const SYNCFS_MIN_ITEMS: usize = 16;
+
+/// Copies the items at `indexes` into the staging directory, syncs, evicts and
+/// re-reads them, and commits those that read back right.
+pub(super) fn copy_staged(
+    staging: &StagingGuard,
+    items: &[CopyItem],
+    indexes: &[usize],
+) -> Vec<(usize, Result<Copied, CopyError>)> {
+    let target = staging.store;
+    let directory = target.staging.join(&staging.name);
+    let mut done = Vec::new();
+    let mut staged = Vec::new();
+    // Copies run in parallel: small files cost system calls more than bandwidth.
+    let copies = in_parallel(indexes, |_, &index| {
+        let item = &items[index];
+        let base_name = Path::new(&item.name)
+            .file_name()
+            .unwrap_or(item.name.as_ref());
+        let mut staged_name = OsString::from(format!("{index}-"));
+        staged_name.push(base_name);
+        let path = directory.join(staged_name);
+        let copied = copy_and_digest_unsynced(&item.source, &path, &[]);
+        (index, path, copied)
+    });
+    for (index, path, copied) in copies {
+        let item = &items[index];
+        match copied {
+            Ok(copied) if item.expected.matches(&copied) => staged.push((index, path)),
+            Ok(copied) => done.push((
+                index,
+                Err(CopyError::SourceDiffers {
+                    path: item.source.display().to_string(),
+                    size: copied.size,
+                    blake3: copied.blake3(),
+                }),
+            )),
+            Err(error) => done.push((index, Err(error.into()))),
+        }
+    }
+    let whole_filesystem = staged.len() >= SYNCFS_MIN_ITEMS;
+    let synced = if whole_filesystem {
+        vec![sync_filesystem(&target.root)]
+    } else {
+        sync_all_parallel(staged.iter().map(|(_, path)| path.as_path()))
+    };
+    // Only clean (synced) pages can be evicted, so the read-back reads the medium.
+    let read_back: Vec<Result<(), CopyError>> = in_parallel(&staged, |position, (index, path)| {
+        let sync = &synced[if whole_filesystem { 0 } else { position }];
+        if let Err(error) = sync {
+            return Err(CopyError::Io(io::Error::new(
+                error.kind(),
+                error.to_string(),
+            )));
+        }
+        evict_from_cache(path);
+        if items[*index].expected.matches(&digest_path(path, &[])?) {
+            Ok(())
+        } else {
+            Err(CopyError::ReadBackDiffers {
+                store: target.name.clone(),
+            })
+        }
+    });
+    let mut to_commit = Vec::new();
+    for ((index, path), verdict) in staged.into_iter().zip(read_back) {
+        match verdict {
+            Ok(()) => to_commit.push((index, (path, items[index].name.clone()))),
+            Err(error) => done.push((index, Err(error))),
+        }
+    }
+    let pairs: Vec<(PathBuf, String)> = to_commit.iter().map(|(_, pair)| pair.clone()).collect();
+    for ((index, (_, name)), committed) in to_commit.into_iter().zip(target.commit_many(&pairs)) {
+        let result = match committed {
+            Ok(path) => Ok(Copied {
+                target: path,
+                adopted: false,
+            }),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                adopt_existing(&target.file_path(&name), items[index].expected)
+            }
+            Err(error) => Err(error.into()),
+        };
+        done.push((index, result));
+    }
+    done
+}
+
+/// Copies or reads in flight at once: they wait on system calls and the medium
+/// more than on the CPU.
+const PARALLEL_READS: usize = 8;
+
+/// `work` applied to every element (with its position) on up to `PARALLEL_READS`
+/// threads; results in order.
+fn in_parallel<T: Sync, R: Send>(elements: &[T], work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    if elements.len() <= 1 {
+        return elements
+            .iter()
+            .enumerate()
+            .map(|(i, e)| work(i, e))
+            .collect();
+    }
+    let per_thread = elements.len().div_ceil(PARALLEL_READS);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = elements
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(chunk_index, chunk)| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| work(chunk_index * per_thread + i, e))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("copy or read-back thread panicked"))
+            .collect()
+    })
+}
+
+/// Asks the kernel to drop the cached pages of every file under `path`, so that
+/// the next read comes from the medium. The pages are clean (synced), so nothing
+/// is lost; where the hint is ignored the read-back still compares what the
+/// filesystem returns.
+fn evict_from_cache(path: &Path) {
+    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if entry.file_type().is_file()
+            && let Ok(file) = fs::File::open(entry.path())
+        {
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+    }
+}
