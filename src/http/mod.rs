@@ -20,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
-use routes::{admin, errors, ping, search, tasks, upload, users, validate};
+use routes::{admin, errors, librarians, ping, search, tasks, upload, users, validate};
 
 /// Every route of the API.
 pub fn router(node: Arc<Node>) -> Router {
@@ -62,7 +62,19 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/admin/instance/delete_local", post(admin::delete_local))
         .route("/admin/instance/delete_remote", post(admin::delete_remote))
         .route("/admin/tasks/list", post(tasks::list))
-        .route("/admin/tasks/run", post(tasks::run));
+        .route("/admin/tasks/run", post(tasks::run))
+        .route("/admin/librarians/add", post(librarians::add))
+        .route("/admin/librarians/list", post(librarians::list))
+        .route("/admin/librarians/remove", post(librarians::remove))
+        .route(
+            "/admin/librarians/transfer_status/change",
+            post(librarians::transfer_status_change),
+        )
+        // The reference client posts here (a route its server lacks).
+        .route(
+            "/admin/librarians/transfer_status/set",
+            post(librarians::transfer_status_change),
+        );
     Router::new()
         .nest(crate::protocol::API_PREFIX, api)
         .layer(TraceLayer::new_for_http())

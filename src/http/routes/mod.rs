@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod errors;
+pub mod librarians;
 pub mod ping;
 pub mod search;
 pub mod tasks;
