@@ -9,8 +9,10 @@ mod clone_targets;
 pub mod config;
 mod context;
 mod create_local_clone;
+mod downstream;
 mod duplicate_remote_instance_hypervisor;
 mod local_copy;
+mod rolling_deletion;
 mod scheduler;
 mod store_watch;
 
@@ -25,6 +27,7 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
     match kind {
         TaskKind::CheckIntegrity(settings) => check_integrity::run(context, settings),
         TaskKind::CreateLocalClone(settings) => create_local_clone::run(context, settings),
+        TaskKind::RollingDeletion(settings) => rolling_deletion::run(context, settings),
         TaskKind::DuplicateRemoteInstanceHypervisor(settings) => {
             duplicate_remote_instance_hypervisor::run(context, settings)
         }
