@@ -2,6 +2,7 @@
 //! the CLI and the node's own background work.
 
 mod client;
+mod clone_client;
 mod error;
 
 pub use client::{Connection, LibrarianClient};

@@ -1,7 +1,10 @@
 //! One file per group of routes.
 
 pub mod admin;
+pub mod checkin;
+pub mod clone;
 pub mod errors;
+pub mod manifest;
 pub mod ping;
 pub mod search;
 pub mod upload;
