@@ -16,3 +16,4 @@ pub mod node;
 pub mod peer;
 pub mod protocol;
 pub mod store;
+pub mod tasks;

@@ -48,6 +48,8 @@ enum Command {
     Stores(cli::stores::StoresArgs),
     /// List, create and delete accounts; change passwords.
     Users(cli::users::UsersArgs),
+    /// Show the node's background tasks (last and next run), or run one now.
+    Tasks(cli::tasks::TasksArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Validate(args) => cli::validate::run(args),
         Command::Stores(args) => cli::stores::run(args),
         Command::Users(args) => cli::users::run(args),
+        Command::Tasks(args) => cli::tasks::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod ping;
 pub mod search;
 pub mod serve;
 pub mod stores;
+pub mod tasks;
 pub mod upload;
 pub mod users;
 pub mod validate;

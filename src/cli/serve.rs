@@ -11,6 +11,7 @@ use crate::config::{Config, ConfigSources, LogFormat};
 use crate::node::{
     ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE, Node, RecoveryMode, open_node, recover,
 };
+use crate::tasks::Tasks;
 
 /// How often the node looks for expired uploads and orphaned staging.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
@@ -33,6 +34,11 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:21108].
     #[arg(long, env = "QUIRE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// A Librarian-style background task file (JSON: one key per task type, each a
+    /// list of entries with task_name, every, soft_timeout and the type's settings).
+    /// Its tasks are added to the [[tasks.<type>]] tables of the configuration.
+    #[arg(long, env = "LIBRARIAN_BACKGROUND_CONFIG", value_name = "FILE")]
+    pub background_config: Option<PathBuf>,
 }
 
 /// Runs the node.
@@ -41,6 +47,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         file: args.config,
         data_dir: args.data_dir,
         listen: args.listen,
+        background_config: args.background_config,
     })?;
     init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +99,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         node.config.data_dir.display()
     );
     spawn_sweeper(node.clone());
-    crate::http::serve(listener, node.clone(), shutdown_signal(), SHUTDOWN_GRACE).await?;
+    let task_loops = Tasks::spawn(&node);
+    let shutdown = {
+        let node = node.clone();
+        async move {
+            shutdown_signal().await;
+            // Before requests drain: a caller waiting on a task run gets its answer.
+            node.tasks.begin_shutdown();
+        }
+    };
+    crate::http::serve(listener, node.clone(), shutdown, SHUTDOWN_GRACE).await?;
+    crate::tasks::wait_for(task_loops, SHUTDOWN_GRACE).await;
     let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
     tracing::info!("stopped");
     Ok(())

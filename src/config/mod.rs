@@ -18,6 +18,9 @@ pub use duration::parse_duration;
 use duration::serde_duration;
 pub use validate::ConfigError;
 
+use crate::tasks::TaskSpec;
+use crate::tasks::config::{RawTasks, merge_raw, read_background_file};
+
 /// Default HTTP listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:21108";
 /// Default data directory, relative to the working directory.
@@ -76,6 +79,16 @@ pub struct Config {
     pub local_hostnames: Option<Vec<String>>,
     /// The node's stores. Empty means one ingestable store in `<data_dir>/store`.
     pub stores: Vec<StoreConfig>,
+    /// Background tasks as `[[tasks.<type>]]` tables (see `tasks::config`).
+    #[serde(default)]
+    pub tasks: RawTasks,
+    /// A Librarian-style background JSON file with more task entries
+    /// (`--background-config`, `LIBRARIAN_BACKGROUND_CONFIG`).
+    #[serde(default)]
+    pub background_config: Option<PathBuf>,
+    /// The parsed tasks of `tasks` and `background_config`, filled by validation.
+    #[serde(skip)]
+    pub task_specs: Vec<TaskSpec>,
 }
 
 /// One `[[stores]]` table.
@@ -134,6 +147,9 @@ impl Default for Config {
             credential_cache_seconds: 300,
             local_hostnames: None,
             stores: Vec::new(),
+            tasks: RawTasks::new(),
+            background_config: None,
+            task_specs: Vec::new(),
         }
     }
 }
@@ -159,6 +175,8 @@ pub struct ConfigSources {
     pub data_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--background-config` / `LIBRARIAN_BACKGROUND_CONFIG`.
+    pub background_config: Option<PathBuf>,
 }
 
 impl Config {
@@ -178,7 +196,15 @@ impl Config {
         if let Some(listen) = &sources.listen {
             figment = figment.merge(Serialized::default("listen", listen));
         }
-        let config: Config = figment.extract().map_err(ConfigError::from_figment)?;
+        if let Some(background) = &sources.background_config {
+            figment = figment.merge(Serialized::default("background_config", background));
+        }
+        let mut config: Config = figment.extract().map_err(ConfigError::from_figment)?;
+        if let Some(background) = &config.background_config {
+            let more = read_background_file(background)
+                .map_err(|problem| ConfigError::invalid("background_config", problem))?;
+            merge_raw(&mut config.tasks, more);
+        }
         config.validated()
     }
 
@@ -253,6 +279,9 @@ mod tests {
         assert_eq!(config.checksum_timeout, Duration::from_secs(86_400));
         assert!(!config.stores[1].ingestable);
         assert_eq!(config.stores[1].report_full_fraction, 0.95);
+        assert_eq!(config.task_specs.len(), 1);
+        assert_eq!(config.task_specs[0].name, "weekly-integrity");
+        assert_eq!(config.task_specs[0].every, Duration::from_secs(7 * 86_400));
     }
 
     #[test]

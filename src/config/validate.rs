@@ -23,7 +23,7 @@ impl ConfigError {
         ConfigError::Parse(messages.join("; "))
     }
 
-    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             key: key.into(),
             problem: problem.into(),
@@ -32,7 +32,9 @@ impl ConfigError {
 }
 
 impl Config {
-    pub(super) fn validated(self) -> Result<Config, ConfigError> {
+    pub(super) fn validated(mut self) -> Result<Config, ConfigError> {
+        self.task_specs = crate::tasks::config::parse_tasks(&self.tasks)
+            .map_err(|problem| ConfigError::invalid("tasks", problem))?;
         if self.name.trim().is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
         }
@@ -77,6 +79,42 @@ impl Config {
                 ));
             }
         }
+        self.check_task_store_names()?;
         Ok(self)
+    }
+
+    /// Every store a task names must be one of the node's stores.
+    fn check_task_store_names(&self) -> Result<(), ConfigError> {
+        use crate::tasks::TaskKind;
+        let stores: HashSet<String> = self
+            .effective_stores()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        for spec in &self.task_specs {
+            let named: Vec<(&str, &String)> = match &spec.kind {
+                TaskKind::CheckIntegrity(s) => vec![("store_name", &s.store_name)],
+                TaskKind::RollingDeletion(s) => vec![("store_name", &s.store_name)],
+                TaskKind::CreateLocalClone(s) => std::iter::once(("clone_from", &s.clone_from))
+                    .chain(s.clone_to.iter().map(|to| ("clone_to", to)))
+                    .collect(),
+                TaskKind::ReceiveClone(_) | TaskKind::DuplicateRemoteInstanceHypervisor(_) => {
+                    Vec::new()
+                }
+            };
+            for (field, store) in named {
+                if !stores.contains(store) {
+                    return Err(ConfigError::invalid(
+                        format!("tasks.{}.{field}", spec.kind.type_name()),
+                        format!(
+                            "task '{}' names the store '{store}', which is not one of this \
+                             node's stores",
+                            spec.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

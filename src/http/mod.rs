@@ -20,7 +20,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
-use routes::{admin, checkin, clone, errors, manifest, ping, search, upload, users, validate};
+use routes::{
+    admin, checkin, clone, errors, manifest, ping, search, tasks, upload, users, validate,
+};
 
 /// Every route of the API.
 pub fn router(node: Arc<Node>) -> Router {
@@ -68,7 +70,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/clone/complete", post(clone::complete))
         .route("/clone/fail", post(clone::fail))
         .route("/checkin/update", post(checkin::update))
-        .route("/checkin/status", post(checkin::status));
+        .route("/checkin/status", post(checkin::status))
+        .route("/admin/tasks/list", post(tasks::list))
+        .route("/admin/tasks/run", post(tasks::run));
     Router::new()
         .nest(crate::protocol::API_PREFIX, api)
         .layer(TraceLayer::new_for_http())

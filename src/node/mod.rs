@@ -12,6 +12,7 @@ use crate::accounts::CredentialCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
+use crate::tasks::Tasks;
 
 pub use recovery::{RecoveryMode, RecoveryReport, recover};
 pub use setup::{
@@ -29,6 +30,9 @@ pub struct Node {
     pub credentials: CredentialCache,
     /// Digests computed while the network provider received staged bytes.
     pub staged_digests: StagedDigests,
+    /// The background tasks and what they last did (their loops are started by
+    /// `quire serve`).
+    pub tasks: Tasks,
 }
 
 impl Node {
@@ -36,7 +40,9 @@ impl Node {
     pub fn new(config: Config, db: Db, stores: Stores) -> Arc<Node> {
         let credentials =
             CredentialCache::new(Duration::from_secs(config.credential_cache_seconds));
+        let tasks = Tasks::new(config.task_specs.clone());
         Arc::new(Node {
+            tasks,
             config,
             db,
             stores,

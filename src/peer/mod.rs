@@ -4,6 +4,7 @@
 mod client;
 mod clone_client;
 mod error;
+mod tasks_client;
 
 pub use client::{Connection, LibrarianClient};
 pub use error::PeerError;

@@ -13,6 +13,7 @@ mod restart;
 mod search;
 mod stream;
 mod support;
+mod tasks;
 mod upload;
 mod users;
 mod validate;

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod manifest;
 pub mod ping;
 pub mod search;
+pub mod tasks;
 pub mod upload;
 pub mod users;
 pub mod validate;

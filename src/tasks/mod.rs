@@ -1,0 +1,27 @@
+//! Background tasks: the scheduler inside `quire serve` and the tasks it runs.
+//!
+//! `config` parses task entries (TOML or Librarian background JSON), `scheduler` runs
+//! each task once at start-up and then on its cadence, never overlapping itself,
+//! `context` is what a run sees. One file per task type.
+
+mod check_integrity;
+pub mod config;
+mod context;
+mod scheduler;
+
+pub use config::{TaskKind, TaskSpec};
+pub use context::{Interruption, TaskContext};
+pub use scheduler::{Tasks, UnknownTask, wait_for};
+
+/// Runs one task to completion (or to its soft timeout) on the calling blocking
+/// thread. Failures of single items are counted in the context; an `Err` means the
+/// run as a whole could not proceed.
+pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result<()> {
+    match kind {
+        TaskKind::CheckIntegrity(settings) => check_integrity::run(context, settings),
+        other => anyhow::bail!(
+            "the task type `{}` is not available in this build of quire",
+            other.type_name()
+        ),
+    }
+}
