@@ -64,6 +64,16 @@ pub fn copy_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
+    copy_and_digest_reporting(source, destination, algorithms, &|_| {})
+}
+
+/// Like [`copy_and_digest`], telling `progress` the length of every chunk written.
+pub fn copy_and_digest_reporting(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+    progress: &dyn Fn(u64),
+) -> io::Result<Digests> {
     if fs::metadata(source)?.is_dir() {
         fs::create_dir(destination)?;
         digest_directory(source, algorithms, |file| {
@@ -72,10 +82,10 @@ pub fn copy_and_digest(
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
-            copy_file_and_digest(file, &target, algorithms)
+            copy_file_reporting(file, &target, algorithms, progress)
         })
     } else {
-        copy_file_and_digest(source, destination, algorithms)
+        copy_file_reporting(source, destination, algorithms, progress)
     }
 }
 
@@ -86,6 +96,15 @@ pub fn copy_file_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
+    copy_file_reporting(source, destination, algorithms, &|_| {})
+}
+
+fn copy_file_reporting(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+    progress: &dyn Fn(u64),
+) -> io::Result<Digests> {
     let input = fs::File::open(source)?;
     let size = input.metadata()?.len();
     let mut output = fs::OpenOptions::new()
@@ -93,7 +112,11 @@ pub fn copy_file_and_digest(
         .create_new(true)
         .open(destination)?;
     let mut digester = Digester::new(algorithms, Some(size));
-    pump(input, size, &mut digester, |chunk| output.write_all(chunk))?;
+    pump(input, size, &mut digester, |chunk| {
+        output.write_all(chunk)?;
+        progress(chunk.len() as u64);
+        Ok(())
+    })?;
     output.sync_all()?;
     Ok(digester.finish())
 }
