@@ -69,8 +69,13 @@ fn prepare_clone(
             IngestError::StoreDisabled(format!("#{} (no longer configured)", transfer.store_id));
         return Err((missing, Some(id)));
     };
-    if !(store.enabled() && store.available()) {
+    if !store.enabled() {
         return Err((IngestError::StoreDisabled(store.name.clone()), None));
+    }
+    if !store.available() {
+        let why = format!("store '{}' is unavailable", store.name);
+        let size = transfer.transfer_size;
+        return Err((IngestError::NoStore { size, why }, None));
     }
     let Some(staging) = store.staging_dir(&transfer.staging_name) else {
         return Err((IngestError::StagedDataMissing(id), Some(id)));
