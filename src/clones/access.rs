@@ -28,3 +28,49 @@ impl Requester<'_> {
         self.admin || transfer.destination == self.username
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Checksum, Timestamp, TransferStatus};
+
+    fn incoming(source: &str, uploader: &str) -> IncomingTransfer {
+        IncomingTransfer {
+            id: 1,
+            status: TransferStatus::Initiated,
+            uploader: uploader.into(),
+            source: source.into(),
+            transfer_size: 0,
+            transfer_checksum: Checksum::parse("md5:::d41d8cd98f00b204e9800998ecf8427e").unwrap(),
+            store_id: 1,
+            staging_name: "s".into(),
+            upload_name: "n".into(),
+            destination_location: "n".into(),
+            start_time: Timestamp::now(),
+            end_time: None,
+            source_transfer_id: Some(3),
+            record_algorithm: None,
+        }
+    }
+
+    #[test]
+    fn source_uploader_or_admin_own_an_incoming_transfer() {
+        let clone = incoming("site-a", "pipeline");
+        let manifest_ingest = incoming("instrument", "site-a");
+        let peer = Requester {
+            username: "site-a",
+            admin: false,
+        };
+        let other = Requester {
+            username: "site-c",
+            admin: false,
+        };
+        let admin = Requester {
+            username: "root",
+            admin: true,
+        };
+        assert!(peer.owns_incoming(&clone) && peer.owns_incoming(&manifest_ingest));
+        assert!(!other.owns_incoming(&clone) && !other.owns_incoming(&manifest_ingest));
+        assert!(admin.owns_incoming(&clone));
+    }
+}

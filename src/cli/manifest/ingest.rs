@@ -312,3 +312,15 @@ fn base_name(name: &str) -> String {
         .unwrap_or(name)
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upload_name_is_the_last_component() {
+        assert_eq!(base_name("obs/2026/a.dat"), "a.dat");
+        assert_eq!(base_name("a.dat"), "a.dat");
+        assert_eq!(base_name("obs/run42/"), "run42");
+    }
+}
