@@ -50,6 +50,8 @@ enum Command {
     Users(cli::users::UsersArgs),
     /// Show the node's background tasks (last and next run), or run one now.
     Tasks(cli::tasks::TasksArgs),
+    /// List, add and remove peer librarians; enable or disable transfers to one.
+    Librarians(cli::librarians::LibrariansArgs),
     /// SneakerNet: write a store's manifest, or ingest one from a drive.
     Manifest(cli::manifest::ManifestArgs),
 }
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Stores(args) => cli::stores::run(args),
         Command::Users(args) => cli::users::run(args),
         Command::Tasks(args) => cli::tasks::run(args),
+        Command::Librarians(args) => cli::librarians::run(args),
         Command::Manifest(args) => cli::manifest::run(args),
     };
     match result {

@@ -2,6 +2,7 @@
 //! of a node's HTTP API.
 
 pub mod connection;
+pub mod librarians;
 pub mod manifest;
 pub mod output;
 pub mod ping;

@@ -26,7 +26,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:21108";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "quire-data";
 /// Settings that may be given as `QUIRE_<KEY>` environment variables.
-const ENV_KEYS: [&str; 11] = [
+const ENV_KEYS: [&str; 12] = [
     "name",
     "description",
     "listen",
@@ -38,6 +38,7 @@ const ENV_KEYS: [&str; 11] = [
     "staging_expiry",
     "credential_cache_seconds",
     "local_hostnames",
+    "peer_key_file",
 ];
 
 /// How log lines are written.
@@ -77,6 +78,10 @@ pub struct Config {
     /// Host names advertised by the `local` transfer provider (clients on these hosts
     /// share the node's filesystem). Default: this machine's host name.
     pub local_hostnames: Option<Vec<String>>,
+    /// File holding the key that seals peer librarians' credentials (generated on
+    /// first start, mode 0600; keep a backup, never in the database's backup).
+    /// Relative paths are taken from the data directory.
+    pub peer_key_file: PathBuf,
     /// The node's stores. Empty means one ingestable store in `<data_dir>/store`.
     pub stores: Vec<StoreConfig>,
     /// Background tasks as `[[tasks.<type>]]` tables (see `tasks::config`).
@@ -146,6 +151,7 @@ impl Default for Config {
             staging_expiry: Duration::from_secs(86_400),
             credential_cache_seconds: 300,
             local_hostnames: None,
+            peer_key_file: PathBuf::from("peer-secret.key"),
             stores: Vec::new(),
             tasks: RawTasks::new(),
             background_config: None,

@@ -56,6 +56,9 @@ impl Config {
                 "must be above 0",
             ));
         }
+        if self.peer_key_file.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("peer_key_file", "must not be empty"));
+        }
         let mut names = HashSet::new();
         for (index, store) in self.stores.iter().enumerate() {
             let key = |field: &str| format!("stores[{index}].{field}");

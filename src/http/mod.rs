@@ -21,7 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
 use routes::{
-    admin, checkin, clone, errors, manifest, ping, search, tasks, upload, users, validate,
+    admin, checkin, clone, errors, librarians, manifest, ping, search, tasks, upload, users,
+    validate,
 };
 
 /// Every route of the API.
@@ -72,7 +73,19 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/checkin/update", post(checkin::update))
         .route("/checkin/status", post(checkin::status))
         .route("/admin/tasks/list", post(tasks::list))
-        .route("/admin/tasks/run", post(tasks::run));
+        .route("/admin/tasks/run", post(tasks::run))
+        .route("/admin/librarians/add", post(librarians::add))
+        .route("/admin/librarians/list", post(librarians::list))
+        .route("/admin/librarians/remove", post(librarians::remove))
+        .route(
+            "/admin/librarians/transfer_status/change",
+            post(librarians::transfer_status_change),
+        )
+        // The reference client posts here (a route its server lacks).
+        .route(
+            "/admin/librarians/transfer_status/set",
+            post(librarians::transfer_status_change),
+        );
     Router::new()
         .nest(crate::protocol::API_PREFIX, api)
         .layer(TraceLayer::new_for_http())

@@ -8,7 +8,7 @@ mod staged;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::CredentialCache;
+use crate::accounts::{CredentialCache, PeerKeyring};
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
@@ -33,11 +33,13 @@ pub struct Node {
     /// The background tasks and what they last did (their loops are started by
     /// `quire serve`).
     pub tasks: Tasks,
+    /// The key that seals peer librarians' credentials (its file may be missing).
+    pub peer_keyring: PeerKeyring,
 }
 
 impl Node {
     /// Bundles the parts of a node.
-    pub fn new(config: Config, db: Db, stores: Stores) -> Arc<Node> {
+    pub fn new(config: Config, db: Db, stores: Stores, peer_keyring: PeerKeyring) -> Arc<Node> {
         let credentials =
             CredentialCache::new(Duration::from_secs(config.credential_cache_seconds));
         let tasks = Tasks::new(config.task_specs.clone());
@@ -48,6 +50,7 @@ impl Node {
             stores,
             credentials,
             staged_digests: StagedDigests::default(),
+            peer_keyring,
         })
     }
 }

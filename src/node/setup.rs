@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Node;
-use crate::accounts::{generate_password, hash_password};
+use crate::accounts::{
+    PeerKey, PeerKeyError, PeerKeyring, generate_password, hash_password, key_file_is_exposed,
+};
 use crate::config::{Config, StoreConfig};
-use crate::db::repo::{next_id, stores, users};
+use crate::db::repo::{librarians, next_id, stores, users};
 use crate::db::{Db, DbError, OpenError};
 use crate::model::{AuthLevel, StoreState, User};
 use crate::store::{Store, Stores};
@@ -45,6 +47,8 @@ pub enum SetupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0} (setting `peer_key_file`)")]
+    PeerKey(PeerKeyError),
 }
 
 /// Opens the node described by `config`. On first start this creates the `admin`
@@ -61,7 +65,39 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
     let db = Db::open(&config.database_path())?;
     let stores = open_stores(&config, &db)?;
     let admin_password = ensure_admin(&config, &db)?;
-    Ok((Node::new(config, db, stores), admin_password))
+    let peer_keyring = open_peer_keyring(&config, &db)?;
+    Ok((Node::new(config, db, stores, peer_keyring), admin_password))
+}
+
+/// Loads the peer key, generating it when its file does not exist yet. A missing
+/// file while peers have sealed credentials is not replaced (that would orphan them
+/// for good): the node starts, warns, and using such a peer says what to do.
+fn open_peer_keyring(config: &Config, db: &Db) -> Result<PeerKeyring, SetupError> {
+    let path = config.resolve(&config.peer_key_file);
+    let key = match PeerKey::load(&path) {
+        Ok(key) => key,
+        Err(PeerKeyError::Missing { .. }) => {
+            let sealed = db
+                .read(librarians::all_librarians)?
+                .into_iter()
+                .filter(|peer| !peer.sealed_authenticator.is_empty())
+                .count();
+            if sealed > 0 {
+                let error = PeerKeyError::Missing { path: path.clone() };
+                tracing::warn!(peers = sealed, "{error}");
+                return Ok(PeerKeyring::missing(&path));
+            }
+            PeerKey::create(&path).map_err(SetupError::PeerKey)?
+        }
+        Err(error) => return Err(SetupError::PeerKey(error)),
+    };
+    if key_file_is_exposed(&path) {
+        tracing::warn!(
+            path = %path.display(),
+            "the peer key file is readable by other users; run chmod 600 on it"
+        );
+    }
+    Ok(PeerKeyring::loaded(key))
 }
 
 fn open_stores(config: &Config, db: &Db) -> Result<Stores, SetupError> {

@@ -19,6 +19,19 @@ pub enum PeerError {
     /// The answer was not what the protocol promises.
     #[error("{route}: unexpected answer: {message}")]
     Decode { route: String, message: String },
+    /// No peer librarian of that name is registered on this node.
+    #[error(
+        "no peer librarian named '{name}' is known to this node; add it with \
+         `quire librarians add` (admin/librarians/add)"
+    )]
+    UnknownPeer { name: String },
+    /// The peer is registered, but this node cannot build a working client for it
+    /// (credentials that cannot be unsealed, an unusable stored address).
+    #[error("cannot contact peer '{peer}': {problem}")]
+    Unusable { peer: String, problem: String },
+    /// The peer registry could not be read.
+    #[error("cannot read the peer registry: {0}")]
+    Registry(#[from] crate::db::DbError),
 }
 
 fn remedy_suffix(remedy: &str) -> String {
@@ -43,7 +56,10 @@ impl PeerError {
         match self {
             PeerError::Unreachable { .. } => true,
             PeerError::Refused { status, .. } => status.is_server_error(),
-            PeerError::Decode { .. } => false,
+            PeerError::Decode { .. }
+            | PeerError::UnknownPeer { .. }
+            | PeerError::Unusable { .. }
+            | PeerError::Registry(_) => false,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod checkin;
 pub mod clone;
 pub mod errors;
+pub mod librarians;
 pub mod manifest;
 pub mod ping;
 pub mod search;

@@ -7,6 +7,7 @@ mod commit;
 mod config;
 mod crash;
 mod errors;
+mod librarians;
 mod node;
 mod ping;
 mod restart;

@@ -1,12 +1,13 @@
-//! Peer librarians.
+//! Peer librarians, and the live outgoing transfers addressed to one.
 
 use redb::ReadableTable;
 
+use super::transfers::get_outgoing;
 use super::{get, put};
 use crate::db::codec::decode;
-use crate::db::tables::LIBRARIANS;
+use crate::db::tables::{LIBRARIANS, OUTGOING_LIVE};
 use crate::db::{DbError, Reads, WriteTxn};
-use crate::model::Librarian;
+use crate::model::{Librarian, OutgoingTransfer};
 
 /// The peer called `name`.
 pub fn get_librarian(tx: &impl Reads, name: &str) -> Result<Option<Librarian>, DbError> {
@@ -28,4 +29,35 @@ pub fn all_librarians(tx: &impl Reads) -> Result<Vec<Librarian>, DbError> {
         librarians.push(decode(entry?.1.value())?);
     }
     Ok(librarians)
+}
+
+/// Forgets the peer called `name`; returns whether it was known.
+pub fn delete_librarian(txn: &WriteTxn, name: &str) -> Result<bool, DbError> {
+    let mut table = txn.open_table(LIBRARIANS)?;
+    let removed = table.remove(name)?.is_some();
+    Ok(removed)
+}
+
+/// The outgoing transfers to the peer `destination` that are not yet terminal, in
+/// id order.
+pub fn live_outgoing_to(
+    tx: &impl Reads,
+    destination: &str,
+) -> Result<Vec<OutgoingTransfer>, DbError> {
+    let Some(live) = tx.table(OUTGOING_LIVE)? else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for entry in live.iter()? {
+        ids.push(entry?.0.value());
+    }
+    let mut transfers = Vec::new();
+    for id in ids {
+        if let Some(transfer) = get_outgoing(tx, id)?
+            && transfer.destination == destination
+        {
+            transfers.push(transfer);
+        }
+    }
+    Ok(transfers)
 }
