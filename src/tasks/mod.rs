@@ -5,8 +5,10 @@
 //! `context` is what a run sees. One file per task type.
 
 mod check_integrity;
+mod clone_callbacks;
 pub mod config;
 mod context;
+mod receive_clone;
 mod scheduler;
 
 pub use config::{TaskKind, TaskSpec};
@@ -19,6 +21,7 @@ pub use scheduler::{Tasks, UnknownTask, wait_for};
 pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result<()> {
     match kind {
         TaskKind::CheckIntegrity(settings) => check_integrity::run(context, settings),
+        TaskKind::ReceiveClone(settings) => receive_clone::run(context, settings),
         other => anyhow::bail!(
             "the task type `{}` is not available in this build of quire",
             other.type_name()

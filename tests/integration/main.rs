@@ -12,6 +12,7 @@ mod node;
 mod ping;
 mod restart;
 mod search;
+mod sneakernet;
 mod stream;
 mod support;
 mod tasks;
