@@ -74,6 +74,16 @@ pub struct GetArgs {
 
 /// Options of `quire manifest ingest`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Each file is staged on the node with the manifest's librarian as uploader, copied
+from STORE_ROOT/<name> into the staging area (this machine must see the node's
+staging directory) while its checksum is computed, and marked STAGED; the node's
+recieve_clone task stores it and calls the manifest's librarian back. Run it as an
+administrator, or as the account named after the manifest's librarian.
+
+Files the node already has are counted as \"already existed\", so the command can be
+re-run after an interruption or a failure. A copy whose checksum does not match the
+manifest is not staged (its transfer is failed) and makes the exit status 1.")]
 pub struct IngestArgs {
     /// The manifest file (written by `quire manifest get` or
     /// `librarian get-store-manifest`).
