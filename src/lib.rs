@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod checksum;
 pub mod cli;
+pub mod clones;
 pub mod config;
 pub mod db;
 pub mod http;

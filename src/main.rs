@@ -52,6 +52,8 @@ enum Command {
     Tasks(cli::tasks::TasksArgs),
     /// List, add and remove peer librarians; enable or disable transfers to one.
     Librarians(cli::librarians::LibrariansArgs),
+    /// SneakerNet: write a store's manifest, or ingest one from a drive.
+    Manifest(cli::manifest::ManifestArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(args) => cli::users::run(args),
         Command::Tasks(args) => cli::tasks::run(args),
         Command::Librarians(args) => cli::librarians::run(args),
+        Command::Manifest(args) => cli::manifest::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -64,7 +64,17 @@ pub fn copy_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
-    copy_tree(source, destination, algorithms, true)
+    copy_tree(source, destination, algorithms, &|_| {}, Sync::EachFile)
+}
+
+/// Like [`copy_and_digest`], telling `progress` the length of every chunk written.
+pub fn copy_and_digest_reporting(
+    source: &Path,
+    destination: &Path,
+    algorithms: &[Algorithm],
+    progress: &dyn Fn(u64),
+) -> io::Result<Digests> {
+    copy_tree(source, destination, algorithms, progress, Sync::EachFile)
 }
 
 /// Like [`copy_and_digest`], but leaves the copy unsynced: for callers that make
@@ -74,14 +84,24 @@ pub fn copy_and_digest_unsynced(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
-    copy_tree(source, destination, algorithms, false)
+    copy_tree(source, destination, algorithms, &|_| {}, Sync::Caller)
+}
+
+/// Who makes a copy's bytes durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Each file is synced as soon as it is written.
+    EachFile,
+    /// The caller syncs later.
+    Caller,
 }
 
 fn copy_tree(
     source: &Path,
     destination: &Path,
     algorithms: &[Algorithm],
-    sync: bool,
+    progress: &dyn Fn(u64),
+    sync: Sync,
 ) -> io::Result<Digests> {
     if fs::metadata(source)?.is_dir() {
         fs::create_dir(destination)?;
@@ -91,10 +111,10 @@ fn copy_tree(
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)?;
             }
-            copy_one_file(file, &target, algorithms, sync)
+            copy_file_reporting(file, &target, algorithms, progress, sync)
         })
     } else {
-        copy_one_file(source, destination, algorithms, sync)
+        copy_file_reporting(source, destination, algorithms, progress, sync)
     }
 }
 
@@ -105,14 +125,15 @@ pub fn copy_file_and_digest(
     destination: &Path,
     algorithms: &[Algorithm],
 ) -> io::Result<Digests> {
-    copy_one_file(source, destination, algorithms, true)
+    copy_file_reporting(source, destination, algorithms, &|_| {}, Sync::EachFile)
 }
 
-fn copy_one_file(
+fn copy_file_reporting(
     source: &Path,
     destination: &Path,
     algorithms: &[Algorithm],
-    sync: bool,
+    progress: &dyn Fn(u64),
+    sync: Sync,
 ) -> io::Result<Digests> {
     let input = fs::File::open(source)?;
     let size = input.metadata()?.len();
@@ -121,8 +142,12 @@ fn copy_one_file(
         .create_new(true)
         .open(destination)?;
     let mut digester = Digester::new(algorithms, Some(size));
-    pump(input, size, &mut digester, |chunk| output.write_all(chunk))?;
-    if sync {
+    pump(input, size, &mut digester, |chunk| {
+        output.write_all(chunk)?;
+        progress(chunk.len() as u64);
+        Ok(())
+    })?;
+    if sync == Sync::EachFile {
         output.sync_all()?;
     }
     Ok(digester.finish())

@@ -7,7 +7,7 @@ mod hasher;
 
 pub use digester::{Digester, Digests, WORKER_THRESHOLD_BYTES};
 pub use files::{
-    copy_and_digest, copy_and_digest_unsynced, copy_file_and_digest, digest_directory, digest_file,
-    digest_open_file, digest_path,
+    copy_and_digest, copy_and_digest_reporting, copy_and_digest_unsynced, copy_file_and_digest,
+    digest_directory, digest_file, digest_open_file, digest_path,
 };
 pub use hasher::{Hasher, hash_bytes};

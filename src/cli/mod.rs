@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod librarians;
+pub mod manifest;
 pub mod output;
 pub mod ping;
 pub mod search;

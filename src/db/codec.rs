@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::DbError;
 use crate::model::{
     CorruptFile, ErrorRecord, File, IncomingTransfer, Instance, Librarian, OutgoingTransfer,
-    RemoteInstance, StoreState, User,
+    OwedCallback, RemoteInstance, StoreState, User,
 };
 
 /// A type stored in the database.
@@ -74,6 +74,7 @@ records! {
     OutgoingTransfer => "outgoing transfer",
     ErrorRecord => "error",
     CorruptFile => "corrupt file",
+    OwedCallback => "owed callback",
 }
 
 #[cfg(test)]

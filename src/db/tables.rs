@@ -54,6 +54,10 @@ pub const OUTGOING: TableDefinition<u64, &[u8]> = TableDefinition::new("outgoing
 /// Ids of outgoing transfers that are not yet terminal.
 pub const OUTGOING_LIVE: TableDefinition<u64, ()> = TableDefinition::new("outgoing_transfers_live");
 
+/// Incoming transfer id -> `OwedCallback`: clones whose source librarian has not
+/// yet been told that they completed or failed.
+pub const OWED_CALLBACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("owed_callbacks");
+
 /// Error id -> `ErrorRecord`.
 pub const ERRORS: TableDefinition<u64, &[u8]> = TableDefinition::new("errors");
 /// Corrupt-file record id -> `CorruptFile`.

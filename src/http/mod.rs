@@ -20,7 +20,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
-use routes::{admin, errors, librarians, ping, search, tasks, upload, users, validate};
+use routes::{
+    admin, checkin, clone, errors, librarians, manifest, ping, search, tasks, upload, users,
+    validate,
+};
 
 /// Every route of the API.
 pub fn router(node: Arc<Node>) -> Router {
@@ -61,6 +64,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/admin/add_file", post(admin::add_file))
         .route("/admin/instance/delete_local", post(admin::delete_local))
         .route("/admin/instance/delete_remote", post(admin::delete_remote))
+        .route("/admin/stores/manifest", post(manifest::store_manifest))
+        .route("/clone/stage", post(clone::stage))
+        .route("/clone/ongoing", post(clone::ongoing))
+        .route("/clone/staged", post(clone::staged))
+        .route("/clone/complete", post(clone::complete))
+        .route("/clone/fail", post(clone::fail))
+        .route("/checkin/update", post(checkin::update))
+        .route("/checkin/status", post(checkin::status))
         .route("/admin/tasks/list", post(tasks::list))
         .route("/admin/tasks/run", post(tasks::run))
         .route("/admin/librarians/add", post(librarians::add))

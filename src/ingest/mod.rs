@@ -5,13 +5,18 @@
 //! database transaction that records them commits, so after a crash there is either
 //! no record or a record whose bytes are complete and verified.
 
+mod clone_stage;
 mod commit;
 mod error;
 mod stage;
 mod stream;
 pub mod transfer_state;
 
-pub use commit::{CommitInput, StreamedItem, commit_streamed_batch, commit_upload, commit_uploads};
+pub use clone_stage::{CloneStageError, CloneStageInput, stage_clone};
+pub use commit::{
+    CloneCommit, CommitInput, StreamedItem, commit_staged_clones, commit_streamed_batch,
+    commit_upload, commit_uploads,
+};
 pub use error::IngestError;
 pub use stage::{StageInput, StageOutput, StagingLayout, stage_upload, stage_uploads};
 pub use stream::{StreamTarget, receive_stream, stream_status};

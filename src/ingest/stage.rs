@@ -53,13 +53,15 @@ pub enum StagingLayout {
     SharedByBatch,
 }
 
-struct Checked {
-    size: u64,
-    checksum: Checksum,
-    record_algorithm: Option<Algorithm>,
+/// A stage request that passed its checks.
+pub(super) struct Checked {
+    pub(super) size: u64,
+    pub(super) checksum: Checksum,
+    pub(super) record_algorithm: Option<Algorithm>,
 }
 
-fn check(node: &Node, input: &StageInput) -> Result<Checked, IngestError> {
+/// Checks a stage request's size, names and checksum.
+pub(super) fn check(node: &Node, input: &StageInput) -> Result<Checked, IngestError> {
     if input.upload_size < 0 {
         return Err(IngestError::NegativeSize(input.upload_size));
     }
@@ -139,7 +141,12 @@ pub async fn stage_uploads(
         }
         match resumable(node, &input, &checked, live, &mut stale) {
             Some(resumed) => results[index] = Some(Ok(resumed)),
-            None => fresh.push((index, input, checked)),
+            None => fresh.push(Fresh {
+                index,
+                input,
+                checked,
+                source_transfer_id: None,
+            }),
         }
     }
     fail_stale(node, stale).await?;
@@ -217,22 +224,32 @@ async fn fail_stale(node: &Arc<Node>, stale: Vec<u64>) -> Result<(), IngestError
     Ok(())
 }
 
-/// Creates staging and records new transfers for checked inputs.
-async fn stage_fresh(
+/// A checked input that needs a new transfer; `index` is its place in the request.
+pub(super) struct Fresh {
+    pub(super) index: usize,
+    pub(super) input: StageInput,
+    pub(super) checked: Checked,
+    /// For a clone: the sender's outgoing transfer.
+    pub(super) source_transfer_id: Option<u64>,
+}
+
+/// Creates staging and records new transfers for checked inputs. The transfer's
+/// source is the input's `caller`.
+pub(super) async fn stage_fresh(
     node: &Arc<Node>,
-    fresh: Vec<(usize, StageInput, Checked)>,
+    fresh: Vec<Fresh>,
     layout: StagingLayout,
 ) -> Result<Vec<(usize, Result<StageOutput, IngestError>)>, IngestError> {
-    let total: u64 = fresh.iter().map(|(_, _, checked)| checked.size).sum();
+    let total: u64 = fresh.iter().map(|f| f.checked.size).sum();
     let Some((store, available_bytes)) = node.stores.choose_for_ingest(total) else {
         return Ok(fresh
             .into_iter()
-            .map(|(index, _, checked)| {
+            .map(|f| {
                 let why = node.stores.why_no_room(total);
                 (
-                    index,
+                    f.index,
                     Err(IngestError::NoStore {
-                        size: checked.size,
+                        size: f.checked.size,
                         why,
                     }),
                 )
@@ -240,15 +257,13 @@ async fn stage_fresh(
             .collect());
     };
     let upload_names: Vec<String> = match layout {
-        StagingLayout::PerUpload => fresh
-            .iter()
-            .map(|(_, i, _)| i.upload_name.clone())
-            .collect(),
+        StagingLayout::PerUpload => fresh.iter().map(|f| f.input.upload_name.clone()).collect(),
         StagingLayout::SharedByBatch => fresh
             .iter()
             .enumerate()
-            .map(|(position, (_, i, _))| {
-                let base = i.upload_name.rsplit('/').next().unwrap_or(&i.upload_name);
+            .map(|(position, f)| {
+                let name = &f.input.upload_name;
+                let base = name.rsplit('/').next().unwrap_or(name);
                 format!("{position}-{base}")
             })
             .collect(),
@@ -259,24 +274,22 @@ async fn stage_fresh(
         .iter()
         .zip(&staging_names)
         .zip(&upload_names)
-        .map(
-            |(((_, input, checked), staging_name), upload_name)| IncomingTransfer {
-                id: 0,
-                status: TransferStatus::Initiated,
-                uploader: input.uploader.clone(),
-                source: input.caller.clone(),
-                transfer_size: checked.size,
-                transfer_checksum: checked.checksum.clone(),
-                store_id: store.id,
-                staging_name: staging_name.clone(),
-                upload_name: upload_name.clone(),
-                destination_location: input.destination_location.clone(),
-                start_time: now,
-                end_time: None,
-                source_transfer_id: None,
-                record_algorithm: checked.record_algorithm,
-            },
-        )
+        .map(|((f, staging_name), upload_name)| IncomingTransfer {
+            id: 0,
+            status: TransferStatus::Initiated,
+            uploader: f.input.uploader.clone(),
+            source: f.input.caller.clone(),
+            transfer_size: f.checked.size,
+            transfer_checksum: f.checked.checksum.clone(),
+            store_id: store.id,
+            staging_name: staging_name.clone(),
+            upload_name: upload_name.clone(),
+            destination_location: f.input.destination_location.clone(),
+            start_time: now,
+            end_time: None,
+            source_transfer_id: f.source_transfer_id,
+            record_algorithm: f.checked.record_algorithm,
+        })
         .collect();
     let recorded = node
         .db
@@ -314,7 +327,7 @@ async fn stage_fresh(
     };
     let mut outcomes = Vec::new();
     let mut refused = Vec::new();
-    for ((index, _, _), result) in fresh.into_iter().zip(recorded) {
+    for (index, result) in fresh.into_iter().map(|f| f.index).zip(recorded) {
         match result {
             Ok(transfer) => outcomes.push((
                 index,

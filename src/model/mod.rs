@@ -5,6 +5,7 @@
 //! the background work.
 
 mod auth;
+mod callback;
 mod checksum;
 mod error_record;
 mod file;
@@ -16,6 +17,7 @@ mod transfer;
 mod user;
 
 pub use auth::AuthLevel;
+pub use callback::{CallbackKind, OwedCallback};
 pub use checksum::{Algorithm, Checksum, ChecksumParseError};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};

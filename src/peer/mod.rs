@@ -6,6 +6,7 @@
 mod address;
 pub mod changes;
 mod client;
+mod clone_client;
 mod error;
 mod librarians_client;
 pub mod registry;

@@ -3,8 +3,11 @@
 //! `librarian-v2-openapi.json`; request fields with defaults may be omitted.
 
 pub mod admin;
+pub mod checkin;
+pub mod clone;
 pub mod errors;
 pub mod librarians;
+pub mod manifest;
 pub mod ping;
 pub mod search;
 pub mod tasks;

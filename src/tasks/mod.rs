@@ -5,6 +5,7 @@
 //! `context` is what a run sees. One file per task type.
 
 mod check_integrity;
+mod clone_callbacks;
 mod clone_targets;
 pub mod config;
 mod context;
@@ -12,6 +13,7 @@ mod create_local_clone;
 mod downstream;
 mod duplicate_remote_instance_hypervisor;
 mod local_copy;
+mod receive_clone;
 mod rolling_deletion;
 mod scheduler;
 mod store_watch;
@@ -27,13 +29,10 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
     match kind {
         TaskKind::CheckIntegrity(settings) => check_integrity::run(context, settings),
         TaskKind::CreateLocalClone(settings) => create_local_clone::run(context, settings),
+        TaskKind::ReceiveClone(settings) => receive_clone::run(context, settings),
         TaskKind::RollingDeletion(settings) => rolling_deletion::run(context, settings),
         TaskKind::DuplicateRemoteInstanceHypervisor(settings) => {
             duplicate_remote_instance_hypervisor::run(context, settings)
         }
-        other => anyhow::bail!(
-            "the task type `{}` is not available in this build of quire",
-            other.type_name()
-        ),
     }
 }

@@ -13,6 +13,7 @@ mod node;
 mod ping;
 mod restart;
 mod search;
+mod sneakernet;
 mod stream;
 mod support;
 mod tasks;

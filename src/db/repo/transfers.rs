@@ -6,7 +6,7 @@ use super::{get, put};
 use crate::db::codec::{decode, encode};
 use crate::db::tables::{INCOMING, INCOMING_LIVE, OUTGOING, OUTGOING_LIVE};
 use crate::db::{DbError, Reads, WriteTxn};
-use crate::model::{IncomingTransfer, OutgoingTransfer};
+use crate::model::{IncomingTransfer, OutgoingTransfer, TransferStatus};
 
 /// The incoming transfer with `id`.
 pub fn get_incoming(tx: &impl Reads, id: u64) -> Result<Option<IncomingTransfer>, DbError> {
@@ -98,4 +98,58 @@ pub fn put_outgoing(txn: &WriteTxn, transfer: &OutgoingTransfer) -> Result<(), D
         live.insert(transfer.id, ())?;
     }
     Ok(())
+}
+
+/// Stores outgoing transfers, keeping the live index in step (each table opened
+/// once).
+pub fn put_outgoing_all(txn: &WriteTxn, all: &[OutgoingTransfer]) -> Result<(), DbError> {
+    let mut table = txn.open_table(OUTGOING)?;
+    let mut live = txn.open_table(OUTGOING_LIVE)?;
+    for transfer in all {
+        table.insert(transfer.id, encode(transfer).as_slice())?;
+        if transfer.status.is_terminal() {
+            live.remove(transfer.id)?;
+        } else {
+            live.insert(transfer.id, ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Every live outgoing transfer, oldest first.
+pub fn live_outgoing(tx: &impl Reads) -> Result<Vec<OutgoingTransfer>, DbError> {
+    let Some(table) = tx.table(OUTGOING_LIVE)? else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for entry in table.iter()? {
+        ids.push(entry?.0.value());
+    }
+    let mut transfers = Vec::new();
+    for id in ids {
+        transfers.extend(get_outgoing(tx, id)?);
+    }
+    Ok(transfers)
+}
+
+/// Live outgoing transfers to the peer `destination`, oldest first.
+pub fn live_outgoing_to(
+    tx: &impl Reads,
+    destination: &str,
+) -> Result<Vec<OutgoingTransfer>, DbError> {
+    let mut transfers = live_outgoing(tx)?;
+    transfers.retain(|t| t.destination == destination);
+    Ok(transfers)
+}
+
+/// Live incoming transfers in `status`, oldest first, at most `limit`.
+pub fn live_incoming_in(
+    tx: &impl Reads,
+    status: TransferStatus,
+    limit: usize,
+) -> Result<Vec<IncomingTransfer>, DbError> {
+    let mut found = live_incoming(tx)?;
+    found.retain(|t| t.status == status);
+    found.truncate(limit);
+    Ok(found)
 }

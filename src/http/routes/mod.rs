@@ -1,8 +1,11 @@
 //! One file per group of routes.
 
 pub mod admin;
+pub mod checkin;
+pub mod clone;
 pub mod errors;
 pub mod librarians;
+pub mod manifest;
 pub mod ping;
 pub mod search;
 pub mod tasks;

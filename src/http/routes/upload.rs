@@ -24,7 +24,7 @@ use crate::protocol::upload::{
 
 /// The providers offered for staged uploads. `local` sorts before `quire_http`,
 /// and the order is the client's preference.
-fn providers(node: &Node) -> BTreeMap<String, TransferProvider> {
+pub(super) fn providers(node: &Node) -> BTreeMap<String, TransferProvider> {
     let mut providers = BTreeMap::new();
     providers.insert(
         LOCAL_PROVIDER.to_string(),

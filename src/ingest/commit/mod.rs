@@ -13,6 +13,7 @@
 //! batch. A crash between 2 and 3 leaves bytes in the store that no record points
 //! at; start-up recovery moves them back into staging (see `node::recovery`).
 
+mod clones;
 mod record;
 mod streamed;
 mod verify;
@@ -24,13 +25,14 @@ use std::sync::Arc;
 use super::IngestError;
 use super::transfer_state::{discard_staging_of, fail_in, remove_emptied_staging};
 use crate::db::DbError;
-use crate::db::repo::{files, transfers};
-use crate::model::{DeletionPolicy, IncomingTransfer, TransferStatus};
+use crate::db::repo::{callbacks, files, transfers};
+use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
 use crate::node::Node;
 use crate::store::Store;
 use record::{Placed, record_all};
 use verify::verify_all;
 
+pub use clones::{CloneCommit, commit_staged_clones};
 pub use streamed::{StreamedItem, commit_streamed_batch};
 
 /// What a client asks to commit.
@@ -78,6 +80,18 @@ pub async fn commit_uploads(
             Err(error) => outcome.answer(index, Err(error)),
         }
     }
+    commit_prepared(node, prepared, &mut outcome).await?;
+    outcome.close_refused(node).await?;
+    Ok(outcome.finish())
+}
+
+/// Verifies, places and records prepared items; refusals and answers go to
+/// `outcome`.
+async fn commit_prepared(
+    node: &Arc<Node>,
+    prepared: Vec<(usize, Prepared)>,
+    outcome: &mut Outcome,
+) -> Result<(), IngestError> {
     let verifications = {
         let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
             .iter()
@@ -107,10 +121,9 @@ pub async fn commit_uploads(
             to_place.push((index, item, digests));
         }
     }
-    let placed = place_all(to_place, &mut outcome).await?;
-    record_placed(node, placed, &mut outcome).await?;
-    outcome.close_refused(node).await?;
-    Ok(outcome.finish())
+    let placed = place_all(to_place, outcome).await?;
+    record_placed(node, placed, outcome).await?;
+    Ok(())
 }
 
 /// Results being collected, plus the transfers to fail and the staging to remove.
@@ -145,7 +158,8 @@ impl Outcome {
     }
 
     /// Fails the refused transfers in one transaction, then removes the staging of
-    /// refused and completed transfers.
+    /// refused and completed transfers. A failed clone owes its source a callback,
+    /// recorded in the same transaction.
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
         let completed = std::mem::take(&mut self.completed);
@@ -156,7 +170,13 @@ impl Outcome {
                 .write(move |txn| {
                     let mut failed = Vec::new();
                     for id in ids {
-                        failed.extend(fail_in(txn, id)?);
+                        let Some(transfer) = fail_in(txn, id)? else {
+                            continue;
+                        };
+                        if transfer.source_transfer_id.is_some() {
+                            callbacks::owe(txn, transfer.id, CallbackKind::Fail)?;
+                        }
+                        failed.push(transfer);
                     }
                     Ok(Ok::<_, IngestError>(failed))
                 })

@@ -1,12 +1,14 @@
-//! Recording committed uploads: File + Instance + transfer COMPLETED for every item,
-//! in one transaction.
+//! Recording committed uploads: File + Instance + transfer COMPLETED for every item
+//! (and, for a clone, the callback owed to its source), in one transaction.
 
 use std::path::PathBuf;
 
 use crate::checksum::Digests;
-use crate::db::repo::{files, instances, next_ids, transfers};
+use crate::db::repo::{callbacks, files, instances, next_ids, transfers};
 use crate::ingest::IngestError;
-use crate::model::{DeletionPolicy, File, IncomingTransfer, Instance, Timestamp, TransferStatus};
+use crate::model::{
+    CallbackKind, DeletionPolicy, File, IncomingTransfer, Instance, Timestamp, TransferStatus,
+};
 use crate::node::Node;
 
 /// One upload whose bytes are in place and await their record.
@@ -108,6 +110,11 @@ pub async fn record_all(
                 files::insert_all(txn, &new_files)?;
                 instances::put_instances(txn, &new_instances)?;
                 transfers::put_incoming_all(txn, &completed)?;
+                // A completed clone owes its source a `clone/complete`, recorded
+                // with the file so that it can be delayed but never lost.
+                for clone in completed.iter().filter(|t| t.source_transfer_id.is_some()) {
+                    callbacks::owe(txn, clone.id, CallbackKind::Complete)?;
+                }
             }
             Ok(Ok::<_, IngestError>(results))
         })

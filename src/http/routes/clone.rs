@@ -1,0 +1,292 @@
+//! `clone/stage` (READAPPEND), `clone/ongoing` (READAPPEND), `clone/staged`
+//! (CALLBACK), `clone/complete` (CALLBACK) and `clone/fail` (READAPPEND).
+//!
+//! Failure bodies are the protocol's `CloneFailedResponse`: `clone/stage` sends it
+//! JSON-encoded in `{"detail": "<text>"}`, the other routes as the body itself.
+//! Reasons keep the reference's wording, which clients match on (for instance
+//! "already exists on librarian" makes a manifest ingest count a file as present).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::upload::providers;
+use crate::clones::{self, CloneError, Requester};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::json::Body;
+use crate::ingest::{self, CloneStageError, CloneStageInput, IngestError};
+use crate::model::AuthLevel;
+use crate::node::Node;
+use crate::protocol::clone::{
+    CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest, CloneFailResponse,
+    CloneFailedResponse, CloneIds, CloneInitiationRequest, CloneInitiationResponse,
+    CloneStagedResponse,
+};
+
+/// A refused request, with its complete answer.
+pub struct Refused(Box<Response>);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl Refused {
+    fn with(answer: impl IntoResponse) -> Refused {
+        Refused(Box::new(answer.into_response()))
+    }
+}
+
+/// A handler's answer: the success body, or a refusal.
+type CloneResult<T> = Result<T, Refused>;
+
+fn requester(caller: &Caller) -> Requester<'_> {
+    Requester {
+        username: &caller.username,
+        admin: caller.level >= AuthLevel::Admin,
+    }
+}
+
+fn allow(caller: &Caller, level: AuthLevel) -> CloneResult<()> {
+    caller.require(level).map(|_| ()).map_err(Refused::with)
+}
+
+/// A `CloneFailedResponse` body with `status`.
+fn failed(status: StatusCode, reason: String, remedy: &str, ids: CloneIds) -> Refused {
+    let body = CloneFailedResponse {
+        reason,
+        suggested_remedy: remedy.to_string(),
+        source_transfer_id: ids.source_transfer_id,
+        destination_transfer_id: ids.destination_transfer_id,
+    };
+    Refused::with((status, Json(body)))
+}
+
+/// `clone/stage`: creates staging for one clone and an INITIATED transfer (201).
+pub async fn stage(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<CloneInitiationRequest>,
+) -> CloneResult<(StatusCode, Json<CloneInitiationResponse>)> {
+    allow(&caller, AuthLevel::ReadAppend)?;
+    let source_transfer_id = request.source_transfer_id;
+    let input = CloneStageInput {
+        upload_size: request.upload_size,
+        upload_checksum: request.upload_checksum,
+        upload_name: request.upload_name.clone(),
+        destination_location: request.destination_location.clone(),
+        uploader: request.uploader,
+        source: request.source,
+        source_transfer_id: u64::try_from(source_transfer_id).ok(),
+    };
+    let staged = ingest::stage_clone(&node, input)
+        .await
+        .map_err(|error| stage_refusal(error, source_transfer_id))?;
+    tracing::info!(
+        transfer = staged.transfer_id,
+        name = %request.destination_location,
+        by = %caller.username,
+        "clone staged"
+    );
+    let response = CloneInitiationResponse {
+        available_bytes_on_store: staged.available_bytes,
+        store_name: staged.store.name.clone(),
+        staging_name: staged.staging_name,
+        staging_location: staged.staging_location,
+        upload_name: request.upload_name,
+        destination_location: request.destination_location,
+        transfer_providers: providers(&node),
+        source_transfer_id,
+        destination_transfer_id: staged.transfer_id as i64,
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// The `{"detail": "<CloneFailedResponse as JSON>"}` answer of a refused stage.
+fn stage_refusal(error: CloneStageError, source_transfer_id: i64) -> Refused {
+    let destination_transfer_id = error.existing_transfer().map_or(-1, |id| id as i64);
+    let (status, reason, remedy) = match error {
+        CloneStageError::Ongoing { .. } => (
+            StatusCode::TOO_EARLY,
+            "Transfer is ongoing.".to_string(),
+            "This file is being copied here already; fail that transfer (clone/fail) or wait \
+             for it to complete."
+                .to_string(),
+        ),
+        CloneStageError::Restarted { .. } => (
+            StatusCode::NOT_ACCEPTABLE,
+            "Transfer was already initiated or staged.".to_string(),
+            "We have failed our earlier transfer of this file; fail yours too, then stage again."
+                .to_string(),
+        ),
+        CloneStageError::Refused(refusal) => {
+            let reason = match &refusal {
+                IngestError::NameTaken(name) => {
+                    format!("File already exists on librarian. ({name})")
+                }
+                IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
+                IngestError::NoStore { why, .. } => {
+                    format!("No stores available for upload. Your upload is too large. ({why})")
+                }
+                other => other.to_string(),
+            };
+            match ApiError::from(refusal) {
+                ApiError::Failed { status, remedy, .. } => (status, reason, remedy),
+                other => (other.status(), reason, String::new()),
+            }
+        }
+    };
+    let body = CloneFailedResponse {
+        reason,
+        suggested_remedy: remedy,
+        source_transfer_id,
+        destination_transfer_id,
+    };
+    let detail = serde_json::to_string(&body).expect("a failure body always serializes");
+    Refused::with(ApiError::Detail {
+        status,
+        detail: Value::String(detail),
+    })
+}
+
+/// Maps a refused state change to its answer.
+fn refusal(error: CloneError, ids: CloneIds, not_found: (StatusCode, String)) -> Refused {
+    match error {
+        CloneError::TransferNotFound(_) => failed(
+            not_found.0,
+            not_found.1,
+            "Check the transfer id, and that you log in with the account named after your \
+             librarian.",
+            ids,
+        ),
+        CloneError::WrongStatus {
+            found, expected, ..
+        } => failed(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "Transfer is not in {expected} status (it is {}).",
+                found.name()
+            ),
+            "Check the order of the clone steps; the transfer may have been failed meanwhile.",
+            ids,
+        ),
+        CloneError::UnknownLibrarian(name) => failed(
+            StatusCode::BAD_REQUEST,
+            format!("Could not find librarian {name}."),
+            "Add the librarian (admin/librarians/add); nothing was changed, so the callback \
+             can be repeated.",
+            ids,
+        ),
+        CloneError::UnknownStore(name) => failed(
+            StatusCode::BAD_REQUEST,
+            format!("Store {name} does not exist."),
+            "Check the store name.",
+            ids,
+        ),
+        CloneError::Db(error) => Refused::with(ApiError::from(error)),
+    }
+}
+
+/// `clone/ongoing`: INITIATED -> ONGOING.
+pub async fn ongoing(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(ids): Body<CloneIds>,
+) -> CloneResult<Json<CloneIds>> {
+    allow(&caller, AuthLevel::ReadAppend)?;
+    clones::mark_ongoing(&node, requester(&caller), ids.destination_transfer_id)
+        .await
+        .map_err(|e| refusal(e, ids, not_found()))?;
+    Ok(Json(ids))
+}
+
+/// `clone/staged`: ONGOING -> STAGED; `recieve_clone` stores the file later.
+pub async fn staged(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(ids): Body<CloneIds>,
+) -> CloneResult<Json<CloneStagedResponse>> {
+    allow(&caller, AuthLevel::Callback)?;
+    clones::mark_staged(&node, requester(&caller), ids.destination_transfer_id)
+        .await
+        .map_err(|e| refusal(e, ids, not_found()))?;
+    Ok(Json(CloneStagedResponse {
+        source_transfer_id: ids.source_transfer_id,
+        destination_transfer_id: ids.destination_transfer_id,
+        success: true,
+    }))
+}
+
+fn not_found() -> (StatusCode, String) {
+    (
+        StatusCode::NOT_FOUND,
+        "Could not find transfer.".to_string(),
+    )
+}
+
+/// `clone/complete`: the destination stored its copy; the outgoing transfer
+/// completes and a remote instance is recorded.
+pub async fn complete(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<CloneCompleteRequest>,
+) -> CloneResult<Json<CloneCompleteResponse>> {
+    allow(&caller, AuthLevel::Callback)?;
+    let ids = CloneIds {
+        source_transfer_id: request.source_transfer_id,
+        destination_transfer_id: request.destination_transfer_id,
+    };
+    let not_found = (
+        StatusCode::BAD_REQUEST,
+        "Could not find transfer.".to_string(),
+    );
+    let remote = clones::complete_outgoing(
+        &node,
+        requester(&caller),
+        request.source_transfer_id,
+        request.destination_transfer_id,
+        request.store_id,
+    )
+    .await
+    .map_err(|e| refusal(e, ids, not_found))?;
+    tracing::info!(
+        transfer = request.source_transfer_id,
+        file = %remote.file_name,
+        librarian = %remote.librarian_name,
+        "clone completed"
+    );
+    Ok(Json(ids))
+}
+
+/// `clone/fail`: the sender gives up an incoming transfer.
+pub async fn fail(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<CloneFailRequest>,
+) -> CloneResult<Json<CloneFailResponse>> {
+    allow(&caller, AuthLevel::ReadAppend)?;
+    let ids = CloneIds {
+        source_transfer_id: request.source_transfer_id,
+        destination_transfer_id: request.destination_transfer_id,
+    };
+    let id = request.destination_transfer_id;
+    let not_found = (
+        StatusCode::NOT_FOUND,
+        format!("Could not find transfer with ID {id}."),
+    );
+    clones::fail_incoming(&node, requester(&caller), id)
+        .await
+        .map_err(|e| refusal(e, ids, not_found))?;
+    tracing::info!(transfer = id, reason = %request.reason, by = %caller.username, "clone failed by its sender");
+    Ok(Json(CloneFailResponse {
+        source_transfer_id: ids.source_transfer_id,
+        destination_transfer_id: ids.destination_transfer_id,
+        success: true,
+    }))
+}

@@ -1,0 +1,71 @@
+//! Client methods for the clone, check-in and manifest routes.
+
+use super::{LibrarianClient, PeerError};
+use crate::protocol::checkin::{
+    CheckinStatusRequest, CheckinStatusResponse, CheckinUpdateRequest, CheckinUpdateResponse,
+};
+use crate::protocol::clone::{
+    CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest, CloneFailResponse, CloneIds,
+    CloneInitiationRequest, CloneInitiationResponse, CloneStagedResponse,
+};
+use crate::protocol::manifest::{StoreManifestRequest, StoreManifestResponse};
+
+impl LibrarianClient {
+    /// `clone/stage`.
+    pub async fn clone_stage(
+        &self,
+        request: &CloneInitiationRequest,
+    ) -> Result<CloneInitiationResponse, PeerError> {
+        self.post("clone/stage", request).await
+    }
+
+    /// `clone/ongoing`.
+    pub async fn clone_ongoing(&self, ids: CloneIds) -> Result<CloneIds, PeerError> {
+        self.post("clone/ongoing", &ids).await
+    }
+
+    /// `clone/staged`.
+    pub async fn clone_staged(&self, ids: CloneIds) -> Result<CloneStagedResponse, PeerError> {
+        self.post("clone/staged", &ids).await
+    }
+
+    /// `clone/complete`.
+    pub async fn clone_complete(
+        &self,
+        request: &CloneCompleteRequest,
+    ) -> Result<CloneCompleteResponse, PeerError> {
+        self.post("clone/complete", request).await
+    }
+
+    /// `clone/fail`.
+    pub async fn clone_fail(
+        &self,
+        request: &CloneFailRequest,
+    ) -> Result<CloneFailResponse, PeerError> {
+        self.post("clone/fail", request).await
+    }
+
+    /// `checkin/update`.
+    pub async fn checkin_update(
+        &self,
+        request: &CheckinUpdateRequest,
+    ) -> Result<CheckinUpdateResponse, PeerError> {
+        self.post("checkin/update", request).await
+    }
+
+    /// `checkin/status`.
+    pub async fn checkin_status(
+        &self,
+        request: &CheckinStatusRequest,
+    ) -> Result<CheckinStatusResponse, PeerError> {
+        self.post("checkin/status", request).await
+    }
+
+    /// `admin/stores/manifest`.
+    pub async fn store_manifest(
+        &self,
+        request: &StoreManifestRequest,
+    ) -> Result<StoreManifestResponse, PeerError> {
+        self.post("admin/stores/manifest", request).await
+    }
+}

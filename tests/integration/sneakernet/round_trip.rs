@@ -1,0 +1,233 @@
+//! SneakerNet between two quire nodes, from the CLI alone: A fills its drive store,
+//! writes a manifest that creates outgoing transfers to B, B ingests the drive, B's
+//! `recieve_clone` stores the files and calls A back; A then lists B's copies and
+//! its transfers COMPLETED. Also: a callback waits while A cannot be reached, and a
+//! failed ingest fails A's transfer.
+
+use std::net::TcpListener;
+
+use serde_json::json;
+
+use super::*;
+use crate::support::md5;
+
+/// Site A and site B, each knowing the other as a peer with an account named
+/// after it (A logs in to B as "site-a", B to A as "site-b").
+fn two_sites() -> (TestNode, TestNode) {
+    let a = sneakernet_node("site-a", "");
+    let b = sneakernet_node("site-b", "");
+    a.create_user("site-b", "b-at-a", 2);
+    b.create_user("site-a", "a-at-b", crate::support::READAPPEND);
+    a.add_peer("site-b", &b.base, "site-a", "a-at-b");
+    b.add_peer("site-a", &a.base, "site-b", "b-at-a");
+    (a, b)
+}
+
+/// A's manifest of its drive with outgoing transfers to B, written by the CLI.
+fn manifest_for_b(a: &TestNode) -> (PathBuf, Value) {
+    let path = a.drive_root().join("manifest.json");
+    success(&a.cli(&[
+        "manifest",
+        "get",
+        "--store",
+        "drive",
+        "--destination-librarian",
+        "site-b",
+        "--disable-store",
+        "-o",
+        path.to_str().unwrap(),
+    ]));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, manifest)
+}
+
+fn transfer_ids(manifest: &Value) -> Vec<i64> {
+    manifest["store_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["outgoing_transfer_id"].as_i64().unwrap())
+        .collect()
+}
+
+fn ingest_at(b: &TestNode, manifest: &Path, drive: &Path) -> String {
+    success(&b.cli(&[
+        "manifest",
+        "ingest",
+        manifest.to_str().unwrap(),
+        "--store-root",
+        drive.to_str().unwrap(),
+    ]))
+}
+
+#[test]
+fn sneakernet_round_trip_between_two_quire_nodes() {
+    let (a, b) = two_sites();
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|n| {
+            (
+                format!("run7/{n}.dat"),
+                format!("payload {n}").repeat(100 * (n + 1)).into_bytes(),
+            )
+        })
+        .collect();
+    for (name, bytes) in &files {
+        a.put_on_drive(name, bytes);
+    }
+    let (manifest_path, manifest) = manifest_for_b(&a);
+    let ids = transfer_ids(&manifest);
+    assert_eq!(ids.len(), 4);
+    assert!(ids.iter().all(|id| *id > 0), "{manifest}");
+    for id in &ids {
+        assert_eq!(
+            a.outgoing_status(*id),
+            ONGOING,
+            "manifest transfers start ONGOING"
+        );
+    }
+    let (_, again) = a.post_admin(
+        "admin/stores/manifest",
+        json!({"store_name": "drive", "create_outgoing_transfers": true,
+               "destination_librarian": "site-b"}),
+    );
+    let mut reused = transfer_ids(&again);
+    let mut first = ids.clone();
+    reused.sort();
+    first.sort();
+    assert_eq!(reused, first, "a second manifest reuses the live transfers");
+
+    let text = ingest_at(&b, &manifest_path, &a.drive_root());
+    assert!(text.contains("ingested 4/4 files"), "{text}");
+    let report = success(&b.cli(&["tasks", "run", "receive", "--json"]));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["items_done"], 8,
+        "4 files stored and 4 callbacks: {report}"
+    );
+    assert_eq!(report["errors"], 0, "{report}");
+
+    let b_store_id = b.file_record("run7/0.dat")["instances"][0]["store_id"].clone();
+    assert!(b_store_id.is_u64(), "B's copies are in a store of B");
+    for (name, bytes) in &files {
+        let at_b = b.file_record(name);
+        assert_eq!(at_b["checksum"], md5(bytes));
+        let at_a = a.file_record(name);
+        let remote = at_a["remote_instances"].as_array().unwrap();
+        assert_eq!(remote.len(), 1, "{at_a}");
+        assert_eq!(remote[0]["librarian_name"], "site-b");
+        assert_eq!(remote[0]["store_id"], b_store_id);
+    }
+    let (outgoing, _) = a.transfer_status(&ids, &[]);
+    for id in &ids {
+        assert_eq!(outgoing[id.to_string()], COMPLETED, "{outgoing}");
+    }
+
+    let rerun = ingest_at(&b, &manifest_path, &a.drive_root());
+    assert!(rerun.contains("4/4 already existed"), "{rerun}");
+}
+
+#[test]
+fn a_callback_waits_while_the_source_is_unreachable() {
+    let (a, b) = two_sites();
+    a.put_on_drive("wait/1.dat", b"patience");
+    let (manifest_path, manifest) = manifest_for_b(&a);
+    let id = transfer_ids(&manifest)[0];
+
+    // B knows A at an address where nothing listens.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (status, _) = b.post_admin(
+        "admin/librarians/remove",
+        json!({"librarian_name": "site-a", "remove_outgoing_transfers": false}),
+    );
+    assert_eq!(status, 200);
+    b.add_peer("site-a", &dead, "site-b", "b-at-a");
+
+    ingest_at(&b, &manifest_path, &a.drive_root());
+    let report = b.run_task("receive");
+    assert_eq!(report["items_done"], 1, "the file is stored: {report}");
+    assert!(report["errors"].as_u64().unwrap() >= 1, "{report}");
+    b.file_record("wait/1.dat");
+    assert_eq!(a.outgoing_status(id), ONGOING, "A has not heard yet");
+
+    b.post_admin(
+        "admin/librarians/remove",
+        json!({"librarian_name": "site-a", "remove_outgoing_transfers": false}),
+    );
+    b.add_peer("site-a", &a.base, "site-b", "b-at-a");
+    let report = b.run_task("receive");
+    assert_eq!(
+        report["items_done"], 1,
+        "the owed callback is delivered: {report}"
+    );
+    assert_eq!(a.outgoing_status(id), COMPLETED);
+    assert_eq!(
+        a.file_record("wait/1.dat")["remote_instances"][0]["librarian_name"],
+        "site-b"
+    );
+}
+
+#[test]
+fn a_failed_ingest_fails_the_source_transfer() {
+    let (a, b) = two_sites();
+    a.put_on_drive("rot/1.dat", b"fine on the drive");
+    let (manifest_path, manifest) = manifest_for_b(&a);
+    let id = transfer_ids(&manifest)[0];
+    ingest_at(&b, &manifest_path, &a.drive_root());
+    // The staged copy rots before B stores it.
+    let staging = b.store_root().join(".quire-staging");
+    let staged = walk_files(&staging);
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    std::fs::write(&staged[0], b"rotten in staging").unwrap();
+
+    let report = b.run_task("receive");
+    assert_eq!(report["items_done"], 1, "the failure callback: {report}");
+    assert_eq!(report["errors"], 1, "the failed clone: {report}");
+    assert_eq!(a.outgoing_status(id), FAILED);
+    assert_eq!(b.search_name("rot/1.dat").0, 404);
+}
+
+#[test]
+fn clone_complete_checks_the_caller_and_the_status() {
+    let (a, _b) = two_sites();
+    a.put_on_drive("cc/1.dat", b"cc");
+    let (_, manifest) = manifest_for_b(&a);
+    let id = transfer_ids(&manifest)[0];
+    a.create_user("site-c", "c", 2);
+    let complete = json!({"source_transfer_id": id, "destination_transfer_id": 9, "store_id": 1});
+    let (status, reply) = a.post("clone/complete", complete.clone(), "site-c", "c");
+    assert_eq!(status, 400, "another peer's transfer: {reply}");
+    assert_eq!(reply["reason"], "Could not find transfer.");
+    assert_eq!(reply["destination_transfer_id"], 9);
+    let (status, reply) = a.post("clone/complete", complete.clone(), "site-b", "b-at-a");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(a.outgoing_status(id), COMPLETED);
+    let (status, reply) = a.post("clone/complete", complete, "site-b", "b-at-a");
+    assert_eq!(status, 406, "{reply}");
+
+    let update =
+        json!({"source_transfer_ids": [id], "destination_transfer_ids": [], "new_status": FAILED});
+    let (_, answer) = a.post("checkin/update", update, "site-b", "b-at-a");
+    assert_eq!(
+        answer["unmodified_source_transfer_ids"],
+        json!([id]),
+        "{answer}"
+    );
+}
+
+fn walk_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
