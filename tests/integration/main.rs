@@ -12,6 +12,7 @@ mod local_clone;
 mod node;
 mod ping;
 mod restart;
+mod rolling_deletion;
 mod search;
 mod sneakernet;
 mod stream;
