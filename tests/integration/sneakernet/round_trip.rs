@@ -1,4 +1,5 @@
-//! SneakerNet between two quire nodes, from the CLI alone: A fills its drive store,
+//! SneakerNet between two quire nodes, from the CLI alone: A ingests files with
+//! `quire upload`, its `create_local_clone` task fills its drive store,
 //! writes a manifest that creates outgoing transfers to B, B ingests the drive, B's
 //! `recieve_clone` stores the files and calls A back; A then lists B's copies and
 //! its transfers COMPLETED. Also: a callback waits while A cannot be reached, and a
@@ -11,10 +12,15 @@ use serde_json::json;
 use super::*;
 use crate::support::md5;
 
+/// A's drive filler: copies what its main store holds onto the drive when run.
+const FILL_DRIVE: &str = "\n[[tasks.create_local_clone]]\n\
+     task_name = \"fill\"\nevery = \"1h\"\nclone_from = \"main\"\n\
+     clone_to = \"drive\"\nage_in_days = 7\n";
+
 /// Site A and site B, each knowing the other as a peer with an account named
 /// after it (A logs in to B as "site-a", B to A as "site-b").
 fn two_sites() -> (TestNode, TestNode) {
-    let a = sneakernet_node("site-a", "");
+    let a = sneakernet_node("site-a", FILL_DRIVE);
     let b = sneakernet_node("site-b", "");
     a.create_user("site-b", "b-at-a", 2);
     b.create_user("site-a", "a-at-b", crate::support::READAPPEND);
@@ -71,8 +77,24 @@ fn sneakernet_round_trip_between_two_quire_nodes() {
             )
         })
         .collect();
+    let local = a.dir.path().join("outbox");
+    std::fs::create_dir_all(&local).unwrap();
+    for (index, (name, bytes)) in files.iter().enumerate() {
+        let path = local.join(format!("{index}.dat"));
+        std::fs::write(&path, bytes).unwrap();
+        success(&a.cli(&["upload", "--checksum", "md5", path.to_str().unwrap(), name]));
+    }
+    // Plug in A's drive.
+    std::fs::create_dir_all(a.drive_root()).unwrap();
+    let filled: Value =
+        serde_json::from_str(&success(&a.cli(&["tasks", "run", "fill", "--json"]))).unwrap();
+    assert_eq!(filled["items_done"], 4, "A's drive filled: {filled}");
     for (name, bytes) in &files {
-        a.put_on_drive(name, bytes);
+        assert_eq!(&std::fs::read(a.drive_root().join(name)).unwrap(), bytes);
+        assert_eq!(
+            a.file_record(name)["instances"].as_array().unwrap().len(),
+            2
+        );
     }
     let (manifest_path, manifest) = manifest_for_b(&a);
     let ids = transfer_ids(&manifest);
