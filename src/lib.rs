@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dropbox;
 pub mod http;
 pub mod ingest;
 pub mod integrity;

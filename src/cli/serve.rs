@@ -79,6 +79,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || recover(&node, RecoveryMode::StartUp)).await??
     };
     tracing::info!(?report, "start-up recovery done");
+    let dropboxes = crate::dropbox::spawn(node.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -93,6 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     spawn_sweeper(node.clone());
     crate::http::serve(listener, node.clone(), shutdown_signal(), SHUTDOWN_GRACE).await?;
+    dropboxes.shutdown().await;
     let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
     tracing::info!("stopped");
     Ok(())

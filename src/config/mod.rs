@@ -4,6 +4,7 @@
 //! With no file at all the node runs on the embedded default: data in
 //! `./quire-data`, one ingestable store inside it, HTTP on 127.0.0.1:21108.
 
+mod dropbox;
 mod duration;
 mod validate;
 
@@ -14,6 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use dropbox::{AfterIngest, DropboxConfig};
 pub use duration::parse_duration;
 use duration::serde_duration;
 pub use validate::ConfigError;
@@ -76,6 +78,9 @@ pub struct Config {
     pub local_hostnames: Option<Vec<String>>,
     /// The node's stores. Empty means one ingestable store in `<data_dir>/store`.
     pub stores: Vec<StoreConfig>,
+    /// Directories whose files are ingested automatically (`[[dropbox]]` tables).
+    #[serde(default)]
+    pub dropbox: Vec<DropboxConfig>,
 }
 
 /// One `[[stores]]` table.
@@ -134,6 +139,7 @@ impl Default for Config {
             credential_cache_seconds: 300,
             local_hostnames: None,
             stores: Vec::new(),
+            dropbox: Vec::new(),
         }
     }
 }
@@ -253,6 +259,12 @@ mod tests {
         assert_eq!(config.checksum_timeout, Duration::from_secs(86_400));
         assert!(!config.stores[1].ingestable);
         assert_eq!(config.stores[1].report_full_fraction, 0.95);
+        let dropbox = &config.dropbox[0];
+        assert_eq!(
+            (dropbox.after_ingest, dropbox.prefix.as_str()),
+            (AfterIngest::Move, "camera-1")
+        );
+        assert_eq!(dropbox.settle_seconds, 10.0);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::DbError;
 use crate::model::{
-    CorruptFile, ErrorRecord, File, IncomingTransfer, Instance, Librarian, OutgoingTransfer,
-    RemoteInstance, StoreState, User,
+    CorruptFile, DropboxIntent, ErrorRecord, File, IncomingTransfer, Instance, Librarian,
+    OutgoingTransfer, RemoteInstance, StoreState, User,
 };
 
 /// A type stored in the database.
@@ -74,6 +74,7 @@ records! {
     OutgoingTransfer => "outgoing transfer",
     ErrorRecord => "error",
     CorruptFile => "corrupt file",
+    DropboxIntent => "drop-box intent",
 }
 
 #[cfg(test)]

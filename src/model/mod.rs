@@ -6,6 +6,7 @@
 
 mod auth;
 mod checksum;
+mod dropbox;
 mod error_record;
 mod file;
 mod librarian;
@@ -17,6 +18,7 @@ mod user;
 
 pub use auth::AuthLevel;
 pub use checksum::{Algorithm, Checksum, ChecksumParseError};
+pub use dropbox::{DropboxIntent, IntentItem};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;

@@ -236,7 +236,8 @@ impl Store {
         Ok(names)
     }
 
-    fn apply_commit_permissions(&self, target: &Path) {
+    /// Applies `own_after_commit` and `readonly_after_commit` to a committed path.
+    pub fn apply_commit_permissions(&self, target: &Path) {
         if !(self.own_after_commit || self.readonly_after_commit) {
             return;
         }

@@ -4,6 +4,7 @@
 //! Invariant: every write function keeps an entity's index tables in step with its
 //! primary table, in the same transaction.
 
+pub mod dropbox_intents;
 pub mod errors;
 pub mod files;
 pub mod instances;
