@@ -140,3 +140,150 @@ fn return_to_dropbox(target: &Path, source: &Path) -> io::Result<()> {
         format!("no free name beside {}", source.display()),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::db::repo::next_id;
+    use crate::model::{Checksum, DeletionPolicy, File, Instance, Timestamp};
+    use crate::node::open_node;
+
+    fn node(dir: &Path) -> Arc<Node> {
+        let mut config = Config::from_toml("").unwrap();
+        config.data_dir = dir.join("data");
+        open_node(config).unwrap().0
+    }
+
+    /// An intent item for `source` placed (linked or copied) at `target`.
+    fn item(name: &str, source: &Path, target: &Path) -> IntentItem {
+        let (s, t) = (fs::metadata(source).ok(), fs::metadata(target).unwrap());
+        IntentItem {
+            name: name.into(),
+            source: source.to_string_lossy().into_owned(),
+            source_device: s.as_ref().map_or(0, |m| m.dev()),
+            source_inode: s.as_ref().map_or(0, |m| m.ino()),
+            target: target.to_string_lossy().into_owned(),
+            target_device: t.dev(),
+            target_inode: t.ino(),
+        }
+    }
+
+    fn put_intent(node: &Node, items: Vec<IntentItem>) {
+        let store_id = node.stores.all()[0].id;
+        node.db
+            .write_blocking(move |txn| {
+                let intent = DropboxIntent {
+                    id: next_id(txn, "dropbox_intents")?,
+                    store_id,
+                    items,
+                };
+                dropbox_intents::put_intent(txn, &intent)?;
+                Ok(Ok::<_, DbError>(()))
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn unrecorded_placements_are_taken_back_or_returned_and_recorded_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let store = node.stores.all()[0].clone();
+        let inbox = dir.path().join("in");
+        fs::create_dir_all(&inbox).unwrap();
+        fs::create_dir_all(store.root.join("p")).unwrap();
+        // Linked, original still in the drop-box: taken back.
+        fs::write(inbox.join("linked"), b"l").unwrap();
+        fs::hard_link(inbox.join("linked"), store.root.join("p/linked")).unwrap();
+        // Copied, original gone from the drop-box: returned to it.
+        fs::write(inbox.join("copied"), b"c").unwrap();
+        fs::write(store.root.join("p/copied"), b"c").unwrap();
+        let copied = item(
+            "p/copied",
+            &inbox.join("copied"),
+            &store.root.join("p/copied"),
+        );
+        fs::remove_file(inbox.join("copied")).unwrap();
+        // Recorded: kept.
+        fs::write(inbox.join("kept"), b"k").unwrap();
+        fs::hard_link(inbox.join("kept"), store.root.join("p/kept")).unwrap();
+        // Someone else's file at the target: not ours, untouched.
+        fs::write(inbox.join("other"), b"o").unwrap();
+        fs::write(store.root.join("p/other"), b"theirs").unwrap();
+        let mut other = item("p/other", &inbox.join("other"), &store.root.join("p/other"));
+        other.target_inode += 1;
+        put_intent(
+            &node,
+            vec![
+                item(
+                    "p/linked",
+                    &inbox.join("linked"),
+                    &store.root.join("p/linked"),
+                ),
+                copied,
+                item("p/kept", &inbox.join("kept"), &store.root.join("p/kept")),
+                other,
+            ],
+        );
+        let kept_path = store.root.join("p/kept").to_string_lossy().into_owned();
+        let store_id = store.id;
+        node.db
+            .write_blocking(move |txn| {
+                let now = Timestamp::now();
+                let checksum = Checksum::parse("d41d8cd98f00b204e9800998ecf8427e").unwrap();
+                files::insert(
+                    txn,
+                    &File {
+                        name: "p/kept".into(),
+                        create_time: now,
+                        size: 1,
+                        checksum,
+                        uploader: "dropbox".into(),
+                        source: "dropbox".into(),
+                    },
+                )?;
+                instances::put_instance(
+                    txn,
+                    &Instance {
+                        id: next_id(txn, "instances")?,
+                        file_name: "p/kept".into(),
+                        store_id,
+                        path: kept_path,
+                        deletion_policy: DeletionPolicy::Disallowed,
+                        created_time: now,
+                        available: true,
+                        blake3: [0; 32],
+                        verified_time: now,
+                    },
+                )?;
+                Ok(Ok::<_, DbError>(()))
+            })
+            .unwrap();
+
+        let report = recover_intents(&node).unwrap();
+        assert_eq!(
+            report,
+            IntentRecovery {
+                taken_back: 1,
+                returned: 1,
+                left: 0
+            }
+        );
+        assert!(!store.root.join("p/linked").exists());
+        assert_eq!(fs::read(inbox.join("linked")).unwrap(), b"l");
+        assert!(!store.root.join("p/copied").exists());
+        assert_eq!(fs::read(inbox.join("copied")).unwrap(), b"c");
+        assert!(store.root.join("p/kept").exists());
+        assert_eq!(fs::read(store.root.join("p/other")).unwrap(), b"theirs");
+        assert!(
+            node.db
+                .read(dropbox_intents::all_intents)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(recover_intents(&node).unwrap(), IntentRecovery::default());
+    }
+}

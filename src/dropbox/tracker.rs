@@ -1,11 +1,16 @@
 //! Which drop-box files are complete, from the events seen and the scans made.
 //!
 //! A file is complete (ready to ingest) when
-//! - it was closed after writing, or moved in, and nobody has written to it since
-//!   and nobody we know of still has it open; or
-//! - no event says so (it was found by a scan, or created without being written,
+//! - it was closed after writing, or moved in, and nobody has written to it since;
+//!   or
+//! - no event says so (it was found by a scan, or created without being opened,
 //!   as by `ln`), nobody is known to be writing it, and its size and mtime stayed
 //!   the same for the settle time, measured from when we first saw them.
+//!
+//! A file created and opened while watched is waited for until it is closed after
+//! writing, however long its writer pauses (the kernel reports that close even if
+//! the writer dies), or, as the opener may have been a reader whose close is not
+//! reported, until it stayed unchanged for an hour.
 //!
 //! Invariants: a file is in the ready queue at most once; a file whose ingest
 //! failed is not queued again until it changes or a rescan after its back-off
@@ -19,6 +24,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// A new file opened but neither written nor closed after writing is taken as
+/// abandoned (its opener was a reader, whose close is not reported) once it stayed
+/// unchanged this long; then the settle rule applies.
+const ABANDONED_OPEN: Duration = Duration::from_secs(3600);
 /// Most rescans a failed file waits before it is tried again.
 const MAX_BACKOFF_RESCANS: u64 = 64;
 
@@ -54,8 +63,11 @@ pub struct ReadyFile {
 /// What is known about one file.
 #[derive(Debug, Default)]
 struct Entry {
-    /// Opens seen minus closes seen (floored at zero).
-    opens: u32,
+    /// Created while watched, and neither closed after writing nor examined by an
+    /// ingest since.
+    fresh: bool,
+    /// Opened while fresh: a writer may hold it until its close-after-write.
+    awaiting_close: bool,
     /// Written since it was last closed after writing.
     written: bool,
     /// Closed after writing, or moved in, since the last write.
@@ -110,8 +122,10 @@ impl Tracker {
 
     /// Someone opened a known file.
     pub fn opened(&mut self, path: &Path) {
-        if let Some(entry) = self.entries.get_mut(path) {
-            entry.opens += 1;
+        if let Some(entry) = self.entries.get_mut(path)
+            && entry.fresh
+        {
+            entry.awaiting_close = true;
         }
     }
 
@@ -122,22 +136,16 @@ impl Tracker {
         entry.announced = false;
     }
 
-    /// A file appeared without being written yet (created, or linked in).
+    /// A file appeared (created, or linked in).
     pub fn created(&mut self, path: &Path) {
-        self.entries.entry(path.to_path_buf()).or_default();
+        self.entries.entry(path.to_path_buf()).or_default().fresh = true;
     }
 
-    /// Someone closed the file; `wrote` if they had it open for writing.
-    pub fn closed(&mut self, path: &Path, wrote: bool) {
-        if !wrote {
-            if let Some(entry) = self.entries.get_mut(path) {
-                entry.opens = entry.opens.saturating_sub(1);
-                self.queue_if_announced(path);
-            }
-            return;
-        }
+    /// Someone who had the file open for writing closed it.
+    pub fn closed_after_writing(&mut self, path: &Path) {
         let entry = self.entries.entry(path.to_path_buf()).or_default();
-        entry.opens = entry.opens.saturating_sub(1);
+        entry.fresh = false;
+        entry.awaiting_close = false;
         entry.written = false;
         entry.announced = true;
         // New content: whatever failed before is tried again.
@@ -148,6 +156,8 @@ impl Tracker {
     /// A file was moved in (complete by definition).
     pub fn moved_in(&mut self, path: &Path) {
         let entry = self.entries.entry(path.to_path_buf()).or_default();
+        entry.fresh = false;
+        entry.awaiting_close = false;
         entry.written = false;
         entry.announced = true;
         entry.failure = None;
@@ -172,7 +182,8 @@ impl Tracker {
     /// Events were lost: forget everything learnt from them.
     pub fn events_lost(&mut self) {
         for entry in self.entries.values_mut() {
-            entry.opens = 0;
+            entry.fresh = false;
+            entry.awaiting_close = false;
             entry.written = false;
             if !entry.queued {
                 entry.announced = false;
@@ -209,7 +220,7 @@ impl Tracker {
         let mut gone = Vec::new();
         let mut settled = Vec::new();
         for (path, entry) in &mut self.entries {
-            if entry.queued || entry.failure.is_some() || entry.written || entry.opens > 0 {
+            if entry.queued || entry.failure.is_some() || entry.written {
                 continue;
             }
             let metadata = match std::fs::symlink_metadata(path) {
@@ -222,7 +233,12 @@ impl Tracker {
             let fingerprint = Fingerprint::of(&metadata);
             match entry.seen {
                 Some((seen, since)) if seen == fingerprint => {
-                    if entry.announced || now.duration_since(since) >= self.settle {
+                    let wait = if entry.awaiting_close {
+                        self.settle.max(ABANDONED_OPEN)
+                    } else {
+                        self.settle
+                    };
+                    if entry.announced || now.duration_since(since) >= wait {
                         settled.push(ReadyFile {
                             path: path.clone(),
                             fingerprint,
@@ -255,7 +271,7 @@ impl Tracker {
                 continue;
             };
             entry.queued = false;
-            if entry.written || entry.opens > 0 || entry.failure.is_some() {
+            if entry.written || entry.awaiting_close || entry.failure.is_some() {
                 continue;
             }
             taken.push(file);
@@ -275,6 +291,7 @@ impl Tracker {
         let entry = self.entries.entry(path.to_path_buf()).or_default();
         entry.queued = false;
         entry.announced = false;
+        entry.fresh = false;
         entry.seen = fingerprint.map(|f| (f, now));
     }
 
@@ -287,6 +304,7 @@ impl Tracker {
         let entry = self.entries.entry(path.to_path_buf()).or_default();
         entry.queued = false;
         entry.announced = false;
+        entry.fresh = false;
         entry.failure = Some(Failure {
             fingerprint,
             retry_at_rescan: self.rescans + backoff,
@@ -301,7 +319,7 @@ impl Tracker {
         if entry.queued
             || !entry.announced
             || entry.written
-            || entry.opens > 0
+            || entry.awaiting_close
             || entry.failure.is_some()
         {
             return;
@@ -328,4 +346,135 @@ impl Tracker {
 /// them is reported.
 pub fn is_candidate(metadata: &Metadata) -> bool {
     metadata.is_file() || metadata.file_type().is_symlink()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> (tempfile::TempDir, PathBuf, Tracker) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"data").unwrap();
+        (dir, path, Tracker::new(Duration::from_secs(5)))
+    }
+
+    fn metadata(path: &Path) -> Metadata {
+        std::fs::symlink_metadata(path).unwrap()
+    }
+
+    #[test]
+    fn a_file_closed_after_writing_is_ready_unless_written_again() {
+        let (_dir, path, mut tracker) = tracker();
+        tracker.created(&path);
+        tracker.opened(&path);
+        tracker.written(&path);
+        tracker.closed_after_writing(&path);
+        assert_eq!(tracker.ready_len(), 1);
+        tracker.written(&path);
+        assert!(tracker.take_ready(10).is_empty(), "written again since");
+        tracker.closed_after_writing(&path);
+        assert_eq!(tracker.take_ready(10).len(), 1);
+    }
+
+    #[test]
+    fn a_new_file_opened_but_not_yet_written_does_not_settle() {
+        let (_dir, path, mut tracker) = tracker();
+        let start = Instant::now();
+        tracker.created(&path);
+        tracker.opened(&path);
+        tracker.settle(start);
+        tracker.settle(start + Duration::from_secs(60));
+        assert_eq!(tracker.ready_len(), 0, "its writer may still be preparing");
+        tracker.settle(start + ABANDONED_OPEN);
+        assert_eq!(tracker.ready_len(), 1, "abandoned after an hour");
+    }
+
+    #[test]
+    fn a_linked_in_file_settles() {
+        let (_dir, path, mut tracker) = tracker();
+        let start = Instant::now();
+        tracker.created(&path);
+        tracker.settle(start);
+        tracker.settle(start + Duration::from_secs(6));
+        assert_eq!(tracker.ready_len(), 1);
+    }
+
+    #[test]
+    fn a_file_written_but_not_closed_never_settles() {
+        let (_dir, path, mut tracker) = tracker();
+        let start = Instant::now();
+        tracker.created(&path);
+        tracker.opened(&path);
+        tracker.written(&path);
+        tracker.settle(start);
+        tracker.settle(start + Duration::from_secs(60));
+        assert_eq!(tracker.ready_len(), 0);
+    }
+
+    #[test]
+    fn a_scanned_file_is_ready_once_unchanged_for_the_settle_time() {
+        let (_dir, path, mut tracker) = tracker();
+        let start = Instant::now();
+        tracker.scanned(&path, &metadata(&path), start);
+        tracker.settle(start + Duration::from_secs(4));
+        assert_eq!(tracker.ready_len(), 0);
+        std::fs::write(&path, b"more data").unwrap();
+        tracker.settle(start + Duration::from_secs(6));
+        assert_eq!(
+            tracker.ready_len(),
+            0,
+            "it changed: the settle time starts again"
+        );
+        tracker.settle(start + Duration::from_secs(10));
+        assert_eq!(tracker.ready_len(), 0);
+        tracker.settle(start + Duration::from_secs(11));
+        assert_eq!(
+            tracker.take_ready(10)[0].fingerprint,
+            Fingerprint::of(&metadata(&path))
+        );
+    }
+
+    #[test]
+    fn a_failed_file_waits_for_a_change_or_its_back_off() {
+        let (_dir, path, mut tracker) = tracker();
+        let now = Instant::now();
+        tracker.moved_in(&path);
+        let ready = tracker.take_ready(10).pop().unwrap();
+        tracker.failed(&path, ready.fingerprint);
+        // Our own read of it shows up as an open (closes of readers do not).
+        tracker.opened(&path);
+        tracker.settle(now + Duration::from_secs(60));
+        assert_eq!(tracker.ready_len(), 0, "no retry before a rescan");
+        tracker.rescan_started();
+        tracker.scanned(&path, &metadata(&path), now);
+        assert_eq!(
+            tracker.take_ready(10).len(),
+            1,
+            "retried at the next rescan"
+        );
+        tracker.failed(&path, ready.fingerprint);
+        tracker.rescan_started();
+        tracker.scanned(&path, &metadata(&path), now);
+        assert_eq!(tracker.ready_len(), 0, "the second back-off is two rescans");
+        tracker.rescan_started();
+        tracker.scanned(&path, &metadata(&path), now);
+        assert_eq!(tracker.take_ready(10).len(), 1);
+        tracker.failed(&path, ready.fingerprint);
+        tracker.closed_after_writing(&path);
+        assert_eq!(tracker.take_ready(10).len(), 1, "rewritten: tried at once");
+    }
+
+    #[test]
+    fn lost_events_are_forgotten() {
+        let (_dir, path, mut tracker) = tracker();
+        let start = Instant::now();
+        tracker.created(&path);
+        tracker.opened(&path);
+        tracker.written(&path);
+        tracker.events_lost();
+        tracker.scanned(&path, &metadata(&path), start);
+        tracker.settle(start + Duration::from_secs(6));
+        assert_eq!(tracker.ready_len(), 1, "settled by the scan's rule");
+    }
 }

@@ -80,8 +80,9 @@ pub fn apply(
 fn apply_one(tracker: &mut Tracker, kind: &EventKind, path: &Path, follow: &mut FollowUp) {
     match kind {
         EventKind::Access(AccessKind::Open(_)) => tracker.opened(path),
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => tracker.closed(path, true),
-        EventKind::Access(AccessKind::Close(_)) => tracker.closed(path, false),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            tracker.closed_after_writing(path)
+        }
         EventKind::Modify(ModifyKind::Data(_)) => tracker.written(path),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
             if path.is_dir() {
