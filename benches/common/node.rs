@@ -27,19 +27,29 @@ impl Node {
     /// Starts `quire serve --data-dir ROOT/data --listen 127.0.0.1:0` and waits until
     /// it has written `listen-address`.
     pub fn start(root: &Path) -> Node {
+        Node::start_with_config(root, None)
+    }
+
+    /// Like [`Node::start`], with `--config FILE` when given.
+    pub fn start_with_config(root: &Path, config: Option<&Path>) -> Node {
         let data_dir = root.join("data");
         let log = root.join("node.log");
         let out = File::create(&log).expect("creating the node log");
         let err = out.try_clone().expect("cloning the node log handle");
         let started = Instant::now();
-        let child = Command::new(QUIRE)
+        let mut command = Command::new(QUIRE);
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {QUIRE} serve: {e}"));
         let mut node = Node {

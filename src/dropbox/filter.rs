@@ -6,15 +6,16 @@
 //! `/` matches the whole relative path. `*` matches any run of characters other
 //! than `/`, `?` any one character other than `/`; everything else matches itself.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The ingest filter of one drop-box.
 #[derive(Debug, Clone)]
 pub struct Filter {
     /// Patterns matched against each component.
-    component_patterns: Vec<Vec<char>>,
+    component_patterns: Vec<Vec<u8>>,
     /// Patterns matched against the whole relative path.
-    path_patterns: Vec<Vec<char>>,
+    path_patterns: Vec<Vec<u8>>,
     /// A directory inside the drop-box that is never ingested (`move_to`).
     excluded: Option<PathBuf>,
 }
@@ -24,8 +25,8 @@ impl Filter {
     pub fn new(patterns: &[String], excluded: Option<PathBuf>) -> Filter {
         let (path_patterns, component_patterns) = patterns
             .iter()
-            .map(|p| p.trim_matches('/').chars().collect::<Vec<char>>())
-            .partition(|p| p.contains(&'/'));
+            .map(|p| p.trim_matches('/').as_bytes().to_vec())
+            .partition(|p| p.contains(&b'/'));
         Filter {
             component_patterns,
             path_patterns,
@@ -43,52 +44,61 @@ impl Filter {
         {
             return false;
         }
-        let mut components = Vec::new();
+        let whole = relative.as_os_str().as_bytes();
         for component in relative.components() {
             let Component::Normal(name) = component else {
                 return false;
             };
-            let name: Vec<char> = name.to_string_lossy().chars().collect();
-            if self.component_patterns.iter().any(|p| glob(p, &name)) {
+            let name = name.as_bytes();
+            if self.component_patterns.iter().any(|p| glob(p, name)) {
                 return false;
             }
-            components.push(name);
         }
-        let whole: Vec<char> = components.join(&'/');
-        !self.path_patterns.iter().any(|p| glob(p, &whole))
+        !self.path_patterns.iter().any(|p| glob(p, whole))
     }
 }
 
-/// Whether `text` matches `pattern` (`*` and `?` never match `/`).
-fn glob(pattern: &[char], text: &[char]) -> bool {
+/// Whether `text` matches `pattern`, both UTF-8 (`*` and `?` never match `/`;
+/// `?` matches one character, whatever its length in bytes).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative matching with one backtrack point for the last `*`.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((p, t));
                 p += 1;
             }
-            Some('?') if text[t] != '/' => {
+            Some(b'?') if text[t] != b'/' => {
                 p += 1;
-                t += 1;
+                t = next_char(text, t);
             }
-            Some(&c) if c != '*' && c != '?' && c == text[t] => {
+            Some(&c) if c != b'*' && c != b'?' && c == text[t] => {
                 p += 1;
                 t += 1;
             }
             _ => match star {
-                Some((star_p, star_t)) if text[star_t] != '/' => {
+                Some((star_p, star_t)) if text[star_t] != b'/' => {
+                    let resume = next_char(text, star_t);
                     p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
+                    t = resume;
+                    star = Some((star_p, resume));
                 }
                 _ => return false,
             },
         }
     }
-    pattern[p..].iter().all(|c| *c == '*')
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// The index of the character after the one starting at `at`.
+fn next_char(text: &[u8], at: usize) -> usize {
+    let mut next = at + 1;
+    while next < text.len() && text[next] & 0b1100_0000 == 0b1000_0000 {
+        next += 1;
+    }
+    next
 }
 
 #[cfg(test)]
@@ -97,9 +107,7 @@ mod tests {
     use crate::config::Config;
 
     fn matches(pattern: &str, text: &str) -> bool {
-        let p: Vec<char> = pattern.chars().collect();
-        let t: Vec<char> = text.chars().collect();
-        glob(&p, &t)
+        glob(pattern.as_bytes(), text.as_bytes())
     }
 
     #[test]
@@ -115,6 +123,8 @@ mod tests {
         assert!(!matches("x/*", "x/y/z"));
         assert!(matches("*a*b*", "xxaxxbxx"));
         assert!(!matches("*a*b", "xxaxxbxxc"));
+        assert!(matches("?.dat", "é.dat"), "? is one character");
+        assert!(matches("*é", "caféé"));
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //!
 //! Map: `layout` (paths and start-up checks), `filter` (ignore patterns), `watch`
 //! (notify events), `scan` (walkdir rescans), `tracker` (when a file is complete),
-//! `ingest` (one batch, in the commit order), `problems` (error records, once per
-//! problem), `recovery` (batches cut short by a crash), `runner` (the thread of
-//! one drop-box).
+//! `probe` (is anyone writing a file), `ingest` (one batch, in the commit order),
+//! `problems` (error records, once per problem), `recovery` (batches cut short by
+//! a crash), `runner` (the thread of one drop-box).
 //!
 //! Invariants: bytes are durable in a store before their record; a drop-box file
 //! is removed or moved aside only after its record is durable; after start-up
@@ -16,6 +16,7 @@
 mod filter;
 mod ingest;
 mod layout;
+mod probe;
 mod problems;
 mod recovery;
 mod runner;
@@ -73,7 +74,9 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
     recover_intents(node)?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut runners = Vec::new();
-    for layout in layout::resolve_all(node)? {
+    let layouts = layout::resolve_all(node)?;
+    let max_batch = max_batch(layouts.len());
+    for layout in layouts {
         let (sender, receiver) = mpsc::channel();
         let watcher = watch::start_watcher(&layout.root, sender.clone()).map_err(|source| {
             DropboxError::Watch {
@@ -94,6 +97,7 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
             sender: sender.clone(),
             watcher: Some(watcher),
             stop: stop.clone(),
+            max_batch,
             layout,
         };
         let thread = std::thread::Builder::new()
@@ -103,6 +107,28 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
         runners.push((sender, thread));
     }
     Ok(Dropboxes { stop, runners })
+}
+
+/// Most files in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// The batch size that keeps the descriptors of `dropboxes` drop-boxes' batches
+/// in flight (up to three each, two descriptors per copied file) within half of
+/// the open-file limit.
+fn max_batch(dropboxes: usize) -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let per_batch = limit / 2 / (6 * dropboxes.max(1) as u64);
+    let max = (per_batch as usize).clamp(16, MAX_BATCH);
+    if max < MAX_BATCH {
+        tracing::info!(
+            open_file_limit = limit,
+            max_batch = max,
+            "the open-file limit keeps drop-box batches small; raise it (LimitNOFILE) for larger ones"
+        );
+    }
+    max
 }
 
 impl Dropboxes {

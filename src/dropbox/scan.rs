@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::layout::Layout;
+use super::probe::writers;
 use super::tracker::{Tracker, is_candidate};
 
 /// How files found by a walk are taken.
@@ -15,6 +16,9 @@ pub enum Found {
     Settling,
     /// Complete now: the directory holding them was moved in whole.
     MovedIn,
+    /// In a directory that appeared while watched: complete once nobody has them
+    /// open for writing (their events may have been missed).
+    InNewDirectory,
 }
 
 /// Walks `directory` (the drop-box or a directory inside it), skipping ignored
@@ -47,9 +51,13 @@ pub fn walk(layout: &Layout, directory: &Path, found: Found, tracker: &mut Track
             continue;
         }
         files += 1;
+        let path = entry.path();
         match found {
-            Found::Settling => tracker.scanned(entry.path(), &metadata, now),
-            Found::MovedIn => tracker.moved_in(entry.path()),
+            Found::Settling => tracker.scanned(path, &metadata, now),
+            Found::MovedIn => tracker.found_moved_in(path, &metadata),
+            Found::InNewDirectory => {
+                tracker.found_in_new_directory(path, &metadata, || writers(path), now)
+            }
         }
     }
     files

@@ -24,6 +24,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::probe::{Writers, writers};
+
 /// A new file opened but neither written nor closed after writing is taken as
 /// abandoned (its opener was a reader, whose close is not reported) once it stayed
 /// unchanged this long; then the settle rule applies.
@@ -76,6 +78,11 @@ struct Entry {
     seen: Option<(Fingerprint, Instant)>,
     /// In the ready queue.
     queued: bool,
+    /// Taken by a batch that has not ended yet.
+    in_flight: bool,
+    /// Its events were missed (made before its new directory was watched): it is
+    /// complete once nobody has it open for writing.
+    probing: bool,
     failure: Option<Failure>,
 }
 
@@ -164,6 +171,40 @@ impl Tracker {
         self.queue_if_announced(path);
     }
 
+    /// A walk of a directory that was moved in whole found this file: complete.
+    pub fn found_moved_in(&mut self, path: &Path, metadata: &Metadata) {
+        let entry = self.entries.entry(path.to_path_buf()).or_default();
+        entry.written = false;
+        entry.announced = true;
+        entry.failure = None;
+        self.queue_announced(path, Fingerprint::of(metadata));
+    }
+
+    /// A walk of a directory that appeared while watched found this file. Files
+    /// already known from events are left to them; the others were made before
+    /// the directory's watch, so `writers` (nobody has it open for writing, some
+    /// have, or that cannot be told) decides instead of their events.
+    pub fn found_in_new_directory(
+        &mut self,
+        path: &Path,
+        metadata: &Metadata,
+        writers: impl FnOnce() -> Writers,
+        now: Instant,
+    ) {
+        if self.entries.contains_key(path) {
+            return;
+        }
+        match writers() {
+            Writers::None => self.found_moved_in(path, metadata),
+            Writers::Some => {
+                let entry = self.entries.entry(path.to_path_buf()).or_default();
+                entry.probing = true;
+                entry.seen = Some((Fingerprint::of(metadata), now));
+            }
+            Writers::Unknown => self.scanned(path, metadata, now),
+        }
+    }
+
     /// A path went away (removed or moved out). A directory's files are forgotten
     /// when `directory` is set; otherwise they are found gone later.
     pub fn removed(&mut self, path: &Path, directory: bool) {
@@ -215,12 +256,13 @@ impl Tracker {
     }
 
     /// Queues the files that settled: nobody writing, same size and mtime for the
-    /// settle time. Forgets files that are gone. Costs one stat per waiting file.
+    /// settle time (or, for files whose events were missed, nobody has them open
+    /// for writing). Forgets files that are gone. Costs one stat per waiting file.
     pub fn settle(&mut self, now: Instant) {
         let mut gone = Vec::new();
         let mut settled = Vec::new();
         for (path, entry) in &mut self.entries {
-            if entry.queued || entry.failure.is_some() || entry.written {
+            if entry.queued || entry.in_flight || entry.failure.is_some() || entry.written {
                 continue;
             }
             let metadata = match std::fs::symlink_metadata(path) {
@@ -231,6 +273,16 @@ impl Tracker {
                 }
             };
             let fingerprint = Fingerprint::of(&metadata);
+            if entry.probing {
+                match writers(path) {
+                    Writers::Some => continue,
+                    Writers::None => {
+                        entry.announced = true;
+                        entry.seen = Some((fingerprint, now));
+                    }
+                    Writers::Unknown => entry.probing = false,
+                }
+            }
             match entry.seen {
                 Some((seen, since)) if seen == fingerprint => {
                     let wait = if entry.awaiting_close {
@@ -274,6 +326,7 @@ impl Tracker {
             if entry.written || entry.awaiting_close || entry.failure.is_some() {
                 continue;
             }
+            entry.in_flight = true;
             taken.push(file);
         }
         taken
@@ -288,7 +341,11 @@ impl Tracker {
     /// The file changed since it was found complete: wait until it is complete
     /// again, as `fingerprint` (its current state, if known) starts the settle time.
     pub fn not_ready(&mut self, path: &Path, fingerprint: Option<Fingerprint>, now: Instant) {
-        let entry = self.entries.entry(path.to_path_buf()).or_default();
+        // An entry that is gone went with its file.
+        let Some(entry) = self.entries.get_mut(path) else {
+            return;
+        };
+        entry.in_flight = false;
         entry.queued = false;
         entry.announced = false;
         entry.fresh = false;
@@ -298,10 +355,14 @@ impl Tracker {
     /// Ingesting the file failed: it is tried again when it changes, or at a
     /// rescan after its back-off.
     pub fn failed(&mut self, path: &Path, fingerprint: Fingerprint) {
+        // An entry that is gone went with its file.
+        let Some(entry) = self.entries.get_mut(path) else {
+            return;
+        };
         let count = self.failures.entry(path.to_path_buf()).or_insert(0);
         *count += 1;
         let backoff = (1u64 << (*count - 1).min(6)).min(MAX_BACKOFF_RESCANS);
-        let entry = self.entries.entry(path.to_path_buf()).or_default();
+        entry.in_flight = false;
         entry.queued = false;
         entry.announced = false;
         entry.fresh = false;
@@ -311,12 +372,30 @@ impl Tracker {
         });
     }
 
-    /// Queues an announced file nobody has open, as it is now.
+    /// Queues an announced file, as `fingerprint` describes it.
+    fn queue_announced(&mut self, path: &Path, fingerprint: Fingerprint) {
+        let Some(entry) = self.entries.get_mut(path) else {
+            return;
+        };
+        if entry.queued || entry.in_flight || entry.written || entry.awaiting_close {
+            return;
+        }
+        entry.queued = true;
+        entry.probing = false;
+        entry.seen = Some((fingerprint, Instant::now()));
+        self.ready.push_back(ReadyFile {
+            path: path.to_path_buf(),
+            fingerprint,
+        });
+    }
+
+    /// Queues an announced file nobody is writing, as it is now.
     fn queue_if_announced(&mut self, path: &Path) {
         let Some(entry) = self.entries.get_mut(path) else {
             return;
         };
         if entry.queued
+            || entry.in_flight
             || !entry.announced
             || entry.written
             || entry.awaiting_close

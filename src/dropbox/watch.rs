@@ -7,12 +7,15 @@ use std::sync::mpsc::Sender;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::ingest::Verdict;
 use super::layout::Layout;
 use super::tracker::Tracker;
 
 /// What the runner of a drop-box receives.
 pub enum Message {
     Event(notify::Result<Event>),
+    /// The recorder's verdicts on a placed batch.
+    Recorded(Vec<(PathBuf, Verdict)>),
     /// Shut down after the batch in hand.
     Stop,
 }
@@ -60,6 +63,9 @@ pub fn apply(
         follow.rescan = true;
         return;
     }
+    if !matters(&event.kind) {
+        return;
+    }
     for path in &event.paths {
         if path == &layout.root {
             if matches!(
@@ -75,6 +81,18 @@ pub fn apply(
         }
         apply_one(tracker, &event.kind, path, follow);
     }
+}
+
+/// Whether events of `kind` change what the tracker knows (metadata changes,
+/// reader closes and the like do not).
+fn matters(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Open(_) | AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_))
+            | EventKind::Create(_)
+            | EventKind::Remove(_)
+    )
 }
 
 fn apply_one(tracker: &mut Tracker, kind: &EventKind, path: &Path, follow: &mut FollowUp) {

@@ -236,8 +236,7 @@ impl Store {
         Ok(names)
     }
 
-    /// Applies `own_after_commit` and `readonly_after_commit` to a committed path.
-    pub fn apply_commit_permissions(&self, target: &Path) {
+    fn apply_commit_permissions(&self, target: &Path) {
         if !(self.own_after_commit || self.readonly_after_commit) {
             return;
         }

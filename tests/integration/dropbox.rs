@@ -265,7 +265,7 @@ fn a_taken_name_keeps_the_file_and_reports_one_error() {
         !root.join("same.dat").exists()
     });
     let refusals = || {
-        logged(&node, "drop-box batch done")
+        logged(&node, "drop-box files done")
             .iter()
             .filter(|line| line["fields"]["refused"] == 1)
             .count()

@@ -2,9 +2,9 @@
 //! aside to `move_to` under its relative path.
 //!
 //! Invariants: this runs only for files whose bytes are recorded under their name;
-//! it acts only on the very inode that was ingested (a file put in its place
-//! meanwhile is left alone, to be ingested in turn); a moved file never replaces
-//! one already in `move_to` (a numbered suffix is added instead).
+//! it acts only on the very inode that was ingested, unchanged (a file put in its
+//! place, or written to since, is left alone, to be looked at again); a moved file
+//! never replaces one already in `move_to` (a numbered suffix is added instead).
 
 use std::fs;
 use std::io;
@@ -14,29 +14,44 @@ use std::path::{Path, PathBuf};
 use super::prepare::Opened;
 use crate::config::AfterIngest;
 use crate::dropbox::layout::Layout;
+use crate::dropbox::tracker::Fingerprint;
 use crate::store::durable::rename_no_replace;
 
 /// Most numbered suffixes tried before moving aside gives up.
 const MAX_SUFFIX: u32 = 1000;
 
+/// What became of an ingested file.
+pub enum Finished {
+    /// Removed or moved aside (or already gone, or replaced by another file).
+    Done,
+    /// Written to since it was read: left in place, as it is now.
+    ChangedSince(Fingerprint),
+}
+
 /// Removes or moves aside an ingested file, as configured.
-pub fn after_ingest(layout: &Layout, opened: &Opened) -> io::Result<()> {
+pub fn after_ingest(layout: &Layout, opened: &Opened) -> io::Result<Finished> {
     match fs::symlink_metadata(&opened.path) {
         Ok(metadata)
             if metadata.dev() == opened.fingerprint.device
-                && metadata.ino() == opened.fingerprint.inode => {}
+                && metadata.ino() == opened.fingerprint.inode =>
+        {
+            let now = Fingerprint::of(&metadata);
+            if now != opened.fingerprint {
+                return Ok(Finished::ChangedSince(now));
+            }
+        }
         // Gone already, or replaced by a new file: nothing of ours to act on.
-        Ok(_) => return Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Ok(_) => return Ok(Finished::Done),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Finished::Done),
         Err(error) => return Err(error),
     }
     match (layout.config.after_ingest, &layout.move_to) {
         (AfterIngest::Delete, _) => match fs::remove_file(&opened.path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
+            _ => Ok(Finished::Done),
         },
         (AfterIngest::Move, Some(move_to)) => {
-            move_aside(&opened.path, &move_to.join(&opened.relative))
+            move_aside(&opened.path, &move_to.join(&opened.relative)).map(|()| Finished::Done)
         }
         (AfterIngest::Move, None) => Err(io::Error::other("move_to is not set")),
     }

@@ -1,21 +1,22 @@
 //! Ingesting one batch of complete drop-box files, in quire's commit order:
 //!
-//! 1. open each file and check it is still what was found complete;
-//! 2. look its name up: a name already recorded with the same bytes means the
-//!    file was ingested before (it is only removed or moved aside now); with other
-//!    bytes, the file is refused;
-//! 3. read each new file once, hashing it (configured algorithm + BLAKE3) and,
-//!    unless its inode can be linked into the store, copying it into an unnamed
-//!    file there;
-//! 4. record the batch's intent (one transaction), so a crash from here on can be
-//!    undone at start-up;
-//! 5. link or name every file at `<store>/<name>` without replacing anything, and
+//! 1. name each file; look the names up: a name already recorded with the same
+//!    bytes means the file was ingested before (it is only removed or moved aside
+//!    now); with other bytes, the file is refused;
+//! 2. open each new file, check it is still what was found complete, and read it
+//!    once, hashing it (configured algorithm + BLAKE3) and, unless its inode can
+//!    be linked into the store, copying it into an unnamed file there;
+//! 3. record the batch's intent (one transaction), so that a crash from here on
+//!    can be undone at start-up;
+//! 4. link or name every file at `<store>/<name>` without replacing anything, and
 //!    make bytes and entries durable (one filesystem sync for a large batch);
-//! 6. record File + Instance for all of them and forget the intent (one
+//! 5. record File + Instance for all of them and forget the intent (one
 //!    transaction);
-//! 7. only then remove each file from the drop-box, or move it aside.
+//! 6. only then remove each file from the drop-box, or move it aside.
 //!
-//! A file refused at any step is left where it is, with a verdict saying why.
+//! Steps 1 to 4 are `prepare_batch`, 5 and 6 `record_batch`, so that a runner can
+//! record one batch while it prepares the next. A file refused at any step is
+//! left where it is, with a verdict saying why.
 
 mod finish;
 mod parallel;
@@ -26,7 +27,7 @@ mod stores;
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::db::DbError;
@@ -37,9 +38,10 @@ use crate::dropbox::tracker::{Fingerprint, ReadyFile};
 use crate::model::{File, Instance};
 use crate::node::Node;
 use crate::store::Store;
-use parallel::parallel_map;
+use crate::store::durable::create_dirs_durably;
+use parallel::{parallel_map, parallel_map_by_directory};
 use place::{How, Placement, place_all};
-use prepare::{Opened, open, read_once};
+use prepare::{Opened, name_of, open, read_once};
 use record::{RecordAs, forget_intent, record_all, write_intent};
 use stores::StoreChoice;
 
@@ -60,129 +62,99 @@ pub enum Verdict {
     Failed(Problem, Fingerprint),
 }
 
-/// Ingests `files` of the drop-box `layout`; one verdict per file.
-pub fn ingest_batch(
+/// Files of one store whose bytes are placed and durable, awaiting their record.
+pub struct Placed {
+    intent: u64,
+    /// Name, target and identity of everything the intent covers.
+    targets: Vec<(String, PathBuf, u64, u64)>,
+    placed: Vec<Placement>,
+}
+
+impl Placed {
+    /// The drop-box files it holds.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.placed.iter().map(|p| p.opened.path.as_path())
+    }
+}
+
+/// Steps 1 to 4 for `files` of the drop-box `layout`: verdicts for the files that
+/// are settled already, and the placed files of each store, to be recorded.
+pub fn prepare_batch(
     node: &Node,
     layout: &Layout,
     files: Vec<ReadyFile>,
-) -> Vec<(PathBuf, Verdict)> {
+) -> (Vec<(PathBuf, Verdict)>, Vec<Placed>) {
     let mut verdicts = Vec::with_capacity(files.len());
     let max_size = node.config.maximal_upload_size_bytes;
-    let opened_all = parallel_map(files, |ready| {
-        let path = ready.path.clone();
-        (path, open(layout, &ready, max_size))
-    });
-    let mut opened = Vec::with_capacity(opened_all.len());
-    for (path, result) in opened_all {
-        match result {
-            Ok(file) => opened.push(file),
-            Err(verdict) => verdicts.push((path, verdict)),
+    let mut named = Vec::with_capacity(files.len());
+    for ready in files {
+        match name_of(layout, &ready) {
+            Ok((relative, name)) => named.push((ready, relative, name)),
+            Err(verdict) => verdicts.push((ready.path, verdict)),
         }
     }
-    if opened.is_empty() {
-        return verdicts;
+    if named.is_empty() {
+        return (verdicts, Vec::new());
     }
-    let existing = match read_existing(node, &opened) {
+    let existing = match read_existing(node, &named) {
         Ok(existing) => existing,
         Err(error) => {
             let problem = Problem::Database {
                 error: error.to_string(),
             };
-            verdicts.extend(opened.into_iter().map(|o| failed(o, problem.clone())));
-            return verdicts;
+            verdicts.extend(named.into_iter().map(|(ready, _, _)| {
+                let fingerprint = ready.fingerprint;
+                (ready.path, Verdict::Failed(problem.clone(), fingerprint))
+            }));
+            return (verdicts, Vec::new());
         }
     };
     let dropbox_device = std::fs::metadata(&layout.root).map_or(0, |m| m.dev());
     let mut choice = StoreChoice::for_batch(node, layout.config.store.as_deref(), dropbox_device);
-    let mut known = Vec::new();
-    let mut new = Vec::new();
-    for (file, existing) in opened.into_iter().zip(existing) {
-        match existing {
-            Some(record) => known.push((file, record)),
-            None => match choice.take(file.fingerprint.size) {
-                Ok((store, device)) => new.push((file, store, device)),
-                Err(problem) => verdicts.push(failed(file, problem)),
-            },
-        }
-    }
-    verdicts.extend(finish_known(layout, known));
-    verdicts.extend(ingest_new(node, layout, new));
-    verdicts
-}
-
-/// What is recorded under a name: the file and its local copies.
-type Existing = (File, Vec<Instance>);
-
-/// The records already under each file's name, read in one transaction.
-fn read_existing(node: &Node, opened: &[Opened]) -> Result<Vec<Option<Existing>>, DbError> {
-    node.db.read(|tx| {
-        let names: Vec<&str> = opened.iter().map(|o| o.name.as_str()).collect();
-        let taken = files::exist_all(tx, &names)?;
-        let mut found = Vec::with_capacity(names.len());
-        for (name, taken) in names.into_iter().zip(taken) {
-            found.push(match taken {
-                false => None,
-                true => files::get_file(tx, name)?.map(|f| (f, vec![])),
-            });
-            if let Some(Some((_, copies))) = found.last_mut() {
-                *copies = instances::of_file(tx, name)?;
-            }
-        }
-        Ok(found)
-    })
-}
-
-/// Files whose name is recorded already: the same bytes mean they were ingested
-/// before (a crash came between record and removal, or the file was dropped
-/// twice), and they are only removed or moved aside; other bytes are refused.
-fn finish_known(layout: &Layout, known: Vec<(Opened, Existing)>) -> Vec<(PathBuf, Verdict)> {
-    parallel_map(known, |(file, (record, copies))| {
-        let algorithm = record.checksum.algorithm;
-        let digests = match read_once(&file, &[algorithm], None) {
-            Ok(digests) => digests,
-            Err(verdict) => return (file.path, verdict),
-        };
-        let same = digests.size == record.size
-            && digests.get(algorithm) == Some(&record.checksum)
-            && (copies.is_empty() || copies.iter().any(|c| c.blake3 == digests.blake3()));
-        if !same {
-            let name = file.name.clone();
-            return failed(file, Problem::NameTaken { name });
-        }
-        finish(layout, file, Verdict::AlreadyIngested)
-    })
-}
-
-/// Files with new names: steps 3 to 7, one intent and one record transaction per
-/// store.
-fn ingest_new(
-    node: &Node,
-    layout: &Layout,
-    new: Vec<(Opened, Arc<Store>, u64)>,
-) -> Vec<(PathBuf, Verdict)> {
-    let mut verdicts = Vec::new();
+    let mut work = Vec::with_capacity(named.len());
     let mut made = HashSet::new();
-    let mut planned = Vec::with_capacity(new.len());
-    for (file, store, store_device) in new {
-        let link =
-            layout.config.link && file.sole_and_ours && store_device == file.fingerprint.device;
-        match plan(file, store, store_device, link, &mut made) {
-            Ok(placement) => planned.push(placement),
-            Err(verdict) => verdicts.push(verdict),
-        }
+    for ((ready, relative, name), existing) in named.into_iter().zip(existing) {
+        let destination = match existing {
+            Some(record) => Destination::Known(record),
+            None => match choice.take(ready.fingerprint.size) {
+                Ok((store, device)) => {
+                    let link = layout.config.link && device == ready.fingerprint.device;
+                    if let Err(error) = parent_ready(&store, &name, &mut made) {
+                        let problem = Problem::Placement {
+                            error: error.to_string(),
+                        };
+                        let fingerprint = ready.fingerprint;
+                        verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
+                        continue;
+                    }
+                    Destination::New {
+                        store,
+                        device,
+                        link,
+                    }
+                }
+                Err(problem) => {
+                    let fingerprint = ready.fingerprint;
+                    verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
+                    continue;
+                }
+            },
+        };
+        work.push((ready, relative, name, destination));
     }
     let algorithms = [layout.config.checksum];
-    let read = parallel_map(planned, |mut placement| {
-        let copy = match &mut placement.how {
-            How::Copy(unnamed) => Some(unnamed.file()),
-            _ => None,
+    let read = parallel_map(work, |(ready, relative, name, destination)| {
+        let opened = match open(&ready, relative, name, max_size) {
+            Ok(opened) => opened,
+            Err(verdict) => return Err((ready.path, verdict)),
         };
-        match read_once(&placement.opened, &algorithms, copy) {
-            Ok(digests) => {
-                placement.digests = digests;
-                Ok(placement)
-            }
-            Err(verdict) => Err((placement.opened.path.clone(), verdict)),
+        match destination {
+            Destination::Known(record) => Err(finish_known(layout, opened, record)),
+            Destination::New {
+                store,
+                device,
+                link,
+            } => read_new(opened, store, device, link, &made, &algorithms),
         }
     });
     let mut by_store: Vec<(Arc<Store>, Vec<Placement>)> = Vec::new();
@@ -198,26 +170,97 @@ fn ingest_new(
             Err(verdict) => verdicts.push(verdict),
         }
     }
+    let mut placed = Vec::new();
     for (store, group) in by_store {
-        verdicts.extend(place_and_record(node, layout, &store, group));
+        if let Some(group) = place_group(node, &store, group, &mut verdicts) {
+            placed.push(group);
+        }
     }
-    verdicts
+    (verdicts, placed)
 }
 
-/// Decides where a new file goes and, for a copy, opens the unnamed file.
-fn plan(
+/// Where a file goes: its name is recorded already, or it is new to `store`.
+enum Destination {
+    Known(Existing),
+    New {
+        store: Arc<Store>,
+        device: u64,
+        link: bool,
+    },
+}
+
+/// What is recorded under a name: the file and its local copies.
+type Existing = (File, Vec<Instance>);
+
+/// The records already under each file's name, read in one transaction.
+fn read_existing(
+    node: &Node,
+    named: &[(ReadyFile, PathBuf, String)],
+) -> Result<Vec<Option<Existing>>, DbError> {
+    node.db.read(|tx| {
+        let names: Vec<&str> = named.iter().map(|(_, _, name)| name.as_str()).collect();
+        let taken = files::exist_all(tx, &names)?;
+        let mut found = Vec::with_capacity(names.len());
+        for (name, taken) in names.into_iter().zip(taken) {
+            found.push(match taken {
+                false => None,
+                true => files::get_file(tx, name)?.map(|f| (f, vec![])),
+            });
+            if let Some(Some((_, copies))) = found.last_mut() {
+                *copies = instances::of_file(tx, name)?;
+            }
+        }
+        Ok(found)
+    })
+}
+
+/// Creates (durably, once per batch) the store directory a new file goes in.
+fn parent_ready(store: &Store, name: &str, made: &mut HashSet<PathBuf>) -> std::io::Result<()> {
+    let parent = Path::new(name).parent().unwrap_or(Path::new(""));
+    if !made.contains(parent) {
+        create_dirs_durably(&store.root, parent)?;
+        made.insert(parent.to_path_buf());
+    }
+    Ok(())
+}
+
+/// A file whose name is recorded already: the same bytes mean it was ingested
+/// before (a crash came between record and removal, or it was dropped twice), and
+/// it is only removed or moved aside; other bytes are refused.
+fn finish_known(layout: &Layout, file: Opened, (record, copies): Existing) -> (PathBuf, Verdict) {
+    let algorithm = record.checksum.algorithm;
+    let digests = match read_once(&file, &[algorithm], None) {
+        Ok(digests) => digests,
+        Err(verdict) => return (file.path, verdict),
+    };
+    let same = digests.size == record.size
+        && digests.get(algorithm) == Some(&record.checksum)
+        && (copies.is_empty() || copies.iter().any(|c| c.blake3 == digests.blake3()));
+    if !same {
+        let name = file.name.clone();
+        return failed(file, Problem::NameTaken { name });
+    }
+    finish(layout, file, Verdict::AlreadyIngested)
+}
+
+/// Reads a new file once: hashed, and copied into an unnamed file in its store
+/// unless its very inode is to be linked there.
+fn read_new(
     opened: Opened,
     store: Arc<Store>,
-    store_device: u64,
-    link: bool,
-    made: &mut HashSet<PathBuf>,
+    device: u64,
+    same_filesystem_link: bool,
+    made: &HashSet<PathBuf>,
+    algorithms: &[crate::model::Algorithm],
 ) -> Result<Placement, (PathBuf, Verdict)> {
+    let link = same_filesystem_link && opened.sole_and_ours;
     let target = store.file_path(&opened.name);
-    let (how, target_inode) = if link {
+    let (mut how, target_inode) = if link {
         (How::Link, opened.fingerprint.inode)
     } else {
+        // The parent exists (made above); the set only saves a second check.
         let created = store
-            .create_unnamed(&opened.name, made)
+            .create_unnamed(&opened.name, &mut made.clone())
             .and_then(|mut unnamed| {
                 let inode = unnamed.file().metadata()?.ino();
                 Ok((unnamed, inode))
@@ -232,41 +275,43 @@ fn plan(
             }
         }
     };
+    let copy = match &mut how {
+        How::Copy(unnamed) => Some(unnamed.file()),
+        _ => None,
+    };
+    let digests = match read_once(&opened, algorithms, copy) {
+        Ok(digests) => digests,
+        Err(verdict) => return Err((opened.path, verdict)),
+    };
     Ok(Placement {
         opened,
         store,
-        digests: crate::checksum::Digests {
-            size: 0,
-            checksums: Vec::new(),
-        },
+        digests,
         how,
         target,
-        target_device: store_device,
+        target_device: device,
         target_inode,
     })
 }
 
-/// Steps 4 to 7 for the files of one store.
-fn place_and_record(
+/// Steps 3 and 4 for the files of one store; `None` when nothing was placed.
+fn place_group(
     node: &Node,
-    layout: &Layout,
     store: &Store,
     group: Vec<Placement>,
-) -> Vec<(PathBuf, Verdict)> {
-    let mut verdicts = Vec::new();
+    verdicts: &mut Vec<(PathBuf, Verdict)>,
+) -> Option<Placed> {
     let intent = match write_intent(node, store.id, &group) {
         Ok(intent) => intent,
         Err(error) => {
             let problem = Problem::Database {
                 error: error.to_string(),
             };
-            return group
-                .into_iter()
-                .map(|p| failed(p.opened, problem.clone()))
-                .collect();
+            verdicts.extend(group.into_iter().map(|p| failed(p.opened, problem.clone())));
+            return None;
         }
     };
-    let targets: Vec<(String, PathBuf, u64, u64)> = group
+    let targets = group
         .iter()
         .map(|p| {
             (
@@ -284,16 +329,38 @@ fn place_and_record(
             Err(refused) => verdicts.push(refused),
         }
     }
-    let record_as = RecordAs {
-        uploader: &layout.config.uploader,
-        algorithm: layout.config.checksum,
-        deletion_policy: layout.config.deletion_policy,
+    let batch = Placed {
+        intent,
+        targets,
+        placed,
     };
-    let all_placed = placed.len() == targets.len();
+    if batch.placed.is_empty() {
+        // Nothing to record: take back whatever a failure left, forget the intent.
+        take_back_unrecorded(node, batch.intent, &batch.targets, &HashSet::new());
+        return None;
+    }
+    Some(batch)
+}
+
+/// Steps 5 and 6: records the placed files, takes back what could not be
+/// recorded, and removes or moves aside the recorded files.
+pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf, Verdict)> {
+    let Placed {
+        intent,
+        targets,
+        placed,
+    } = batch;
+    let mut verdicts = Vec::new();
+    let whole_intent = placed.len() == targets.len();
     let recorded = if placed.is_empty() {
         Ok(Vec::new())
     } else {
-        record_all(node, intent, &placed, &record_as, all_placed)
+        let record_as = RecordAs {
+            uploader: &layout.config.uploader,
+            algorithm: layout.config.checksum,
+            deletion_policy: layout.config.deletion_policy,
+        };
+        record_all(node, intent, &placed, &record_as, whole_intent)
     };
     // Without an answer from the database nothing is recorded.
     let (accepted, database_problem) = match recorded {
@@ -319,11 +386,27 @@ fn place_and_record(
             verdicts.push(failed(placement.opened, problem));
         }
     }
-    // Whatever is placed but not recorded is taken back; the intent goes only
-    // once nothing of the batch is left unrecorded in the store.
+    take_back_unrecorded(node, intent, &targets, &recorded_names);
+    verdicts.extend(parallel_map_by_directory(
+        finished,
+        |file| file.path.parent().map(Path::to_path_buf),
+        |file| finish(layout, file, Verdict::Ingested),
+    ));
+    verdicts
+}
+
+/// Takes back whatever the intent placed that is not recorded, then forgets the
+/// intent, unless the record transaction did (all recorded) or something could
+/// not be taken back (start-up recovery will).
+fn take_back_unrecorded(
+    node: &Node,
+    intent: u64,
+    targets: &[(String, PathBuf, u64, u64)],
+    recorded: &HashSet<String>,
+) {
     let mut clean = true;
-    for (name, target, device, inode) in &targets {
-        if recorded_names.contains(name) {
+    for (name, target, device, inode) in targets {
+        if recorded.contains(name) {
             continue;
         }
         if let Err(error) = take_back(target, *device, *inode) {
@@ -331,27 +414,21 @@ fn place_and_record(
             clean = false;
         }
     }
-    if clean && recorded_names.len() != targets.len() {
-        forget_quietly(node, intent);
-    }
-    verdicts.extend(parallel_map(finished, |file| {
-        finish(layout, file, Verdict::Ingested)
-    }));
-    verdicts
-}
-
-/// Forgets an intent whose placements are all recorded or taken back; if that
-/// fails, start-up recovery forgets it.
-fn forget_quietly(node: &Node, intent: u64) {
-    if let Err(error) = forget_intent(node, intent) {
+    if clean
+        && recorded.len() != targets.len()
+        && let Err(error) = forget_intent(node, intent)
+    {
         tracing::warn!(intent, %error, "cannot forget a drop-box intent; start-up will");
     }
 }
 
-/// Step 7 for a recorded file.
+/// Step 6 for a recorded file.
 fn finish(layout: &Layout, file: Opened, done: Verdict) -> (PathBuf, Verdict) {
     match finish::after_ingest(layout, &file) {
-        Ok(()) => (file.path, done),
+        Ok(finish::Finished::Done) => (file.path, done),
+        Ok(finish::Finished::ChangedSince(fingerprint)) => {
+            (file.path, Verdict::NotReady(Some(fingerprint)))
+        }
         Err(error) => failed(
             file,
             Problem::AfterIngest {

@@ -6,7 +6,6 @@
 //! places can be found and taken back after a crash; a placed path is only ever
 //! taken back while it is still the inode placed there.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -15,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Verdict;
+use super::parallel::parallel_map_by_directory;
 use super::prepare::Opened;
 use crate::checksum::Digests;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::{create_dirs_durably, sync_dir, sync_filesystem};
+use crate::store::durable::{sync_dir, sync_filesystem};
 use crate::store::{Store, UnnamedFile};
 
 /// Placed items at or above this count are made durable with one sync of the
@@ -61,25 +61,22 @@ pub fn place_all(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdi
         .collect()
 }
 
-/// Links each opened inode at its target, then makes the new entries (and the
-/// bytes, which may never have been synced) durable.
+/// Links each opened inode at its target (its directory exists), then makes the
+/// new entries (and the bytes, which may never have been synced) durable.
 fn place_links(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdict)>> {
-    let mut made: HashSet<PathBuf> = HashSet::new();
-    let mut results = Vec::with_capacity(items.len());
-    for item in items {
-        let placed =
-            parents_of(&item, &mut made).and_then(|()| link_fd(&item.opened.file, &item.target));
-        match placed {
+    let directory = |item: &Placement| item.target.parent().map(Path::to_path_buf);
+    let results = parallel_map_by_directory(items, directory, |item| {
+        match link_fd(&item.opened.file, &item.target) {
             Ok(()) => {
-                item.store.apply_commit_permissions(&item.target);
-                results.push(Ok(item));
+                seal(&item);
+                Ok(item)
             }
             Err(error) => {
                 let verdict = placement_failure(&item, error);
-                results.push(Err((item.opened.path, verdict)));
+                Err((item.opened.path, verdict))
             }
         }
-    }
+    });
     let placed: Vec<&Placement> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     if let Err(error) = make_durable(&placed) {
         return results
@@ -96,6 +93,25 @@ fn place_links(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdict
             .collect();
     }
     results
+}
+
+/// Applies the store's `own_after_commit` and `readonly_after_commit` to a linked
+/// inode, through its descriptor. Failures are logged: the bytes are placed
+/// regardless.
+fn seal(item: &Placement) {
+    let file = &item.opened.file;
+    if item.store.own_after_commit {
+        let owner = (rustix::process::geteuid(), rustix::process::getegid());
+        if let Err(error) = rustix::fs::fchown(file, Some(owner.0), Some(owner.1)) {
+            tracing::warn!(path = %item.target.display(), %error, "cannot take ownership");
+        }
+    }
+    if item.store.readonly_after_commit {
+        let mode = rustix::fs::Mode::from_raw_mode(item.opened.mode & 0o7555);
+        if let Err(error) = rustix::fs::fchmod(file, mode) {
+            tracing::warn!(path = %item.target.display(), %error, "cannot make read-only");
+        }
+    }
 }
 
 /// Names each copy at its target (the store syncs them as a batch).
@@ -129,19 +145,6 @@ fn place_copies(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdic
         }
     }
     results
-}
-
-fn parents_of(item: &Placement, made: &mut HashSet<PathBuf>) -> io::Result<()> {
-    let relative = item
-        .target
-        .strip_prefix(&item.store.root)
-        .map_err(io::Error::other)?;
-    let parent = relative.parent().unwrap_or(Path::new(""));
-    if !made.contains(parent) {
-        create_dirs_durably(&item.store.root, parent)?;
-        made.insert(parent.to_path_buf());
-    }
-    Ok(())
 }
 
 /// Links the inode behind `file` at `target`; never replaces (`AlreadyExists`).

@@ -31,11 +31,12 @@ pub struct Opened {
     /// is ours (so that it can be made read-only and linked under
     /// `fs.protected_hardlinks`).
     pub sole_and_ours: bool,
+    /// Its permission bits.
+    pub mode: u32,
 }
 
-/// Opens a ready file, checking that it is still what was found complete.
-pub fn open(layout: &Layout, ready: &ReadyFile, max_size: u64) -> Result<Opened, Verdict> {
-    let failed = |problem| Verdict::Failed(problem, ready.fingerprint);
+/// The path of a ready file inside the drop-box, and the name it is recorded as.
+pub fn name_of(layout: &Layout, ready: &ReadyFile) -> Result<(PathBuf, String), Verdict> {
     let relative = ready
         .path
         .strip_prefix(&layout.root)
@@ -43,7 +44,18 @@ pub fn open(layout: &Layout, ready: &ReadyFile, max_size: u64) -> Result<Opened,
         .to_path_buf();
     let name = layout
         .name_for(&relative)
-        .map_err(|why| failed(Problem::BadName { why }))?;
+        .map_err(|why| Verdict::Failed(Problem::BadName { why }, ready.fingerprint))?;
+    Ok((relative, name))
+}
+
+/// Opens a ready file, checking that it is still what was found complete.
+pub fn open(
+    ready: &ReadyFile,
+    relative: PathBuf,
+    name: String,
+    max_size: u64,
+) -> Result<Opened, Verdict> {
+    let failed = |problem| Verdict::Failed(problem, ready.fingerprint);
     let flags = rustix::fs::OFlags::RDONLY
         | rustix::fs::OFlags::NOFOLLOW
         | rustix::fs::OFlags::CLOEXEC
@@ -84,6 +96,7 @@ pub fn open(layout: &Layout, ready: &ReadyFile, max_size: u64) -> Result<Opened,
         file,
         fingerprint,
         sole_and_ours: metadata.nlink() == 1 && (metadata.uid() == euid || euid == 0),
+        mode: metadata.mode(),
     })
 }
 
