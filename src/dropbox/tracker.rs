@@ -545,6 +545,41 @@ mod tests {
     }
 
     #[test]
+    fn a_file_found_in_a_new_directory_is_complete_once_nobody_writes_it() {
+        let (_dir, path, mut tracker) = tracker();
+        let now = Instant::now();
+        tracker.found_in_new_directory(&path, &metadata(&path), || Writers::Some, now);
+        assert_eq!(tracker.ready_len(), 0, "its writer still has it open");
+        // The writer's close is seen once the directory is watched.
+        tracker.closed_after_writing(&path);
+        assert_eq!(tracker.take_ready(10).len(), 1);
+
+        let (_dir, path, mut tracker) = self::tracker();
+        tracker.found_in_new_directory(&path, &metadata(&path), || Writers::None, now);
+        assert_eq!(
+            tracker.take_ready(10).len(),
+            1,
+            "closed before its events were watched"
+        );
+
+        let (_dir, path, mut tracker) = self::tracker();
+        tracker.found_in_new_directory(&path, &metadata(&path), || Writers::Unknown, now);
+        tracker.settle(now + Duration::from_secs(4));
+        assert_eq!(
+            tracker.ready_len(),
+            0,
+            "cannot tell: the settle rule decides"
+        );
+        tracker.settle(now + Duration::from_secs(6));
+        assert_eq!(tracker.ready_len(), 1);
+
+        let (_dir, path, mut tracker) = self::tracker();
+        tracker.created(&path);
+        tracker.found_in_new_directory(&path, &metadata(&path), || Writers::None, now);
+        assert_eq!(tracker.ready_len(), 0, "known from its events: they decide");
+    }
+
+    #[test]
     fn lost_events_are_forgotten() {
         let (_dir, path, mut tracker) = tracker();
         let start = Instant::now();

@@ -225,8 +225,10 @@ fn files_dropped_while_the_node_is_stopped_are_ingested_after_it_starts() {
 
 #[test]
 fn move_mode_moves_ingested_files_aside_and_never_ingests_them_again() {
-    let mut node =
-        dropbox_node("after_ingest = \"move\"\nmove_to = \"dropbox/done\"\nsettle_seconds = 1\n");
+    // Copied rather than linked: the moved-aside files stay independent.
+    let mut node = dropbox_node(
+        "after_ingest = \"move\"\nmove_to = \"dropbox/done\"\nsettle_seconds = 1\nlink = false\n",
+    );
     let root = dropbox(&node);
     fs::create_dir_all(root.join("sub")).unwrap();
     fs::write(root.join("x.dat"), b"x").unwrap();
@@ -237,6 +239,12 @@ fn move_mode_moves_ingested_files_aside_and_never_ingests_them_again() {
     assert_recorded_as(&node, &recorded(&node, "p/x.dat").unwrap(), b"x");
     assert_recorded_as(&node, &recorded(&node, "p/sub/y.dat").unwrap(), b"yy");
     assert_eq!(fs::read(root.join("done/sub/y.dat")).unwrap(), b"yy");
+    let inode = |path: PathBuf| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    assert_ne!(
+        inode(root.join("done/x.dat")),
+        inode(node.store_root().join("p/x.dat")),
+        "link = false keeps a copy of its own"
+    );
     // A restart rescans everything; a marker dropped meanwhile settles along with
     // anything else that scan found, so once it is in, done/ was passed over.
     node.stop();
@@ -304,6 +312,40 @@ fn a_taken_name_keeps_the_file_and_reports_one_error() {
         recorded(&node, "p/taken.dat").unwrap()["uploader"],
         "test-uploader"
     );
+}
+
+#[test]
+fn with_no_store_enabled_files_wait_and_are_reported_once() {
+    let node =
+        dropbox_node("after_ingest = \"delete\"\nsettle_seconds = 1\nrescan_seconds = 0.2\n");
+    let root = dropbox(&node);
+    let body = json!({"store_name": "main", "enabled": false});
+    assert_eq!(node.post_admin("admin/stores/state_change", body).0, 200);
+    for name in ["a.dat", "b.dat"] {
+        fs::write(root.join(name), name).unwrap();
+    }
+    wait_until("the files were refused twice", || {
+        let refusals = logged(&node, "drop-box files done")
+            .iter()
+            .map(|line| line["fields"]["refused"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        refusals >= 4
+    });
+    let errors = dropbox_errors(&node);
+    assert_eq!(errors.len(), 1, "one problem for the drop-box: {errors:?}");
+    assert_eq!(errors[0]["category"], "configuration");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("no store"),
+        "{errors:?}"
+    );
+    assert_eq!(files_under(&root).len(), 2, "nothing is deleted");
+    let body = json!({"store_name": "main", "enabled": true});
+    assert_eq!(node.post_admin("admin/stores/state_change", body).0, 200);
+    wait_until("both are ingested at a later rescan", || {
+        files_under(&root).is_empty()
+    });
+    assert_recorded_as(&node, &recorded(&node, "p/a.dat").unwrap(), b"a.dat");
+    assert_recorded_as(&node, &recorded(&node, "p/b.dat").unwrap(), b"b.dat");
 }
 
 #[test]
