@@ -14,10 +14,11 @@
 //!    transaction);
 //! 6. only then remove each file from the drop-box, or move it aside.
 //!
-//! Steps 1 to 4 are `prepare_batch`, 5 and 6 `record_batch`, so that a runner can
-//! record one batch while it prepares the next. A file refused at any step is
-//! left where it is, with a verdict saying why.
+//! Steps 1 to 4 are `prepare_batch`, 5 and 6 `record_batch` (in `complete`), so
+//! that a runner can record one batch while it prepares the next. A file refused
+//! at any step is left where it is, with a verdict saying why.
 
+mod complete;
 mod finish;
 mod parallel;
 mod place;
@@ -39,12 +40,14 @@ use crate::model::{File, Instance};
 use crate::node::Node;
 use crate::store::Store;
 use crate::store::durable::create_dirs_durably;
-use parallel::{parallel_map, parallel_map_by_directory};
+use complete::{failed, finish_file, take_back_unrecorded};
+use parallel::parallel_map;
 use place::{How, Placement, place_all};
 use prepare::{Opened, name_of, open, read_once};
-use record::{RecordAs, forget_intent, record_all, write_intent};
+use record::write_intent;
 use stores::StoreChoice;
 
+pub use complete::record_batch;
 pub use place::take_back;
 
 /// How the ingest of one file ended.
@@ -240,7 +243,7 @@ fn finish_known(layout: &Layout, file: Opened, (record, copies): Existing) -> (P
         let name = file.name.clone();
         return failed(file, Problem::NameTaken { name });
     }
-    finish(layout, file, Verdict::AlreadyIngested)
+    finish_file(layout, file, Verdict::AlreadyIngested)
 }
 
 /// Reads a new file once: hashed, and copied into an unnamed file in its store
@@ -340,105 +343,4 @@ fn place_group(
         return None;
     }
     Some(batch)
-}
-
-/// Steps 5 and 6: records the placed files, takes back what could not be
-/// recorded, and removes or moves aside the recorded files.
-pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf, Verdict)> {
-    let Placed {
-        intent,
-        targets,
-        placed,
-    } = batch;
-    let mut verdicts = Vec::new();
-    let whole_intent = placed.len() == targets.len();
-    let recorded = if placed.is_empty() {
-        Ok(Vec::new())
-    } else {
-        let record_as = RecordAs {
-            uploader: &layout.config.uploader,
-            algorithm: layout.config.checksum,
-            deletion_policy: layout.config.deletion_policy,
-        };
-        record_all(node, intent, &placed, &record_as, whole_intent)
-    };
-    // Without an answer from the database nothing is recorded.
-    let (accepted, database_problem) = match recorded {
-        Ok(accepted) => (accepted, None),
-        Err(error) => {
-            let problem = Problem::Database {
-                error: error.to_string(),
-            };
-            (vec![false; placed.len()], Some(problem))
-        }
-    };
-    let mut finished = Vec::with_capacity(placed.len());
-    let mut recorded_names = HashSet::new();
-    for (placement, recorded) in placed.into_iter().zip(accepted) {
-        if recorded {
-            recorded_names.insert(placement.opened.name.clone());
-            finished.push(placement.opened);
-        } else {
-            let name = placement.opened.name.clone();
-            let problem = database_problem
-                .clone()
-                .unwrap_or(Problem::NameTaken { name });
-            verdicts.push(failed(placement.opened, problem));
-        }
-    }
-    take_back_unrecorded(node, intent, &targets, &recorded_names);
-    verdicts.extend(parallel_map_by_directory(
-        finished,
-        |file| file.path.parent().map(Path::to_path_buf),
-        |file| finish(layout, file, Verdict::Ingested),
-    ));
-    verdicts
-}
-
-/// Takes back whatever the intent placed that is not recorded, then forgets the
-/// intent, unless the record transaction did (all recorded) or something could
-/// not be taken back (start-up recovery will).
-fn take_back_unrecorded(
-    node: &Node,
-    intent: u64,
-    targets: &[(String, PathBuf, u64, u64)],
-    recorded: &HashSet<String>,
-) {
-    let mut clean = true;
-    for (name, target, device, inode) in targets {
-        if recorded.contains(name) {
-            continue;
-        }
-        if let Err(error) = take_back(target, *device, *inode) {
-            tracing::error!(target = %target.display(), %error, "cannot take back a drop-box placement; start-up will");
-            clean = false;
-        }
-    }
-    if clean
-        && recorded.len() != targets.len()
-        && let Err(error) = forget_intent(node, intent)
-    {
-        tracing::warn!(intent, %error, "cannot forget a drop-box intent; start-up will");
-    }
-}
-
-/// Step 6 for a recorded file.
-fn finish(layout: &Layout, file: Opened, done: Verdict) -> (PathBuf, Verdict) {
-    match finish::after_ingest(layout, &file) {
-        Ok(finish::Finished::Done) => (file.path, done),
-        Ok(finish::Finished::ChangedSince(fingerprint)) => {
-            (file.path, Verdict::NotReady(Some(fingerprint)))
-        }
-        Err(error) => failed(
-            file,
-            Problem::AfterIngest {
-                error: error.to_string(),
-            },
-        ),
-    }
-}
-
-fn failed(file: Opened, problem: Problem) -> (PathBuf, Verdict) {
-    let fingerprint = file.fingerprint;
-    (file.path, Verdict::Failed(problem, fingerprint))
 }
