@@ -88,13 +88,22 @@ impl Runner {
         // Every placed batch is recorded or taken back before the runner ends.
         drop(jobs);
         while schedule.in_flight > 0 {
-            match self.receiver.recv() {
+            match self.receiver.recv_timeout(Duration::from_millis(100)) {
                 Ok(Message::Recorded(verdicts)) => {
                     schedule.in_flight -= 1;
                     self.settle_verdicts(verdicts);
                 }
                 Ok(_) => {}
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) if !recorder.is_finished() => {}
+                Err(_) => {
+                    // The recorder died (it panicked): start-up recovery takes back
+                    // what its batches placed.
+                    tracing::error!(
+                        batches = schedule.in_flight,
+                        "drop-box batches were left unrecorded"
+                    );
+                    break;
+                }
             }
         }
         let _ = recorder.join();
