@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clones;
 pub mod config;
 pub mod db;
+pub mod dropbox;
 pub mod http;
 pub mod ingest;
 pub mod integrity;

@@ -49,10 +49,8 @@ impl Node {
             fs::write(&path, text).expect("writing the node's configuration");
             command.arg("--config").arg(path);
         }
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {QUIRE} serve: {e}"));
         let mut node = Node {

@@ -86,6 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || recover(&node, RecoveryMode::StartUp)).await??
     };
     tracing::info!(?report, "start-up recovery done");
+    let dropboxes = crate::dropbox::spawn(node.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -109,6 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     crate::http::serve(listener, node.clone(), shutdown, SHUTDOWN_GRACE).await?;
+    dropboxes.shutdown().await;
     crate::tasks::wait_for(task_loops, SHUTDOWN_GRACE).await;
     let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
     tracing::info!("stopped");

@@ -4,6 +4,7 @@
 //! With no file at all the node runs on the embedded default: data in
 //! `./quire-data`, one ingestable store inside it, HTTP on 127.0.0.1:21108.
 
+mod dropbox;
 mod duration;
 mod validate;
 
@@ -14,6 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use dropbox::{AfterIngest, DropboxConfig};
 pub use duration::parse_duration;
 use duration::serde_duration;
 pub use validate::ConfigError;
@@ -94,6 +96,9 @@ pub struct Config {
     /// The parsed tasks of `tasks` and `background_config`, filled by validation.
     #[serde(skip)]
     pub task_specs: Vec<TaskSpec>,
+    /// Directories whose files are ingested automatically (`[[dropbox]]` tables).
+    #[serde(default)]
+    pub dropbox: Vec<DropboxConfig>,
 }
 
 /// One `[[stores]]` table.
@@ -156,6 +161,7 @@ impl Default for Config {
             tasks: RawTasks::new(),
             background_config: None,
             task_specs: Vec::new(),
+            dropbox: Vec::new(),
         }
     }
 }
@@ -288,6 +294,12 @@ mod tests {
         assert_eq!(config.task_specs.len(), 1);
         assert_eq!(config.task_specs[0].name, "weekly-integrity");
         assert_eq!(config.task_specs[0].every, Duration::from_secs(7 * 86_400));
+        let dropbox = &config.dropbox[0];
+        assert_eq!(
+            (dropbox.after_ingest, dropbox.prefix.as_str()),
+            (AfterIngest::Move, "camera-1")
+        );
+        assert_eq!(dropbox.settle_seconds, 10.0);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
-use super::Config;
+use super::{AfterIngest, Config, DropboxConfig};
+use crate::model::validate_file_name;
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_dropboxes()?;
         self.check_task_store_names()?;
         Ok(self)
     }
@@ -116,6 +118,83 @@ impl Config {
                         ),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each `[[dropbox]]` table on its own, then the paths of all of them together.
+    fn validate_dropboxes(&self) -> Result<(), ConfigError> {
+        let mut paths = HashSet::new();
+        for (index, dropbox) in self.dropbox.iter().enumerate() {
+            let key = |field: &str| format!("dropbox[{index}].{field}");
+            self.validate_dropbox(dropbox)
+                .map_err(|(field, problem)| ConfigError::invalid(key(field), problem))?;
+            if !paths.insert(self.resolve(&dropbox.path)) {
+                return Err(ConfigError::invalid(
+                    key("path"),
+                    format!("{} is watched by two drop-boxes", dropbox.path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One `[[dropbox]]` table; a failure names the field and the problem.
+    fn validate_dropbox(&self, dropbox: &DropboxConfig) -> Result<(), (&'static str, String)> {
+        if dropbox.path.as_os_str().is_empty() {
+            return Err(("path", "must not be empty".into()));
+        }
+        if !dropbox.prefix.is_empty() {
+            validate_file_name(&dropbox.prefix).map_err(|e| ("prefix", e.to_string()))?;
+        }
+        match (dropbox.after_ingest, &dropbox.move_to) {
+            (AfterIngest::Move, None) => {
+                return Err((
+                    "move_to",
+                    "is required with after_ingest = \"move\" (the directory ingested files \
+                     are moved to)"
+                        .into(),
+                ));
+            }
+            (AfterIngest::Move, Some(to)) if to.as_os_str().is_empty() => {
+                return Err(("move_to", "must not be empty".into()));
+            }
+            (AfterIngest::Move, Some(to)) if self.resolve(to) == self.resolve(&dropbox.path) => {
+                return Err(("move_to", "must not be the drop-box itself".into()));
+            }
+            (AfterIngest::Delete, Some(_)) => {
+                return Err((
+                    "move_to",
+                    "is only used with after_ingest = \"move\"".into(),
+                ));
+            }
+            _ => {}
+        }
+        for (field, seconds) in [
+            ("settle_seconds", dropbox.settle_seconds),
+            ("rescan_seconds", dropbox.rescan_seconds),
+        ] {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+                return Err((
+                    field,
+                    format!("{seconds} is not a positive number of seconds"),
+                ));
+            }
+        }
+        if dropbox.uploader.trim().is_empty() {
+            return Err(("uploader", "must not be empty".into()));
+        }
+        if dropbox.ignore.iter().any(|pattern| pattern.is_empty()) {
+            return Err(("ignore", "patterns must not be empty".into()));
+        }
+        if let Some(name) = &dropbox.store {
+            match self.effective_stores().iter().find(|s| &s.name == name) {
+                None => return Err(("store", format!("there is no store called '{name}'"))),
+                Some(store) if !store.ingestable => {
+                    return Err(("store", format!("store '{name}' is not ingestable")));
+                }
+                Some(_) => {}
             }
         }
         Ok(())

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::DbError;
 use crate::model::{
-    CorruptFile, ErrorRecord, File, IncomingTransfer, Instance, Librarian, OutgoingTransfer,
-    OwedCallback, RemoteInstance, StoreState, User,
+    CorruptFile, DropboxIntent, ErrorRecord, File, IncomingTransfer, Instance, Librarian,
+    OutgoingTransfer, OwedCallback, RemoteInstance, StoreState, User,
 };
 
 /// A type stored in the database.
@@ -75,6 +75,7 @@ records! {
     ErrorRecord => "error",
     CorruptFile => "corrupt file",
     OwedCallback => "owed callback",
+    DropboxIntent => "drop-box intent",
 }
 
 #[cfg(test)]

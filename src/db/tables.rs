@@ -62,3 +62,6 @@ pub const OWED_CALLBACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("ow
 pub const ERRORS: TableDefinition<u64, &[u8]> = TableDefinition::new("errors");
 /// Corrupt-file record id -> `CorruptFile`.
 pub const CORRUPT_FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("corrupt_files");
+/// Drop-box batch id -> `DropboxIntent`: batches placing files in a store whose
+/// records have not committed yet.
+pub const DROPBOX_INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("dropbox_intents");

@@ -7,6 +7,7 @@
 mod auth;
 mod callback;
 mod checksum;
+mod dropbox;
 mod error_record;
 mod file;
 mod librarian;
@@ -19,6 +20,7 @@ mod user;
 pub use auth::AuthLevel;
 pub use callback::{CallbackKind, OwedCallback};
 pub use checksum::{Algorithm, Checksum, ChecksumParseError};
+pub use dropbox::{DropboxIntent, IntentItem};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;

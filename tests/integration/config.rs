@@ -37,7 +37,7 @@ fn serve_with_config(config: &str) -> (ExitStatus, String, bool) {
     (status, stderr, data_dir.exists())
 }
 
-fn assert_refused_naming(config: &str, key: &str) {
+pub fn assert_refused_naming(config: &str, key: &str) {
     let (status, stderr, data_dir_created) = serve_with_config(config);
     assert!(!status.success(), "quire accepted {config:?}");
     assert!(

@@ -6,6 +6,7 @@ mod batch;
 mod commit;
 mod config;
 mod crash;
+mod dropbox;
 mod errors;
 mod librarians;
 mod local_clone;

@@ -5,6 +5,7 @@
 //! primary table, in the same transaction.
 
 pub mod callbacks;
+pub mod dropbox_intents;
 pub mod errors;
 pub mod files;
 pub mod instances;

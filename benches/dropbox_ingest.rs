@@ -1,0 +1,244 @@
+//! Drop-box ingest of many small files, against the physical baseline of copying
+//! the tree and syncing: `sh -c 'cp -r SRC DST && sync'`.
+//!
+//! A node watches `dropbox/` (delete after ingest, on the store's filesystem, so
+//! files are linked into the store) and two quire sides are timed per pair, each
+//! until the drop-box is empty again, which happens only after every file is
+//! recorded:
+//! - "moved in": a copy of the tree, made and synced beforehand (untimed), is
+//!   renamed into the drop-box, as instruments that write elsewhere and then move
+//!   do; the time is the node's work alone;
+//! - "written in": `cp -r SRC dropbox/` is started and timed too, so the time holds
+//!   the drop itself, with the node ingesting while the files are being written.
+//!
+//! Outputs are kept until the end (see `batch_upload.rs` for why: on ext4 without
+//! a journal, whoever creates files soon after a deletion pays for it).
+//!
+//! `cargo bench --bench dropbox_ingest`. Settings: QUIRE_BENCH_FILES (default
+//! 10000), QUIRE_BENCH_FILE_SIZE (default 4K), QUIRE_BENCH_PAIRS (default 5),
+//! QUIRE_BENCH_DIR (parent of the scratch directory).
+
+// Shared by every benchmark; this one times the node itself, so it does not use
+// all of it (no CLI runs, no child's stdout).
+#[allow(dead_code)]
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::measure::{Run, Series, Work, print_summary, run_timed};
+use common::node::Node;
+use common::{PAIRS_VAR, RandomBytes, Scratch, env_count};
+
+/// quire should reach this fraction of the baseline's throughput.
+const TARGET: f64 = 0.5;
+const FILES_VAR: &str = "QUIRE_BENCH_FILES";
+const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
+/// Files per subdirectory of the source tree.
+const FILES_PER_DIR: u64 = 1000;
+/// How often the drop-box is looked at while waiting for it to empty.
+const POLL: Duration = Duration::from_millis(5);
+/// Longest wait for one drop.
+const DROP_DEADLINE: Duration = Duration::from_secs(600);
+/// The recorded names start with this.
+const PREFIX: &str = "bench";
+
+fn main() {
+    let files = env_count(FILES_VAR, 10_000).max(1);
+    let file_size = env_count(FILE_SIZE_VAR, 4096);
+    let pairs = env_count(PAIRS_VAR, 5).max(1);
+    let scratch = Scratch::new();
+    common::print_header("dropbox_ingest (many small files dropped in)", &scratch);
+    println!(
+        "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
+         {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
+    );
+    check_space(scratch.path(), files, file_size, pairs);
+    let source = scratch.path().join("source");
+    write_random_tree(&source, files, file_size);
+    let dropbox = scratch.path().join("dropbox");
+    let config = format!(
+        "max_search_results = {}\n[[dropbox]]\npath = \"{}\"\nprefix = \"{PREFIX}\"\n\
+             after_ingest = \"delete\"\n",
+        files.max(2048),
+        dropbox.display()
+    );
+    println!(
+        "drop-box: {} (after_ingest = delete, default settle time)",
+        dropbox.display()
+    );
+    let mut node = Node::start_with_config(scratch.path(), Some(&config));
+
+    let work = Work {
+        amount: files as f64,
+        unit: "files",
+    };
+    let mut baseline = Series::new("baseline", "sh -c 'cp -r SRC DST && sync'");
+    let mut moved = Series::new(
+        "quire moved in",
+        "mv TREE dropbox/ (a synced copy), until ingested",
+    );
+    let mut written = Series::new("quire written", "cp -r SRC dropbox/, until ingested");
+    for pair in 1..=pairs {
+        println!("pair {pair}:");
+        let destination = scratch.path().join(format!("baseline-{pair}"));
+        let run = run_timed(
+            "the baseline",
+            Command::new("sh")
+                .args(["-c", r#"cp -r "$1" "$2" && sync"#, "sh"])
+                .arg(&source)
+                .arg(&destination),
+            None,
+        );
+        baseline.record(&run, &work);
+        assert_eq!(count_files(&destination), files, "cp -r copied every file");
+
+        let prepared = scratch.path().join(format!("prepared-{pair}"));
+        copy_tree(&source, &prepared);
+        rustix::fs::sync();
+        let tree = format!("mv-{pair}");
+        let run = timed_drop(&node, &dropbox, || {
+            fs::rename(&prepared, dropbox.join(&tree)).expect("moving the tree in");
+        });
+        moved.record(&run, &work);
+        check_ingested(&node, &source, &tree, files);
+
+        let tree = format!("cp-{pair}");
+        rustix::fs::sync();
+        let run = timed_drop(&node, &dropbox, || copy_tree(&source, &dropbox.join(&tree)));
+        written.record(&run, &work);
+        check_ingested(&node, &source, &tree, files);
+    }
+    print_summary(&work, &baseline, &[&moved, &written], TARGET);
+    println!("load average at end: {}", common::load_average());
+    node.stop();
+    scratch.finish();
+}
+
+/// Times `drop` plus the wait until the drop-box holds no file, with the node's
+/// CPU time meanwhile.
+fn timed_drop(node: &Node, dropbox: &Path, drop: impl FnOnce()) -> Run {
+    let node_before = node.cpu_seconds();
+    let started = Instant::now();
+    drop();
+    while holds_a_file(dropbox) {
+        assert!(
+            started.elapsed() < DROP_DEADLINE,
+            "the drop-box did not empty within {DROP_DEADLINE:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+    Run {
+        wall: started.elapsed().as_secs_f64(),
+        cpu: 0.0,
+        node_cpu: Some(node.cpu_seconds() - node_before),
+        stdout: String::new(),
+    }
+}
+
+/// Whether any regular file is left under `dir` (stops at the first one).
+fn holds_a_file(dir: &Path) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .any(|e| e.file_type().is_file())
+}
+
+/// `cp -r SRC DST`, waited for.
+fn copy_tree(source: &Path, destination: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(source)
+        .arg(destination)
+        .stdin(Stdio::null())
+        .status()
+        .expect("running cp");
+    assert!(status.success(), "cp -r failed: {status}");
+}
+
+/// Checks (untimed) that the tree was ingested whole: every file in the store,
+/// and a sample of records with the source's checksum.
+fn check_ingested(node: &Node, source: &Path, tree: &str, files: u64) {
+    let first = format!("{PREFIX}/{tree}/d000/f000000");
+    let (checksum, path) = node.stored(&first);
+    let expected = md5_hex(&source.join("d000/f000000"));
+    assert_eq!(checksum, format!("md5:::{expected}"), "{first}");
+    let stored_tree = path
+        .ancestors()
+        .nth(2)
+        .expect("a stored path ends in TREE/dNNN/fNNNNNN")
+        .to_path_buf();
+    let stored = count_files(&stored_tree);
+    assert_eq!(
+        stored,
+        files,
+        "{} holds {stored} files",
+        stored_tree.display()
+    );
+}
+
+fn md5_hex(path: &Path) -> String {
+    let output = Command::new("md5sum")
+        .arg(path)
+        .output()
+        .expect("running md5sum");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Writes `files` files of `size` random bytes under `root`, `FILES_PER_DIR` per
+/// subdirectory, and syncs them.
+fn write_random_tree(root: &Path, files: u64, size: u64) {
+    let started = Instant::now();
+    let mut random = RandomBytes::new();
+    let mut buffer = vec![0u8; size as usize];
+    for index in 0..files {
+        let directory = root.join(format!("d{:03}", index / FILES_PER_DIR));
+        if index % FILES_PER_DIR == 0 {
+            fs::create_dir_all(&directory).expect("creating a source directory");
+        }
+        random.fill(&mut buffer);
+        fs::write(directory.join(format!("f{index:06}")), &buffer).expect("writing a source file");
+    }
+    rustix::fs::sync();
+    println!(
+        "source: {} ({files} files of {size} random bytes) written and synced in {:.1} s",
+        root.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Fails early unless the filesystem has room for every pair's outputs (baseline,
+/// moved-in and written-in trees) plus the source, with a quarter to spare.
+fn check_space(root: &Path, files: u64, size: u64, pairs: u64) {
+    let stat = rustix::fs::statvfs(root).expect("statvfs of the scratch directory");
+    let block = stat.f_frsize.max(1);
+    let copies = 3 * pairs + 1;
+    let bytes = copies * files * size.div_ceil(block).max(1) * block;
+    let inodes = copies * files;
+    let free_bytes = stat.f_bavail * block;
+    println!(
+        "outputs: kept until the end (about {} MiB and {inodes} inodes; {} MiB and {} \
+         inodes free)",
+        bytes >> 20,
+        free_bytes >> 20,
+        stat.f_favail
+    );
+    if bytes > free_bytes / 4 * 3 || inodes > stat.f_favail / 4 * 3 {
+        panic!("not enough free space for {copies} copies of the tree; lower QUIRE_BENCH_PAIRS");
+    }
+}
+
+/// Counts the regular files under `path`.
+fn count_files(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .count() as u64
+}

@@ -1,0 +1,116 @@
+//! Steps 5 and 6 of a batch: record the placed files in one transaction, take
+//! back whatever could not be recorded, and only then remove the recorded files
+//! from the drop-box or move them aside.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::finish::{Finished, after_ingest};
+use super::parallel::parallel_map_by_directory;
+use super::prepare::Opened;
+use super::record::{RecordAs, forget_intent, record_all};
+use super::{Placed, Verdict, take_back};
+use crate::dropbox::layout::Layout;
+use crate::dropbox::problems::Problem;
+use crate::node::Node;
+
+/// Steps 5 and 6: records the placed files, takes back what could not be
+/// recorded, and removes or moves aside the recorded files.
+pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf, Verdict)> {
+    let Placed {
+        intent,
+        targets,
+        placed,
+    } = batch;
+    let mut verdicts = Vec::new();
+    let whole_intent = placed.len() == targets.len();
+    let recorded = if placed.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let record_as = RecordAs {
+            uploader: &layout.config.uploader,
+            algorithm: layout.config.checksum,
+            deletion_policy: layout.config.deletion_policy,
+        };
+        record_all(node, intent, &placed, &record_as, whole_intent)
+    };
+    // Without an answer from the database nothing is recorded.
+    let (accepted, database_problem) = match recorded {
+        Ok(accepted) => (accepted, None),
+        Err(error) => {
+            let problem = Problem::Database {
+                error: error.to_string(),
+            };
+            (vec![false; placed.len()], Some(problem))
+        }
+    };
+    let mut finished = Vec::with_capacity(placed.len());
+    let mut recorded_names = HashSet::new();
+    for (placement, recorded) in placed.into_iter().zip(accepted) {
+        if recorded {
+            recorded_names.insert(placement.opened.name.clone());
+            finished.push(placement.opened);
+        } else {
+            let name = placement.opened.name.clone();
+            let problem = database_problem
+                .clone()
+                .unwrap_or(Problem::NameTaken { name });
+            verdicts.push(failed(placement.opened, problem));
+        }
+    }
+    take_back_unrecorded(node, intent, &targets, &recorded_names);
+    verdicts.extend(parallel_map_by_directory(
+        finished,
+        |file| file.path.parent().map(Path::to_path_buf),
+        |file| finish_file(layout, file, Verdict::Ingested),
+    ));
+    verdicts
+}
+
+/// Takes back whatever the intent placed that is not recorded, then forgets the
+/// intent, unless the record transaction did (all recorded) or something could
+/// not be taken back (start-up recovery will).
+pub(super) fn take_back_unrecorded(
+    node: &Node,
+    intent: u64,
+    targets: &[(String, PathBuf, u64, u64)],
+    recorded: &HashSet<String>,
+) {
+    let mut clean = true;
+    for (name, target, device, inode) in targets {
+        if recorded.contains(name) {
+            continue;
+        }
+        if let Err(error) = take_back(target, *device, *inode) {
+            tracing::error!(target = %target.display(), %error, "cannot take back a drop-box placement; start-up will");
+            clean = false;
+        }
+    }
+    if clean
+        && recorded.len() != targets.len()
+        && let Err(error) = forget_intent(node, intent)
+    {
+        tracing::warn!(intent, %error, "cannot forget a drop-box intent; start-up will");
+    }
+}
+
+/// Step 6 for a recorded file.
+pub(super) fn finish_file(layout: &Layout, file: Opened, done: Verdict) -> (PathBuf, Verdict) {
+    match after_ingest(layout, &file) {
+        Ok(Finished::Done) => (file.path, done),
+        Ok(Finished::ChangedSince(fingerprint)) => {
+            (file.path, Verdict::NotReady(Some(fingerprint)))
+        }
+        Err(error) => failed(
+            file,
+            Problem::AfterIngest {
+                error: error.to_string(),
+            },
+        ),
+    }
+}
+
+pub(super) fn failed(file: Opened, problem: Problem) -> (PathBuf, Verdict) {
+    let fingerprint = file.fingerprint;
+    (file.path, Verdict::Failed(problem, fingerprint))
+}

@@ -1,0 +1,346 @@
+//! Ingesting one batch of complete drop-box files, in quire's commit order:
+//!
+//! 1. name each file; look the names up: a name already recorded with the same
+//!    bytes means the file was ingested before (it is only removed or moved aside
+//!    now); with other bytes, the file is refused;
+//! 2. open each new file, check it is still what was found complete, and read it
+//!    once, hashing it (configured algorithm + BLAKE3) and, unless its inode can
+//!    be linked into the store, copying it into an unnamed file there;
+//! 3. record the batch's intent (one transaction), so that a crash from here on
+//!    can be undone at start-up;
+//! 4. link or name every file at `<store>/<name>` without replacing anything, and
+//!    make bytes and entries durable (one filesystem sync for a large batch);
+//! 5. record File + Instance for all of them and forget the intent (one
+//!    transaction);
+//! 6. only then remove each file from the drop-box, or move it aside.
+//!
+//! Steps 1 to 4 are `prepare_batch`, 5 and 6 `record_batch` (in `complete`), so
+//! that a runner can record one batch while it prepares the next. A file refused
+//! at any step is left where it is, with a verdict saying why.
+
+mod complete;
+mod finish;
+mod parallel;
+mod place;
+mod prepare;
+mod record;
+mod stores;
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::db::DbError;
+use crate::db::repo::{files, instances};
+use crate::dropbox::layout::Layout;
+use crate::dropbox::problems::Problem;
+use crate::dropbox::tracker::{Fingerprint, ReadyFile};
+use crate::model::{File, Instance};
+use crate::node::Node;
+use crate::store::Store;
+use crate::store::durable::create_dirs_durably;
+use complete::{failed, finish_file, take_back_unrecorded};
+use parallel::parallel_map;
+use place::{How, Placement, place_all};
+use prepare::{Opened, name_of, open, read_once};
+use record::write_intent;
+use stores::StoreChoice;
+
+pub use complete::record_batch;
+pub use place::take_back;
+
+/// How the ingest of one file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Recorded now; removed from the drop-box or moved aside.
+    Ingested,
+    /// Its bytes were already recorded under its name; removed or moved aside.
+    AlreadyIngested,
+    /// It changed since it was found complete (its fingerprint now, if known).
+    NotReady(Option<Fingerprint>),
+    /// It is no longer there.
+    Gone,
+    /// It stays in the drop-box for this reason; the fingerprint it had.
+    Failed(Problem, Fingerprint),
+}
+
+/// Files of one store whose bytes are placed and durable, awaiting their record.
+pub struct Placed {
+    intent: u64,
+    /// Name, target and identity of everything the intent covers.
+    targets: Vec<(String, PathBuf, u64, u64)>,
+    placed: Vec<Placement>,
+}
+
+impl Placed {
+    /// The drop-box files it holds.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.placed.iter().map(|p| p.opened.path.as_path())
+    }
+}
+
+/// Steps 1 to 4 for `files` of the drop-box `layout`: verdicts for the files that
+/// are settled already, and the placed files of each store, to be recorded.
+pub fn prepare_batch(
+    node: &Node,
+    layout: &Layout,
+    files: Vec<ReadyFile>,
+) -> (Vec<(PathBuf, Verdict)>, Vec<Placed>) {
+    let mut verdicts = Vec::with_capacity(files.len());
+    let max_size = node.config.maximal_upload_size_bytes;
+    let mut named = Vec::with_capacity(files.len());
+    for ready in files {
+        match name_of(layout, &ready) {
+            Ok((relative, name)) => named.push((ready, relative, name)),
+            Err(verdict) => verdicts.push((ready.path, verdict)),
+        }
+    }
+    if named.is_empty() {
+        return (verdicts, Vec::new());
+    }
+    let existing = match read_existing(node, &named) {
+        Ok(existing) => existing,
+        Err(error) => {
+            let problem = Problem::Database {
+                error: error.to_string(),
+            };
+            verdicts.extend(named.into_iter().map(|(ready, _, _)| {
+                let fingerprint = ready.fingerprint;
+                (ready.path, Verdict::Failed(problem.clone(), fingerprint))
+            }));
+            return (verdicts, Vec::new());
+        }
+    };
+    let dropbox_device = std::fs::metadata(&layout.root).map_or(0, |m| m.dev());
+    let mut choice = StoreChoice::for_batch(node, layout.config.store.as_deref(), dropbox_device);
+    let mut work = Vec::with_capacity(named.len());
+    let mut made = HashSet::new();
+    for ((ready, relative, name), existing) in named.into_iter().zip(existing) {
+        let destination = match existing {
+            Some(record) => Destination::Known(record),
+            None => match choice.take(ready.fingerprint.size) {
+                Ok((store, device)) => {
+                    let link = layout.config.link && device == ready.fingerprint.device;
+                    if let Err(error) = parent_ready(&store, &name, &mut made) {
+                        let problem = Problem::Placement {
+                            error: error.to_string(),
+                        };
+                        let fingerprint = ready.fingerprint;
+                        verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
+                        continue;
+                    }
+                    Destination::New {
+                        store,
+                        device,
+                        link,
+                    }
+                }
+                Err(problem) => {
+                    let fingerprint = ready.fingerprint;
+                    verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
+                    continue;
+                }
+            },
+        };
+        work.push((ready, relative, name, destination));
+    }
+    let algorithms = [layout.config.checksum];
+    let read = parallel_map(work, |(ready, relative, name, destination)| {
+        let opened = match open(&ready, relative, name, max_size) {
+            Ok(opened) => opened,
+            Err(verdict) => return Err((ready.path, verdict)),
+        };
+        match destination {
+            Destination::Known(record) => Err(finish_known(layout, opened, record)),
+            Destination::New {
+                store,
+                device,
+                link,
+            } => read_new(opened, store, device, link, &made, &algorithms),
+        }
+    });
+    let mut by_store: Vec<(Arc<Store>, Vec<Placement>)> = Vec::new();
+    for result in read {
+        match result {
+            Ok(placement) => match by_store
+                .iter_mut()
+                .find(|(s, _)| s.id == placement.store.id)
+            {
+                Some((_, group)) => group.push(placement),
+                None => by_store.push((placement.store.clone(), vec![placement])),
+            },
+            Err(verdict) => verdicts.push(verdict),
+        }
+    }
+    let mut placed = Vec::new();
+    for (store, group) in by_store {
+        if let Some(group) = place_group(node, &store, group, &mut verdicts) {
+            placed.push(group);
+        }
+    }
+    (verdicts, placed)
+}
+
+/// Where a file goes: its name is recorded already, or it is new to `store`.
+enum Destination {
+    Known(Existing),
+    New {
+        store: Arc<Store>,
+        device: u64,
+        link: bool,
+    },
+}
+
+/// What is recorded under a name: the file and its local copies.
+type Existing = (File, Vec<Instance>);
+
+/// The records already under each file's name, read in one transaction.
+fn read_existing(
+    node: &Node,
+    named: &[(ReadyFile, PathBuf, String)],
+) -> Result<Vec<Option<Existing>>, DbError> {
+    node.db.read(|tx| {
+        let names: Vec<&str> = named.iter().map(|(_, _, name)| name.as_str()).collect();
+        let taken = files::exist_all(tx, &names)?;
+        let mut found = Vec::with_capacity(names.len());
+        for (name, taken) in names.into_iter().zip(taken) {
+            found.push(match taken {
+                false => None,
+                true => files::get_file(tx, name)?.map(|f| (f, vec![])),
+            });
+            if let Some(Some((_, copies))) = found.last_mut() {
+                *copies = instances::of_file(tx, name)?;
+            }
+        }
+        Ok(found)
+    })
+}
+
+/// Creates (durably, once per batch) the store directory a new file goes in.
+fn parent_ready(store: &Store, name: &str, made: &mut HashSet<PathBuf>) -> std::io::Result<()> {
+    let parent = Path::new(name).parent().unwrap_or(Path::new(""));
+    if !made.contains(parent) {
+        create_dirs_durably(&store.root, parent)?;
+        made.insert(parent.to_path_buf());
+    }
+    Ok(())
+}
+
+/// A file whose name is recorded already: the same bytes mean it was ingested
+/// before (a crash came between record and removal, or it was dropped twice), and
+/// it is only removed or moved aside; other bytes are refused.
+fn finish_known(layout: &Layout, file: Opened, (record, copies): Existing) -> (PathBuf, Verdict) {
+    let algorithm = record.checksum.algorithm;
+    let digests = match read_once(&file, &[algorithm], None) {
+        Ok(digests) => digests,
+        Err(verdict) => return (file.path, verdict),
+    };
+    let same = digests.size == record.size
+        && digests.get(algorithm) == Some(&record.checksum)
+        && (copies.is_empty() || copies.iter().any(|c| c.blake3 == digests.blake3()));
+    if !same {
+        let name = file.name.clone();
+        return failed(file, Problem::NameTaken { name });
+    }
+    finish_file(layout, file, Verdict::AlreadyIngested)
+}
+
+/// Reads a new file once: hashed, and copied into an unnamed file in its store
+/// unless its very inode is to be linked there.
+fn read_new(
+    opened: Opened,
+    store: Arc<Store>,
+    device: u64,
+    same_filesystem_link: bool,
+    made: &HashSet<PathBuf>,
+    algorithms: &[crate::model::Algorithm],
+) -> Result<Placement, (PathBuf, Verdict)> {
+    let link = same_filesystem_link && opened.sole_and_ours;
+    let target = store.file_path(&opened.name);
+    let (mut how, target_inode) = if link {
+        (How::Link, opened.fingerprint.inode)
+    } else {
+        // The parent exists (made above); the set only saves a second check.
+        let created = store
+            .create_unnamed(&opened.name, &mut made.clone())
+            .and_then(|mut unnamed| {
+                let inode = unnamed.file().metadata()?.ino();
+                Ok((unnamed, inode))
+            });
+        match created {
+            Ok((unnamed, inode)) => (How::Copy(unnamed), inode),
+            Err(error) => {
+                let problem = Problem::Placement {
+                    error: error.to_string(),
+                };
+                return Err(failed(opened, problem));
+            }
+        }
+    };
+    let copy = match &mut how {
+        How::Copy(unnamed) => Some(unnamed.file()),
+        _ => None,
+    };
+    let digests = match read_once(&opened, algorithms, copy) {
+        Ok(digests) => digests,
+        Err(verdict) => return Err((opened.path, verdict)),
+    };
+    Ok(Placement {
+        opened,
+        store,
+        digests,
+        how,
+        target,
+        target_device: device,
+        target_inode,
+    })
+}
+
+/// Steps 3 and 4 for the files of one store; `None` when nothing was placed.
+fn place_group(
+    node: &Node,
+    store: &Store,
+    group: Vec<Placement>,
+    verdicts: &mut Vec<(PathBuf, Verdict)>,
+) -> Option<Placed> {
+    let intent = match write_intent(node, store.id, &group) {
+        Ok(intent) => intent,
+        Err(error) => {
+            let problem = Problem::Database {
+                error: error.to_string(),
+            };
+            verdicts.extend(group.into_iter().map(|p| failed(p.opened, problem.clone())));
+            return None;
+        }
+    };
+    let targets = group
+        .iter()
+        .map(|p| {
+            (
+                p.opened.name.clone(),
+                p.target.clone(),
+                p.target_device,
+                p.target_inode,
+            )
+        })
+        .collect();
+    let mut placed = Vec::with_capacity(group.len());
+    for result in place_all(group) {
+        match result {
+            Ok(placement) => placed.push(placement),
+            Err(refused) => verdicts.push(refused),
+        }
+    }
+    let batch = Placed {
+        intent,
+        targets,
+        placed,
+    };
+    if batch.placed.is_empty() {
+        // Nothing to record: take back whatever a failure left, forget the intent.
+        take_back_unrecorded(node, batch.intent, &batch.targets, &HashSet::new());
+        return None;
+    }
+    Some(batch)
+}

@@ -1,0 +1,152 @@
+//! The first steps of a batch: open each ready file as it was when found complete,
+//! and read its bytes once, hashing them, and copying them into an unnamed file in
+//! the store when they cannot be linked there.
+//!
+//! Invariant: every later step works on the descriptor opened here, so the bytes
+//! hashed, linked or copied are those of the very inode that was found complete.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use super::Verdict;
+use crate::checksum::{Digester, Digests};
+use crate::dropbox::layout::Layout;
+use crate::dropbox::problems::Problem;
+use crate::dropbox::tracker::{Fingerprint, ReadyFile};
+use crate::model::Algorithm;
+
+/// Largest read when copying.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// A ready file, opened.
+pub struct Opened {
+    pub path: PathBuf,
+    pub relative: PathBuf,
+    pub name: String,
+    pub file: fs::File,
+    pub fingerprint: Fingerprint,
+    /// Whether its inode may be linked into a store: it has no other name, and it
+    /// is ours (so that it can be made read-only and linked under
+    /// `fs.protected_hardlinks`).
+    pub sole_and_ours: bool,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+/// The path of a ready file inside the drop-box, and the name it is recorded as.
+pub fn name_of(layout: &Layout, ready: &ReadyFile) -> Result<(PathBuf, String), Verdict> {
+    let relative = ready
+        .path
+        .strip_prefix(&layout.root)
+        .map_err(|_| Verdict::Gone)?
+        .to_path_buf();
+    let name = layout
+        .name_for(&relative)
+        .map_err(|why| Verdict::Failed(Problem::BadName { why }, ready.fingerprint))?;
+    Ok((relative, name))
+}
+
+/// Opens a ready file, checking that it is still what was found complete.
+pub fn open(
+    ready: &ReadyFile,
+    relative: PathBuf,
+    name: String,
+    max_size: u64,
+) -> Result<Opened, Verdict> {
+    let failed = |problem| Verdict::Failed(problem, ready.fingerprint);
+    let flags = rustix::fs::OFlags::RDONLY
+        | rustix::fs::OFlags::NOFOLLOW
+        | rustix::fs::OFlags::CLOEXEC
+        | rustix::fs::OFlags::NONBLOCK;
+    let file = match rustix::fs::open(&ready.path, flags, rustix::fs::Mode::empty()) {
+        Ok(fd) => fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Err(Verdict::Gone),
+        Err(rustix::io::Errno::LOOP) => return Err(failed(Problem::NotRegular)),
+        Err(error) => {
+            return Err(failed(Problem::Unreadable {
+                error: io::Error::from(error).to_string(),
+            }));
+        }
+    };
+    let metadata = file.metadata().map_err(|e| {
+        failed(Problem::Unreadable {
+            error: e.to_string(),
+        })
+    })?;
+    if !metadata.is_file() {
+        return Err(failed(Problem::NotRegular));
+    }
+    let fingerprint = Fingerprint::of(&metadata);
+    if fingerprint != ready.fingerprint {
+        return Err(Verdict::NotReady(Some(fingerprint)));
+    }
+    if metadata.size() > max_size {
+        return Err(failed(Problem::TooLarge {
+            size: metadata.size(),
+            max: max_size,
+        }));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    Ok(Opened {
+        path: ready.path.clone(),
+        relative,
+        name,
+        file,
+        fingerprint,
+        sole_and_ours: metadata.nlink() == 1 && (metadata.uid() == euid || euid == 0),
+        mode: metadata.mode(),
+    })
+}
+
+/// Reads the file once (positioned reads: the descriptor's offset is untouched),
+/// hashing it with `algorithms` (plus BLAKE3), and writes
+/// the bytes to `copy` as well when given (then syncs nothing: the caller does).
+/// A file whose length changed while it was read is reported as not ready.
+pub fn read_once(
+    opened: &Opened,
+    algorithms: &[Algorithm],
+    copy: Option<&mut fs::File>,
+) -> Result<Digests, Verdict> {
+    let unreadable = |error: io::Error| {
+        Verdict::Failed(
+            Problem::Unreadable {
+                error: error.to_string(),
+            },
+            opened.fingerprint,
+        )
+    };
+    let size = opened.fingerprint.size;
+    let mut digester = Digester::new(algorithms, Some(size));
+    // One byte more than expected, so that a file of the expected size is read in
+    // one call that also shows its end.
+    let mut buffer = vec![0u8; (size as usize + 1).clamp(4096, CHUNK_BYTES)];
+    let mut output = copy;
+    let mut offset = 0u64;
+    loop {
+        let read = match rustix::io::pread(&opened.file, &mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(error) => return Err(unreadable(error.into())),
+        };
+        offset += read as u64;
+        if let Some(out) = output.as_mut() {
+            out.write_all(&buffer[..read]).map_err(|e| {
+                Verdict::Failed(
+                    Problem::Placement {
+                        error: format!("cannot write the copy: {e}"),
+                    },
+                    opened.fingerprint,
+                )
+            })?;
+        }
+        digester.update_slice(&buffer[..read]);
+    }
+    let digests = digester.finish();
+    if digests.size != size {
+        return Err(Verdict::NotReady(None));
+    }
+    Ok(digests)
+}

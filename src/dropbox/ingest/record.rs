@@ -1,0 +1,127 @@
+//! The two transactions of a batch: the intent (what is about to be placed, and
+//! where), durable before anything is placed; then File + Instance for every
+//! placed file, in the same transaction that forgets the intent.
+
+use std::collections::HashSet;
+
+use super::place::Placement;
+use crate::db::DbError;
+use crate::db::repo::{dropbox_intents, files, instances, next_id, next_ids};
+use crate::model::{DropboxIntent, File, Instance, IntentItem, Timestamp};
+use crate::node::Node;
+
+/// What the records say besides the bytes.
+pub struct RecordAs<'a> {
+    pub uploader: &'a str,
+    pub algorithm: crate::model::Algorithm,
+    pub deletion_policy: crate::model::DeletionPolicy,
+}
+
+/// Records (durably) the intent to place `items`; returns its id.
+pub fn write_intent(node: &Node, store_id: u64, items: &[Placement]) -> Result<u64, DbError> {
+    let items: Vec<IntentItem> = items
+        .iter()
+        .map(|p| IntentItem {
+            name: p.opened.name.clone(),
+            source: p.opened.path.to_string_lossy().into_owned(),
+            source_device: p.opened.fingerprint.device,
+            source_inode: p.opened.fingerprint.inode,
+            target: p.target.to_string_lossy().into_owned(),
+            target_device: p.target_device,
+            target_inode: p.target_inode,
+        })
+        .collect();
+    node.db.write_blocking(move |txn| {
+        let intent = DropboxIntent {
+            id: next_id(txn, "dropbox_intents")?,
+            store_id,
+            items,
+        };
+        dropbox_intents::put_intent(txn, &intent)?;
+        Ok(Ok::<_, DbError>(intent.id))
+    })
+}
+
+/// Forgets an intent whose placements were all taken back.
+pub fn forget_intent(node: &Node, id: u64) -> Result<(), DbError> {
+    node.db.write_blocking(move |txn| {
+        dropbox_intents::delete_intent(txn, id)?;
+        Ok(Ok::<_, DbError>(()))
+    })
+}
+
+/// Records every placed item in one transaction; `true` for each item recorded.
+/// An item whose name was recorded meanwhile is refused (nothing written for
+/// it). When `whole_intent` (these are all the intent's items) and every item is
+/// recorded, the intent is forgotten in the same transaction; otherwise the
+/// caller takes back what is not recorded, then forgets it.
+pub fn record_all(
+    node: &Node,
+    intent: u64,
+    placed: &[Placement],
+    record_as: &RecordAs,
+    whole_intent: bool,
+) -> Result<Vec<bool>, DbError> {
+    let now = Timestamp::now();
+    let work: Vec<(File, Instance)> = placed
+        .iter()
+        .map(|p| records_for(p, record_as, now))
+        .collect();
+    node.db.write_blocking(move |txn| {
+        let names: Vec<&str> = work.iter().map(|(f, _)| f.name.as_str()).collect();
+        let taken = files::exist_all(txn, &names)?;
+        let mut claimed = HashSet::new();
+        let accepted: Vec<bool> = names
+            .iter()
+            .zip(&taken)
+            .map(|(name, taken)| !taken && claimed.insert(*name))
+            .collect();
+        let count = accepted.iter().filter(|a| **a).count();
+        if count > 0 {
+            let first_id = next_ids(txn, "instances", count as u64)?;
+            let mut new_files = Vec::with_capacity(count);
+            let mut new_instances = Vec::with_capacity(count);
+            let chosen = work.iter().zip(&accepted).filter(|(_, a)| **a);
+            for (offset, ((file, instance), _)) in chosen.enumerate() {
+                let mut instance = instance.clone();
+                instance.id = first_id + offset as u64;
+                new_files.push(file.clone());
+                new_instances.push(instance);
+            }
+            files::insert_all(txn, &new_files)?;
+            instances::put_instances(txn, &new_instances)?;
+        }
+        if whole_intent && count == accepted.len() {
+            dropbox_intents::delete_intent(txn, intent)?;
+        }
+        Ok(Ok::<_, DbError>(accepted))
+    })
+}
+
+fn records_for(placed: &Placement, record_as: &RecordAs, now: Timestamp) -> (File, Instance) {
+    let checksum = placed
+        .digests
+        .get(record_as.algorithm)
+        .cloned()
+        .expect("the recorded algorithm is computed when the bytes are read");
+    let file = File {
+        name: placed.opened.name.clone(),
+        create_time: now,
+        size: placed.digests.size,
+        checksum,
+        uploader: record_as.uploader.to_string(),
+        source: record_as.uploader.to_string(),
+    };
+    let instance = Instance {
+        id: 0,
+        file_name: file.name.clone(),
+        store_id: placed.store.id,
+        path: placed.target.to_string_lossy().into_owned(),
+        deletion_policy: record_as.deletion_policy,
+        created_time: now,
+        available: true,
+        blake3: placed.digests.blake3(),
+        verified_time: now,
+    };
+    (file, instance)
+}

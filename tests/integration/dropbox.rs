@@ -1,0 +1,450 @@
+//! Drop-box ingest against real nodes: bursts ingested exactly once, slow writers
+//! waited for, files dropped while the node was down, move-aside, names already
+//! taken, nested and moved-in directories, a SIGKILL in the middle of a burst, and
+//! start-up refusing bad `[[dropbox]]` tables.
+//!
+//! Waiting: the tests wait for conditions the node makes true (a file recorded, a
+//! drop-box emptied, a retry logged), with deadlines. Real time passes only where
+//! it is the subject: a slow writer must outlast the settle time.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::config::assert_refused_naming;
+use crate::node::TestNode;
+use crate::support::md5;
+
+/// How long the node may take to ingest what a test dropped (debug build).
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A node with one drop-box at `<data>/dropbox`, prefix `p`, JSON logs, and
+/// `extra` lines added to the drop-box table.
+fn dropbox_node(extra: &str) -> TestNode {
+    TestNode::with_config(&format!(
+        "log_format = \"json\"\n[[dropbox]]\npath = \"dropbox\"\nprefix = \"p\"\n{extra}"
+    ))
+}
+
+const DELETE: &str = "after_ingest = \"delete\"\nsettle_seconds = 1\n";
+
+fn dropbox(node: &TestNode) -> PathBuf {
+    node.data_dir.join("dropbox")
+}
+
+/// Waits (polling, with a deadline) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Regular files under `dir`, relative to it.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// The record of `name`, if the node has one.
+fn recorded(node: &TestNode, name: &str) -> Option<Value> {
+    let (status, found) = node.search_name(name);
+    match status {
+        404 => None,
+        200 => {
+            assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+            Some(found[0].clone())
+        }
+        _ => panic!("search/file {name}: {status} {found}"),
+    }
+}
+
+/// Every file the drop-box recorded (uploader `dropbox`), by name.
+fn recorded_by_dropbox(node: &TestNode) -> Vec<Value> {
+    let (status, found) = node.post_admin(
+        "search/file",
+        json!({"uploader": "dropbox", "max_results": 100_000}),
+    );
+    match status {
+        404 => Vec::new(),
+        200 => found.as_array().unwrap().clone(),
+        _ => panic!("search/file: {status} {found}"),
+    }
+}
+
+/// Uncleared errors raised by drop-boxes.
+fn dropbox_errors(node: &TestNode) -> Vec<Value> {
+    let (status, found) = node.post_admin("search/error", json!({"max_results": 1000}));
+    if status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(status, 200, "{found}");
+    let all = found.as_array().unwrap().clone();
+    all.into_iter()
+        .filter(|e| e["caller"] == "dropbox")
+        .collect()
+}
+
+/// The node's JSON log lines whose message is `message`.
+fn logged(node: &TestNode, message: &str) -> Vec<Value> {
+    let text = fs::read_to_string(node.dir.path().join("stderr.log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == message)
+        .collect()
+}
+
+/// Checks that the record of `name` describes `bytes`, and that its stored copy
+/// holds them.
+fn assert_recorded_as(node: &TestNode, record: &Value, bytes: &[u8]) {
+    let name = record["name"].as_str().unwrap();
+    assert_eq!(record["checksum"], md5(bytes), "{name}");
+    assert_eq!(record["size"], bytes.len(), "{name}");
+    assert_eq!(record["uploader"], "dropbox", "{name}");
+    let path = record["instances"][0]["path"].as_str().unwrap();
+    assert_eq!(path, node.store_root().join(name).to_str().unwrap());
+    assert_eq!(fs::read(path).unwrap(), bytes, "{name}");
+}
+
+fn content(index: usize) -> Vec<u8> {
+    format!("file {index}\n").repeat(1 + index % 7).into_bytes()
+}
+
+#[test]
+fn a_burst_of_files_is_ingested_exactly_once() {
+    let node = dropbox_node(DELETE);
+    let root = dropbox(&node);
+    let count = 2000;
+    let mut expected = BTreeSet::new();
+    for index in 0..count {
+        let relative = format!("run-{}/f{index:05}.dat", index % 4);
+        let path = root.join(&relative);
+        if index < 4 {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+        }
+        fs::write(&path, content(index)).unwrap();
+        expected.insert(format!("p/{relative}"));
+    }
+    wait_until("the drop-box is empty", || files_under(&root).is_empty());
+    let records = recorded_by_dropbox(&node);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), count, "one record per file");
+    assert_eq!(
+        names
+            .iter()
+            .copied()
+            .map(String::from)
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    for record in &records {
+        let name = record["name"].as_str().unwrap();
+        let index: usize = name[name.len() - 9..name.len() - 4].parse().unwrap();
+        assert_recorded_as(&node, record, &content(index));
+    }
+    assert_eq!(files_under(&node.store_root().join("p")).len(), count);
+    assert!(dropbox_errors(&node).is_empty());
+    // A sample by name: each name is found once.
+    for name in expected.iter().step_by(97) {
+        assert!(recorded(&node, name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn a_slow_writer_is_not_ingested_before_it_is_complete() {
+    let node = dropbox_node(DELETE);
+    let path = dropbox(&node).join("slow.dat");
+    let mut file = fs::File::create(&path).unwrap();
+    let mut written = Vec::new();
+    // Growing for well past the settle time (1 s), then idle but still open for
+    // twice the settle time.
+    for part in 0..6 {
+        let chunk = format!("part {part}\n").repeat(100).into_bytes();
+        file.write_all(&chunk).unwrap();
+        written.extend_from_slice(&chunk);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(
+        recorded(&node, "p/slow.dat").is_none(),
+        "ingested while open"
+    );
+    assert!(path.exists());
+    file.write_all(b"the end\n").unwrap();
+    written.extend_from_slice(b"the end\n");
+    drop(file);
+    wait_until("slow.dat is recorded", || {
+        recorded(&node, "p/slow.dat").is_some()
+    });
+    let record = recorded(&node, "p/slow.dat").unwrap();
+    assert_recorded_as(&node, &record, &written);
+    wait_until("slow.dat leaves the drop-box", || !path.exists());
+}
+
+#[test]
+fn files_dropped_while_the_node_is_stopped_are_ingested_after_it_starts() {
+    let mut node = dropbox_node(DELETE);
+    node.stop();
+    let root = dropbox(&node);
+    fs::create_dir_all(root.join("night/deep")).unwrap();
+    fs::write(root.join("night/a.dat"), b"dropped at night").unwrap();
+    fs::write(root.join("night/deep/b.dat"), b"also at night").unwrap();
+    fs::write(root.join("c.dat"), b"and this").unwrap();
+    node.start_again();
+    wait_until("the drop-box is empty", || files_under(&root).is_empty());
+    for (name, bytes) in [
+        ("p/night/a.dat", &b"dropped at night"[..]),
+        ("p/night/deep/b.dat", b"also at night"),
+        ("p/c.dat", b"and this"),
+    ] {
+        let record = recorded(&node, name).unwrap_or_else(|| panic!("{name} not recorded"));
+        assert_recorded_as(&node, &record, bytes);
+    }
+}
+
+#[test]
+fn move_mode_moves_ingested_files_aside_and_never_ingests_them_again() {
+    // Copied rather than linked: the moved-aside files stay independent.
+    let mut node = dropbox_node(
+        "after_ingest = \"move\"\nmove_to = \"dropbox/done\"\nsettle_seconds = 1\nlink = false\n",
+    );
+    let root = dropbox(&node);
+    fs::create_dir_all(root.join("sub")).unwrap();
+    fs::write(root.join("x.dat"), b"x").unwrap();
+    fs::write(root.join("sub/y.dat"), b"yy").unwrap();
+    wait_until("both are moved aside", || {
+        files_under(&root) == BTreeSet::from(["done/x.dat".into(), "done/sub/y.dat".into()])
+    });
+    assert_recorded_as(&node, &recorded(&node, "p/x.dat").unwrap(), b"x");
+    assert_recorded_as(&node, &recorded(&node, "p/sub/y.dat").unwrap(), b"yy");
+    assert_eq!(fs::read(root.join("done/sub/y.dat")).unwrap(), b"yy");
+    let inode = |path: PathBuf| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    assert_ne!(
+        inode(root.join("done/x.dat")),
+        inode(node.store_root().join("p/x.dat")),
+        "link = false keeps a copy of its own"
+    );
+    // A restart rescans everything; a marker dropped meanwhile settles along with
+    // anything else that scan found, so once it is in, done/ was passed over.
+    node.stop();
+    fs::write(root.join("marker.dat"), b"m").unwrap();
+    node.start_again();
+    wait_until("the marker is moved aside", || {
+        root.join("done/marker.dat").exists()
+    });
+    assert!(recorded(&node, "p/marker.dat").is_some());
+    assert!(recorded(&node, "p/done/x.dat").is_none());
+    assert!(recorded(&node, "p/done/sub/y.dat").is_none());
+    assert_eq!(recorded_by_dropbox(&node).len(), 3);
+}
+
+#[test]
+fn a_taken_name_keeps_the_file_and_reports_one_error() {
+    let node =
+        dropbox_node("after_ingest = \"delete\"\nsettle_seconds = 1\nrescan_seconds = 0.2\n");
+    let root = dropbox(&node);
+    node.upload("p/taken.dat", b"first comer");
+    node.upload("p/same.dat", b"same bytes");
+    fs::write(root.join("same.dat"), b"same bytes").unwrap();
+    fs::write(root.join("taken.dat"), b"latecomer").unwrap();
+    // The same bytes under a recorded name were ingested already: only removed.
+    wait_until("same.dat leaves the drop-box", || {
+        !root.join("same.dat").exists()
+    });
+    let refusals = || {
+        logged(&node, "drop-box files done")
+            .iter()
+            .filter(|line| line["fields"]["refused"] == 1)
+            .count()
+    };
+    wait_until("taken.dat was tried three times", || refusals() >= 3);
+    let errors = dropbox_errors(&node);
+    assert_eq!(errors.len(), 1, "one error, not one per retry: {errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(root.join("taken.dat").to_str().unwrap()),
+        "{message}"
+    );
+    assert!(message.contains("p/taken.dat"), "{message}");
+    assert_eq!(errors[0]["category"], "transfer");
+    assert_eq!(fs::read(root.join("taken.dat")).unwrap(), b"latecomer");
+    assert_eq!(
+        recorded(&node, "p/taken.dat").unwrap()["checksum"],
+        md5(b"first comer")
+    );
+    assert_eq!(recorded_by_dropbox(&node).len(), 0);
+
+    // Cleared by an operator while the problem lasts: reported again.
+    let (status, body) = node.post_admin("error/clear", json!({"id": errors[0]["id"]}));
+    assert_eq!(status, 200, "{body}");
+    wait_until("the problem is reported again", || {
+        dropbox_errors(&node).len() == 1
+    });
+    assert_ne!(dropbox_errors(&node)[0]["id"], errors[0]["id"]);
+
+    // A changed file is tried again at once: now it holds the recorded bytes.
+    fs::write(root.join("taken.dat"), b"first comer").unwrap();
+    wait_until("taken.dat leaves the drop-box", || {
+        !root.join("taken.dat").exists()
+    });
+    assert_eq!(
+        recorded(&node, "p/taken.dat").unwrap()["uploader"],
+        "test-uploader"
+    );
+}
+
+#[test]
+fn with_no_store_enabled_files_wait_and_are_reported_once() {
+    let node =
+        dropbox_node("after_ingest = \"delete\"\nsettle_seconds = 1\nrescan_seconds = 0.2\n");
+    let root = dropbox(&node);
+    let body = json!({"store_name": "main", "enabled": false});
+    assert_eq!(node.post_admin("admin/stores/state_change", body).0, 200);
+    for name in ["a.dat", "b.dat"] {
+        fs::write(root.join(name), name).unwrap();
+    }
+    wait_until("the files were refused twice", || {
+        let refusals = logged(&node, "drop-box files done")
+            .iter()
+            .map(|line| line["fields"]["refused"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        refusals >= 4
+    });
+    let errors = dropbox_errors(&node);
+    assert_eq!(errors.len(), 1, "one problem for the drop-box: {errors:?}");
+    assert_eq!(errors[0]["category"], "configuration");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("no store"),
+        "{errors:?}"
+    );
+    assert_eq!(files_under(&root).len(), 2, "nothing is deleted");
+    let body = json!({"store_name": "main", "enabled": true});
+    assert_eq!(node.post_admin("admin/stores/state_change", body).0, 200);
+    wait_until("both are ingested at a later rescan", || {
+        files_under(&root).is_empty()
+    });
+    assert_recorded_as(&node, &recorded(&node, "p/a.dat").unwrap(), b"a.dat");
+    assert_recorded_as(&node, &recorded(&node, "p/b.dat").unwrap(), b"b.dat");
+}
+
+#[test]
+fn nested_and_moved_in_directories_give_prefixed_relative_names() {
+    let node = dropbox_node(DELETE);
+    let root = dropbox(&node);
+    fs::create_dir_all(root.join("sub/dir")).unwrap();
+    fs::write(root.join("sub/dir/name"), b"nested").unwrap();
+    let outside = node.dir.path().join("prepared");
+    fs::create_dir_all(outside.join("a/b")).unwrap();
+    fs::write(outside.join("a/b/c.dat"), b"moved in").unwrap();
+    fs::write(outside.join("top.dat"), b"moved too").unwrap();
+    fs::write(outside.join("a/partial.part"), b"ignored").unwrap();
+    fs::rename(&outside, root.join("tree")).unwrap();
+    wait_until("the drop-box holds only the ignored file", || {
+        files_under(&root) == BTreeSet::from(["tree/a/partial.part".into()])
+    });
+    assert_recorded_as(
+        &node,
+        &recorded(&node, "p/sub/dir/name").unwrap(),
+        b"nested",
+    );
+    assert_recorded_as(
+        &node,
+        &recorded(&node, "p/tree/a/b/c.dat").unwrap(),
+        b"moved in",
+    );
+    assert_recorded_as(
+        &node,
+        &recorded(&node, "p/tree/top.dat").unwrap(),
+        b"moved too",
+    );
+    assert!(recorded(&node, "p/tree/a/partial.part").is_none());
+}
+
+#[test]
+fn a_kill_during_a_burst_loses_nothing_and_records_nothing_twice() {
+    let mut node = dropbox_node(DELETE);
+    let root = dropbox(&node);
+    let count = 1200;
+    for index in 0..count {
+        let path = root.join(format!("k{}/f{index:05}.dat", index % 3));
+        if index < 3 {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+        }
+        fs::write(path, content(index)).unwrap();
+    }
+    wait_until("ingest is under way", || files_under(&root).len() < count);
+    node.kill();
+    node.start_again();
+    wait_until("the drop-box is empty", || files_under(&root).is_empty());
+    let records = recorded_by_dropbox(&node);
+    assert_eq!(records.len(), count);
+    for record in &records {
+        let name = record["name"].as_str().unwrap();
+        let index: usize = name[name.len() - 9..name.len() - 4].parse().unwrap();
+        assert_recorded_as(&node, record, &content(index));
+    }
+    // No bytes without a record: the store holds exactly the recorded files.
+    assert_eq!(files_under(&node.store_root().join("p")).len(), count);
+}
+
+#[test]
+fn a_drop_box_without_path_is_refused() {
+    assert_refused_naming(
+        "[[dropbox]]\nprefix = \"p\"\nafter_ingest = \"delete\"\n",
+        "path",
+    );
+}
+
+#[test]
+fn move_without_move_to_is_refused() {
+    assert_refused_naming(
+        "[[dropbox]]\npath = \"in\"\nprefix = \"p\"\nafter_ingest = \"move\"\n",
+        "dropbox[0].move_to",
+    );
+}
+
+#[test]
+fn a_drop_box_inside_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quire.toml");
+    fs::write(
+        &config,
+        "[[dropbox]]\npath = \"store/in\"\nprefix = \"p\"\nafter_ingest = \"delete\"\n",
+    )
+    .unwrap();
+    let output = crate::node::quire_command()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("dropbox[0].path"), "{stderr}");
+    assert!(stderr.contains("store 'main'"), "{stderr}");
+}
