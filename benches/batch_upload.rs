@@ -15,23 +15,21 @@
 //! QUIRE_BENCH_FILE_SIZE (bytes, K/M/G suffixes; default 4K), QUIRE_BENCH_PAIRS
 //! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory).
 
+// Each benchmark uses its own part of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
-use std::fs;
-use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use common::measure::{Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::{PAIRS_VAR, QUIRE, RandomBytes, Scratch, env_count};
+use common::tree::{FILES_PER_DIR, check_space, count_files, write_random_tree};
+use common::{PAIRS_VAR, QUIRE, Scratch, env_count};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
 const FILES_VAR: &str = "QUIRE_BENCH_FILES";
 const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
-/// Files per subdirectory of the source tree.
-const FILES_PER_DIR: u64 = 1000;
 
 fn main() {
     let files = env_count(FILES_VAR, 10_000).max(1);
@@ -43,7 +41,7 @@ fn main() {
         "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
          {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
     );
-    check_space(scratch.path(), files, file_size, pairs);
+    check_space(scratch.path(), files, file_size, 2 * pairs + 1);
     let source = scratch.path().join("source");
     write_random_tree(&source, files, file_size);
     let mut node = Node::start(scratch.path());
@@ -89,28 +87,6 @@ fn main() {
     scratch.finish();
 }
 
-/// Writes `files` files of `size` random bytes under `root`, `FILES_PER_DIR` per
-/// subdirectory, and syncs them.
-fn write_random_tree(root: &Path, files: u64, size: u64) {
-    let started = Instant::now();
-    let mut random = RandomBytes::new();
-    let mut buffer = vec![0u8; size as usize];
-    for index in 0..files {
-        let directory = root.join(format!("d{:03}", index / FILES_PER_DIR));
-        if index % FILES_PER_DIR == 0 {
-            fs::create_dir_all(&directory).expect("creating a source directory");
-        }
-        random.fill(&mut buffer);
-        fs::write(directory.join(format!("f{index:06}")), &buffer).expect("writing a source file");
-    }
-    rustix::fs::sync();
-    println!(
-        "source: {} ({files} files of {size} random bytes) written and synced in {:.1} s",
-        root.display(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
 /// Checks (untimed) that every file was uploaded and is in the store.
 fn check_batch(node: &Node, stdout: &str, prefix: &str, files: u64) {
     let summary: serde_json::Value = serde_json::from_str(stdout)
@@ -135,34 +111,4 @@ fn check_batch(node: &Node, stdout: &str, prefix: &str, files: u64) {
         "{} holds {stored} files",
         stored_tree.display()
     );
-}
-
-/// Fails early unless the filesystem has room for every pair's outputs of both
-/// sides (plus the source) with a quarter of its free space to spare.
-fn check_space(root: &Path, files: u64, size: u64, pairs: u64) {
-    let stat = rustix::fs::statvfs(root).expect("statvfs of the scratch directory");
-    let block = stat.f_frsize.max(1);
-    let copies = 2 * pairs + 1;
-    let bytes = copies * files * size.div_ceil(block).max(1) * block;
-    let inodes = copies * files;
-    let free_bytes = stat.f_bavail * block;
-    println!(
-        "outputs: kept until the end (about {} MiB and {inodes} inodes; {} MiB and {} \
-         inodes free)",
-        bytes >> 20,
-        free_bytes >> 20,
-        stat.f_favail
-    );
-    if bytes > free_bytes / 4 * 3 || inodes > stat.f_favail / 4 * 3 {
-        panic!("not enough free space for {copies} copies of the tree; lower QUIRE_BENCH_PAIRS");
-    }
-}
-
-/// Counts the regular files under `path`.
-fn count_files(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .count() as u64
 }

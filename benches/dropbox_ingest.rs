@@ -30,14 +30,14 @@ use std::time::{Duration, Instant};
 
 use common::measure::{Run, Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::{PAIRS_VAR, RandomBytes, Scratch, env_count};
+use common::tree::{FILES_PER_DIR, check_space, count_files, write_random_tree};
+use common::{PAIRS_VAR, Scratch, env_count};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
 const FILES_VAR: &str = "QUIRE_BENCH_FILES";
 const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
 /// Files per subdirectory of the source tree.
-const FILES_PER_DIR: u64 = 1000;
 /// How often the drop-box is looked at while waiting for it to empty.
 const POLL: Duration = Duration::from_millis(5);
 /// Longest wait for one drop.
@@ -55,7 +55,7 @@ fn main() {
         "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
          {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
     );
-    check_space(scratch.path(), files, file_size, pairs);
+    check_space(scratch.path(), files, file_size, 3 * pairs + 1);
     let source = scratch.path().join("source");
     write_random_tree(&source, files, file_size);
     let dropbox = scratch.path().join("dropbox");
@@ -189,56 +189,4 @@ fn md5_hex(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
-}
-
-/// Writes `files` files of `size` random bytes under `root`, `FILES_PER_DIR` per
-/// subdirectory, and syncs them.
-fn write_random_tree(root: &Path, files: u64, size: u64) {
-    let started = Instant::now();
-    let mut random = RandomBytes::new();
-    let mut buffer = vec![0u8; size as usize];
-    for index in 0..files {
-        let directory = root.join(format!("d{:03}", index / FILES_PER_DIR));
-        if index % FILES_PER_DIR == 0 {
-            fs::create_dir_all(&directory).expect("creating a source directory");
-        }
-        random.fill(&mut buffer);
-        fs::write(directory.join(format!("f{index:06}")), &buffer).expect("writing a source file");
-    }
-    rustix::fs::sync();
-    println!(
-        "source: {} ({files} files of {size} random bytes) written and synced in {:.1} s",
-        root.display(),
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Fails early unless the filesystem has room for every pair's outputs (baseline,
-/// moved-in and written-in trees) plus the source, with a quarter to spare.
-fn check_space(root: &Path, files: u64, size: u64, pairs: u64) {
-    let stat = rustix::fs::statvfs(root).expect("statvfs of the scratch directory");
-    let block = stat.f_frsize.max(1);
-    let copies = 3 * pairs + 1;
-    let bytes = copies * files * size.div_ceil(block).max(1) * block;
-    let inodes = copies * files;
-    let free_bytes = stat.f_bavail * block;
-    println!(
-        "outputs: kept until the end (about {} MiB and {inodes} inodes; {} MiB and {} \
-         inodes free)",
-        bytes >> 20,
-        free_bytes >> 20,
-        stat.f_favail
-    );
-    if bytes > free_bytes / 4 * 3 || inodes > stat.f_favail / 4 * 3 {
-        panic!("not enough free space for {copies} copies of the tree; lower QUIRE_BENCH_PAIRS");
-    }
-}
-
-/// Counts the regular files under `path`.
-fn count_files(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .count() as u64
 }

@@ -7,6 +7,8 @@
 //! suffixes; default 1G), QUIRE_BENCH_PAIRS (default 5), QUIRE_BENCH_SETTLE_SECS
 //! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory).
 
+// Each benchmark uses its own part of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::fs::{self, File};

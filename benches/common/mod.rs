@@ -8,6 +8,7 @@
 
 pub mod measure;
 pub mod node;
+pub mod tree;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -26,6 +26,17 @@ pub struct Verification {
     pub problem: Option<String>,
 }
 
+/// The answer for a copy that could not be read (missing, unreadable).
+fn unreadable(instance: &Instance, error: std::io::Error) -> Verification {
+    Verification {
+        instance: instance.clone(),
+        current: None,
+        matches: false,
+        cached: false,
+        problem: Some(error.to_string()),
+    }
+}
+
 /// The answer for a copy verified less than `trust_for` ago, if it was.
 fn cached_verification(
     file: &File,
@@ -63,13 +74,7 @@ pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) ->
                 problem: None,
             }
         }
-        Err(error) => Verification {
-            instance: instance.clone(),
-            current: None,
-            matches: false,
-            cached: false,
-            problem: Some(error.to_string()),
-        },
+        Err(error) => unreadable(instance, error),
     }
 }
 
@@ -98,13 +103,7 @@ pub fn verify_instance_blake3(
                 problem: None,
             }
         }
-        Err(error) => Verification {
-            instance: instance.clone(),
-            current: None,
-            matches: false,
-            cached: false,
-            problem: Some(error.to_string()),
-        },
+        Err(error) => unreadable(instance, error),
     }
 }
 
