@@ -121,10 +121,7 @@ pub enum TransferSwitch {
 
 /// Runs `quire librarians`.
 pub fn run(args: LibrariansArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let json = args.json;
         match args

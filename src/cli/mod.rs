@@ -13,3 +13,13 @@ pub mod tasks;
 pub mod upload;
 pub mod users;
 pub mod validate;
+
+/// Runs a client subcommand's async body on a single-threaded runtime.
+pub(crate) fn block_on(
+    body: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(body)
+}

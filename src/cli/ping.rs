@@ -29,10 +29,7 @@ struct PingReport {
 /// Runs `quire ping`; fails if the node cannot be reached or the credentials are
 /// wrong.
 pub fn run(args: PingArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let answer = client.ping().await?;
         let credentials_valid = client.ping_logged().await.is_ok();

@@ -37,10 +37,7 @@ pub struct SearchArgs {
 
 /// Runs `quire search`, newest files first.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let window = (args.since.is_some() || args.until.is_some()).then(|| {
             vec![

@@ -36,10 +36,7 @@ pub enum StoresAction {
 
 /// Runs `quire stores`.
 pub fn run(args: StoresArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let (store, enabled) = match args.action.unwrap_or(StoresAction::List) {
             StoresAction::List => {

@@ -51,10 +51,7 @@ pub enum TasksAction {
 
 /// Runs `quire tasks`.
 pub fn run(args: TasksArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         match args.action.unwrap_or(TasksAction::List) {
             TasksAction::List => {

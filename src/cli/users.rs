@@ -62,10 +62,7 @@ fn parse_level(text: &str) -> Result<AuthLevel, String> {
 
 /// Runs `quire users`.
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let json = args.json;
         match args.action.unwrap_or(UsersAction::List) {

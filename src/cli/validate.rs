@@ -19,10 +19,7 @@ pub struct ValidateArgs {
 
 /// Runs `quire validate`; fails if any copy does not match.
 pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    super::block_on(async {
         let client = args.connection.client()?;
         let rows = client.validate(&args.name).await?;
         let bad = rows.iter().filter(|r| !r.computed_same_checksum).count();
