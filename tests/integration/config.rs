@@ -4,37 +4,45 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::node::{quire_command, signal, wait_for_listen_address, wait_with_deadline};
 
-/// Runs `quire serve` with `config` as its TOML file; it must exit by itself.
-/// Returns the exit status, stderr, and whether the data directory was created.
-fn serve_with_config(config: &str) -> (ExitStatus, String, bool) {
+/// Runs `quire serve` in a fresh temporary directory with `configure` adding its
+/// options (given that directory); it must exit by itself. Returns the exit status,
+/// stderr, and whether the data directory was created.
+pub fn serve_until_exit(configure: impl FnOnce(&mut Command, &Path)) -> (ExitStatus, String, bool) {
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("quire.toml");
-    fs::write(&config_path, config).unwrap();
     let data_dir = dir.path().join("data");
     let stderr_path = dir.path().join("stderr.log");
-    let child = quire_command()
+    let mut command = quire_command();
+    command
         .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
         .arg("--data-dir")
         .arg(&data_dir)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+        .stderr(fs::File::create(&stderr_path).unwrap());
+    configure(&mut command, dir.path());
+    let child = command.spawn().unwrap();
     let status = wait_with_deadline(child, Duration::from_secs(60));
     let stderr = fs::read_to_string(&stderr_path).unwrap();
     (status, stderr, data_dir.exists())
+}
+
+/// Runs `quire serve` with `config` as its TOML file; it must exit by itself.
+/// Returns the exit status, stderr, and whether the data directory was created.
+fn serve_with_config(config: &str) -> (ExitStatus, String, bool) {
+    serve_until_exit(|command, dir| {
+        let config_path = dir.join("quire.toml");
+        fs::write(&config_path, config).unwrap();
+        command.arg("--config").arg(config_path);
+    })
 }
 
 pub fn assert_refused_naming(config: &str, key: &str) {

@@ -3,12 +3,11 @@
 //! `quire tasks`, and integrity findings reported through `search/error`.
 
 use std::fs;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::node::{TestNode, quire_command, wait_with_deadline};
+use crate::node::{TestNode, quire_command};
 
 /// A node whose default store is checked by a task that only runs at start-up and on
 /// demand; `checksum_timeout = 0` so every run re-hashes.
@@ -226,24 +225,12 @@ fn quire_tasks_lists_and_runs_through_the_api() {
 
 /// Starts `quire serve` with a background file; returns (exited by itself?, stderr).
 fn serve_with_background(json_text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let background = dir.path().join("background.json");
-    fs::write(&background, json_text).unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let child = quire_command()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .env("LIBRARIAN_BACKGROUND_CONFIG", &background)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let status = wait_with_deadline(child, Duration::from_secs(60));
-    (!status.success(), fs::read_to_string(&stderr_path).unwrap())
+    let (status, stderr, _) = crate::config::serve_until_exit(|command, dir| {
+        let background = dir.join("background.json");
+        fs::write(&background, json_text).unwrap();
+        command.env("LIBRARIAN_BACKGROUND_CONFIG", background);
+    });
+    (!status.success(), stderr)
 }
 
 #[test]
