@@ -21,29 +21,22 @@ mod common;
 
 use std::process::Command;
 
+use common::QUIRE;
 use common::measure::{Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::tree::{FILES_PER_DIR, check_space, count_files, write_random_tree};
-use common::{PAIRS_VAR, QUIRE, Scratch, env_count};
+use common::tree::{SmallFiles, count_files};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
-const FILES_VAR: &str = "QUIRE_BENCH_FILES";
-const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
 
 fn main() {
-    let files = env_count(FILES_VAR, 10_000).max(1);
-    let file_size = env_count(FILE_SIZE_VAR, 4096);
-    let pairs = env_count(PAIRS_VAR, 5).max(1);
-    let scratch = Scratch::new();
-    common::print_header("batch_upload (many small files)", &scratch);
-    println!(
-        "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
-         {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
-    );
-    check_space(scratch.path(), files, file_size, 2 * pairs + 1);
-    let source = scratch.path().join("source");
-    write_random_tree(&source, files, file_size);
+    let SmallFiles {
+        files,
+        pairs,
+        scratch,
+        source,
+        ..
+    } = SmallFiles::prepare("batch_upload (many small files)", 2);
     let mut node = Node::start(scratch.path());
 
     let work = Work {

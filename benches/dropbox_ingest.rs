@@ -30,13 +30,10 @@ use std::time::{Duration, Instant};
 
 use common::measure::{Run, Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::tree::{FILES_PER_DIR, check_space, count_files, write_random_tree};
-use common::{PAIRS_VAR, Scratch, env_count};
+use common::tree::{SmallFiles, count_files};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
-const FILES_VAR: &str = "QUIRE_BENCH_FILES";
-const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
 /// Files per subdirectory of the source tree.
 /// How often the drop-box is looked at while waiting for it to empty.
 const POLL: Duration = Duration::from_millis(5);
@@ -46,18 +43,13 @@ const DROP_DEADLINE: Duration = Duration::from_secs(600);
 const PREFIX: &str = "bench";
 
 fn main() {
-    let files = env_count(FILES_VAR, 10_000).max(1);
-    let file_size = env_count(FILE_SIZE_VAR, 4096);
-    let pairs = env_count(PAIRS_VAR, 5).max(1);
-    let scratch = Scratch::new();
-    common::print_header("dropbox_ingest (many small files dropped in)", &scratch);
-    println!(
-        "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
-         {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
-    );
-    check_space(scratch.path(), files, file_size, 3 * pairs + 1);
-    let source = scratch.path().join("source");
-    write_random_tree(&source, files, file_size);
+    let SmallFiles {
+        files,
+        pairs,
+        scratch,
+        source,
+        ..
+    } = SmallFiles::prepare("dropbox_ingest (many small files dropped in)", 3);
     let dropbox = scratch.path().join("dropbox");
     let config = format!(
         "max_search_results = {}\n[[dropbox]]\npath = \"{}\"\nprefix = \"{PREFIX}\"\n\

@@ -2,10 +2,10 @@
 //! room for its copies, counting what a run produced.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::RandomBytes;
+use super::{PAIRS_VAR, RandomBytes, Scratch, env_count};
 
 /// Files per subdirectory of a source tree (`dNNN/fNNNNNN`).
 pub const FILES_PER_DIR: u64 = 1000;
@@ -59,4 +59,51 @@ pub fn count_files(path: &Path) -> u64 {
         .flatten()
         .filter(|e| e.file_type().is_file())
         .count() as u64
+}
+
+/// Settings from `QUIRE_BENCH_FILES`.
+pub const FILES_VAR: &str = "QUIRE_BENCH_FILES";
+/// Settings from `QUIRE_BENCH_FILE_SIZE`.
+pub const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
+
+/// A many-small-files benchmark's setting up: its settings, its scratch directory
+/// and its synced random source tree.
+pub struct SmallFiles {
+    pub files: u64,
+    pub file_size: u64,
+    pub pairs: u64,
+    pub scratch: Scratch,
+    pub source: PathBuf,
+}
+
+impl SmallFiles {
+    /// Reads the settings (10,000 files of 4 KiB and 5 pairs by default), prints the
+    /// header, checks there is room for `outputs_per_pair` copies per pair, and
+    /// writes the source tree.
+    pub fn prepare(title: &str, outputs_per_pair: u64) -> SmallFiles {
+        let files = env_count(FILES_VAR, 10_000).max(1);
+        let file_size = env_count(FILE_SIZE_VAR, 4096);
+        let pairs = env_count(PAIRS_VAR, 5).max(1);
+        let scratch = Scratch::new();
+        super::print_header(title, &scratch);
+        println!(
+            "settings: {files} files ({FILES_VAR}) of {file_size} bytes ({FILE_SIZE_VAR}), \
+             {FILES_PER_DIR} per directory, {pairs} pairs ({PAIRS_VAR})"
+        );
+        check_space(
+            scratch.path(),
+            files,
+            file_size,
+            outputs_per_pair * pairs + 1,
+        );
+        let source = scratch.path().join("source");
+        write_random_tree(&source, files, file_size);
+        SmallFiles {
+            files,
+            file_size,
+            pairs,
+            scratch,
+            source,
+        }
+    }
 }
