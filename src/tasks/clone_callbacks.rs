@@ -13,7 +13,7 @@ use super::TaskContext;
 use crate::db::DbError;
 use crate::db::repo::{callbacks, transfers};
 use crate::model::{CallbackKind, IncomingTransfer, OwedCallback, Timestamp, TransferStatus};
-use crate::peer::registry::{client_for, known_peer};
+use crate::peer::registry::{client_for_peer, known_peer};
 use crate::peer::{LibrarianClient, PeerError};
 use crate::protocol::checkin::CheckinUpdateRequest;
 use crate::protocol::clone::CloneCompleteRequest;
@@ -69,7 +69,7 @@ pub fn deliver_owed(context: &TaskContext) -> anyhow::Result<()> {
             Some(peer) => {
                 let client = match clients.get(&peer.name) {
                     Some(client) => Ok(client.clone()),
-                    None => client_for(node, &peer.name),
+                    None => client_for_peer(node, &peer),
                 };
                 match client {
                     Ok(client) => {
