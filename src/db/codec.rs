@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::DbError;
 use crate::model::{
     CorruptFile, DropboxIntent, ErrorRecord, File, IncomingTransfer, Instance, Librarian,
-    OutgoingTransfer, OwedCallback, RemoteInstance, StoreState, User,
+    OutgoingTransfer, OwedCallback, RemoteInstance, StoreState, UploadIntent, User,
 };
 
 /// A type stored in the database.
@@ -76,6 +76,7 @@ records! {
     CorruptFile => "corrupt file",
     OwedCallback => "owed callback",
     DropboxIntent => "drop-box intent",
+    UploadIntent => "upload intent",
 }
 
 #[cfg(test)]

@@ -65,3 +65,6 @@ pub const CORRUPT_FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("cor
 /// Drop-box batch id -> `DropboxIntent`: batches placing files in a store whose
 /// records have not committed yet.
 pub const DROPBOX_INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("dropbox_intents");
+/// Batch upload id -> `UploadIntent`: `upload/batch_put` requests naming files in
+/// a store whose records have not committed yet.
+pub const UPLOAD_INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("upload_intents");

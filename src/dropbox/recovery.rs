@@ -13,12 +13,11 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::ingest::take_back;
 use crate::db::DbError;
 use crate::db::repo::{dropbox_intents, files, instances};
 use crate::model::{DropboxIntent, IntentItem};
 use crate::node::Node;
-use crate::store::durable::{rename_no_replace, sync_dir};
+use crate::store::durable::{rename_no_replace, sync_dir, take_back};
 
 /// What recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

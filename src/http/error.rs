@@ -164,6 +164,14 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::NOT_ACCEPTABLE,
                 "Stage the upload again; a store that is enabled will be chosen.",
             ),
+            E::BodyEnded { .. } => (
+                S::BAD_REQUEST,
+                "Send the whole body again; files already stored are answered 409.",
+            ),
+            E::BodyTooLong { .. } => (
+                S::BAD_REQUEST,
+                "Send exactly the bytes the manifest declares, in its order.",
+            ),
             E::BadOffset { .. } => (
                 S::RANGE_NOT_SATISFIABLE,
                 "Ask for the staged length first and resume from there.",

@@ -21,8 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::node::Node;
 use routes::{
-    admin, checkin, clone, errors, librarians, manifest, ping, search, tasks, upload, users,
-    validate,
+    admin, batch_put, checkin, clone, errors, librarians, manifest, ping, search, tasks, upload,
+    users, validate,
 };
 
 /// Every route of the API.
@@ -37,8 +37,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/upload/batch_stage", post(upload::batch_stage))
         .route("/upload/batch_commit", post(upload::batch_commit))
         .route(
-            "/upload/batch_stream",
-            axum::routing::put(upload::batch_stream),
+            "/upload/batch_put",
+            axum::routing::put(batch_put::batch_put),
         )
         .route(
             "/upload/stream/{transfer_id}",

@@ -35,6 +35,12 @@ pub enum IngestError {
     StoreDisabled(String),
     #[error("the upload would exceed its declared size of {declared} bytes")]
     Oversized { declared: u64 },
+    #[error(
+        "the body ended after {received} of the {expected} bytes its manifest declares for this file"
+    )]
+    BodyEnded { expected: u64, received: u64 },
+    #[error("the body holds {extra} bytes more than its manifest declares; nothing was stored")]
+    BodyTooLong { extra: u64 },
     #[error("resume offset {offset} is beyond the {staged} bytes already staged")]
     BadOffset { offset: u64, staged: u64 },
     #[error("{context}: {source}")]

@@ -5,6 +5,7 @@
 //! database transaction that records them commits, so after a crash there is either
 //! no record or a record whose bytes are complete and verified.
 
+mod batch_put;
 mod clone_stage;
 mod commit;
 mod error;
@@ -12,11 +13,12 @@ mod stage;
 mod stream;
 pub mod transfer_state;
 
-pub use clone_stage::{CloneStageError, CloneStageInput, stage_clone};
-pub use commit::{
-    CloneCommit, CommitInput, StreamedItem, commit_staged_clones, commit_streamed_batch,
-    commit_upload, commit_uploads,
+pub use batch_put::recovery::{UploadRecovery, recover_upload_intents};
+pub use batch_put::{
+    BatchPutInput, MAX_FILES as MAX_BATCH_PUT_FILES, PutFile, PutOutcome, put_batch,
 };
+pub use clone_stage::{CloneStageError, CloneStageInput, stage_clone};
+pub use commit::{CloneCommit, CommitInput, commit_staged_clones, commit_upload, commit_uploads};
 pub use error::IngestError;
 pub use stage::{StageInput, StageOutput, StagingLayout, stage_upload, stage_uploads};
 pub use stream::{StreamTarget, receive_stream, stream_status};

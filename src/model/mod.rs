@@ -15,6 +15,7 @@ mod names;
 mod store;
 mod time;
 mod transfer;
+mod upload_intent;
 mod user;
 
 pub use auth::AuthLevel;
@@ -28,4 +29,5 @@ pub use names::{NameError, validate_file_name};
 pub use store::StoreState;
 pub use time::Timestamp;
 pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};
+pub use upload_intent::{NamedItem, UploadIntent};
 pub use user::User;

@@ -5,7 +5,10 @@
 //!   back into their transfer's staging (the client may retry the commit);
 //! - transfers that can no longer complete (store gone, name taken elsewhere, idle
 //!   for longer than `staging_expiry`) are failed and their staging removed;
-//! - staging directories that belong to no live transfer are removed.
+//! - staging directories that belong to no live transfer are removed;
+//! - files a batch upload named in a store but never recorded are taken back
+//!   (after the transfers above, so that bytes an interrupted commit renamed into
+//!   a store are restored to staging first).
 //!
 //! Committed files are never touched: a path that a File record's instance points
 //! at is never moved or removed here.
@@ -17,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use super::Node;
 use crate::db::DbError;
 use crate::db::repo::{files, transfers};
+use crate::ingest::recover_upload_intents;
 use crate::ingest::transfer_state::{discard_staging_of, fail_in};
 use crate::model::IncomingTransfer;
 
@@ -29,6 +33,8 @@ pub struct RecoveryReport {
     pub failed_transfers: usize,
     /// Staging directories removed because no live transfer owned them.
     pub removed_staging: usize,
+    /// Files of interrupted batch uploads taken back out of a store.
+    pub taken_back_uploads: usize,
 }
 
 /// When recovery runs.
@@ -69,6 +75,9 @@ pub fn recover(node: &Node, mode: RecoveryMode) -> Result<RecoveryReport, DbErro
                 }
             }
         }
+    }
+    if mode == RecoveryMode::StartUp {
+        report.taken_back_uploads = recover_upload_intents(node)?.taken_back;
     }
     if report != RecoveryReport::default() {
         tracing::info!(?report, "recovery finished");

@@ -14,9 +14,9 @@ use crate::protocol::errors::{ErrorSearchRequest, ErrorSearchResponse};
 use crate::protocol::ping::{PingRequest, PingResponse};
 use crate::protocol::search::{FileSearchRequest, FileSearchResponse};
 use crate::protocol::upload::{
-    StreamStatus, UploadBatchCommitRequest, UploadBatchCommitResponse, UploadBatchStageRequest,
-    UploadBatchStageResponse, UploadCompletionRequest, UploadInitiationRequest,
-    UploadInitiationResponse,
+    StreamStatus, UploadBatchCommitRequest, UploadBatchCommitResponse, UploadBatchPutManifest,
+    UploadBatchPutResponse, UploadBatchStageRequest, UploadBatchStageResponse,
+    UploadCompletionRequest, UploadInitiationRequest, UploadInitiationResponse, batch_put_body,
 };
 use crate::protocol::users::{
     PasswordChangeRequest, UserChangeResponse, UserCreationRequest, UserGetResponse,
@@ -166,26 +166,19 @@ impl LibrarianClient {
         self.post("upload/batch_commit", request).await
     }
 
-    /// `upload/batch_stream` (quire): sends `items` (transfer id, bytes) in one body.
-    pub async fn batch_stream(
+    /// `upload/batch_put` (quire): names, sends and commits many small files in
+    /// one request; `contents` are their bytes, in manifest order.
+    pub async fn batch_put(
         &self,
-        deletion_policy: &str,
-        items: &[(u64, &[u8])],
-    ) -> Result<UploadBatchCommitResponse, PeerError> {
-        let length: usize = items.iter().map(|(_, bytes)| 16 + bytes.len()).sum();
-        let mut body = Vec::with_capacity(length);
-        for (transfer_id, bytes) in items {
-            body.extend_from_slice(&transfer_id.to_le_bytes());
-            body.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-            body.extend_from_slice(bytes);
-        }
-        let route = "upload/batch_stream";
+        manifest: &UploadBatchPutManifest,
+        contents: &[&[u8]],
+    ) -> Result<UploadBatchPutResponse, PeerError> {
+        let route = "upload/batch_put";
         let response = self
             .http
             .put(self.url(route))
             .basic_auth(&self.connection.user, Some(&self.connection.password))
-            .query(&[("deletion_policy", deletion_policy)])
-            .body(body)
+            .body(batch_put_body(manifest, contents))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;

@@ -128,3 +128,56 @@ pub struct UploadBatchCommitItem {
 pub struct UploadBatchCommitResponse {
     pub commits: Vec<UploadBatchCommitItem>,
 }
+
+/// quire addition, the manifest of a `PUT upload/batch_put` body. The body is the
+/// manifest's length (u64, little-endian), the manifest as JSON, then the bytes
+/// of each file back to back, in manifest order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchPutManifest {
+    pub uploader: String,
+    /// As in `upload/commit`: `allowed` (any case) or `1` means ALLOWED.
+    #[serde(default)]
+    pub deletion_policy: String,
+    pub files: Vec<UploadBatchPutFile>,
+}
+
+/// One file of a batch upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchPutFile {
+    /// The file's name (its `destination_location`).
+    pub name: String,
+    pub size: u64,
+    /// `alg:::hex`, or a bare MD5 hex digest.
+    pub checksum: String,
+}
+
+/// One file of a batch upload's answer, in manifest order; `error` is `None` for
+/// a file stored and recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchPutItem {
+    pub name: String,
+    pub error: Option<BatchItemError>,
+}
+
+/// `upload/batch_put` answer (200).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadBatchPutResponse {
+    pub files: Vec<UploadBatchPutItem>,
+}
+
+/// Bytes of the manifest-length prefix of a `upload/batch_put` body.
+pub const BATCH_PUT_PREFIX_BYTES: usize = 8;
+
+/// The body of a `upload/batch_put` request: `contents` are the files' bytes, in
+/// manifest order.
+pub fn batch_put_body(manifest: &UploadBatchPutManifest, contents: &[&[u8]]) -> Vec<u8> {
+    let json = serde_json::to_vec(manifest).expect("a manifest always serializes");
+    let length: usize = contents.iter().map(|c| c.len()).sum();
+    let mut body = Vec::with_capacity(BATCH_PUT_PREFIX_BYTES + json.len() + length);
+    body.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    body.extend_from_slice(&json);
+    for bytes in contents {
+        body.extend_from_slice(bytes);
+    }
+    body
+}

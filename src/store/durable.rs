@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Asks the kernel to start writing a range of a file to disk now, without waiting,
@@ -130,6 +131,23 @@ fn make_tree_writable(path: &Path) {
             let mode = metadata.permissions().mode() | 0o700;
             let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
         }
+    }
+}
+
+/// Removes `target` if it is still the inode `device`/`inode`, and syncs its
+/// directory. Returns whether something was removed.
+pub fn take_back(target: &Path, device: u64, inode: u64) -> io::Result<bool> {
+    match fs::symlink_metadata(target) {
+        Ok(metadata) if metadata.dev() == device && metadata.ino() == inode => {
+            fs::remove_file(target)?;
+            if let Some(parent) = target.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Store;
@@ -63,10 +63,17 @@ impl Store {
             made.insert(relative_parent.to_path_buf());
         }
         let parent = target.parent().unwrap_or(&self.root);
+        // A store that keeps committed files read-only gets them read-only from
+        // the start: the descriptor opened here still writes.
+        let mode = if self.readonly_after_commit {
+            0o444
+        } else {
+            0o644
+        };
         let unnamed = rustix::fs::open(
             parent,
             rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o644),
+            rustix::fs::Mode::from_raw_mode(mode),
         );
         match unnamed {
             Ok(fd) => Ok(UnnamedFile {
@@ -81,6 +88,7 @@ impl Store {
                 let file = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
+                    .mode(mode)
                     .open(&temporary)?;
                 Ok(UnnamedFile {
                     file,
@@ -92,34 +100,22 @@ impl Store {
         }
     }
 
-    /// Names every file at its target: syncs their bytes, names them without
-    /// replacing anything (`AlreadyExists` if the name is taken), then syncs the
-    /// new entries. Each file gets its own result; the target of a failure is not
-    /// left behind.
+    /// Names every file at its target without replacing anything
+    /// (`AlreadyExists` if the name is taken), then makes bytes and new entries
+    /// durable together: one filesystem sync for a large batch, the files and
+    /// their directories one by one for a small one. Each file gets its own
+    /// result; the target of a failure is not left behind.
+    ///
+    /// Invariant: the caller recorded, durably and before this call, each file's
+    /// target and inode, so that a name whose bytes a crash cut short is found and
+    /// taken back at start-up. That is why the bytes need no sync of their own
+    /// before they are named.
     pub fn name_all(&self, files: Vec<UnnamedFile>) -> Vec<io::Result<PathBuf>> {
-        let whole_filesystem = files.len() >= SYNCFS_MIN_ITEMS;
-        let readonly = self.readonly_after_commit;
-        let prepared: Vec<io::Result<()>> = if whole_filesystem {
-            let synced = sync_filesystem(&self.root);
-            files
-                .iter()
-                .map(|f| copy_result(&synced).and_then(|()| make_readonly(&f.file, readonly)))
-                .collect()
-        } else {
-            files
-                .iter()
-                .map(|f| {
-                    f.file
-                        .sync_all()
-                        .and_then(|()| make_readonly(&f.file, readonly))
-                })
-                .collect()
-        };
-        let mut results: Vec<io::Result<PathBuf>> = Vec::with_capacity(files.len());
-        for (file, prepared) in files.iter().zip(prepared) {
-            results.push(prepared.and_then(|()| name_one(file).map(|()| file.target.clone())));
-        }
-        let entries_durable = if whole_filesystem {
+        let mut results: Vec<io::Result<PathBuf>> = files
+            .iter()
+            .map(|file| name_one(file).map(|()| file.target.clone()))
+            .collect();
+        let durable = if files.len() >= SYNCFS_MIN_ITEMS {
             sync_filesystem(&self.root)
         } else {
             let mut directories: Vec<&Path> = results
@@ -129,13 +125,12 @@ impl Store {
                 .collect();
             directories.sort();
             directories.dedup();
-            // The files themselves are synced again for their new link count.
-            directories
-                .into_iter()
-                .try_for_each(sync_dir)
-                .and_then(|()| files.iter().try_for_each(|f| f.file.sync_all()))
+            files
+                .iter()
+                .try_for_each(|f| f.file.sync_all())
+                .and_then(|()| directories.into_iter().try_for_each(sync_dir))
         };
-        if let Err(error) = entries_durable {
+        if let Err(error) = durable {
             for result in results.iter_mut() {
                 if let Ok(target) = result {
                     let _ = fs::remove_file(&*target);
@@ -145,21 +140,6 @@ impl Store {
         }
         results
     }
-}
-
-fn copy_result(result: &io::Result<()>) -> io::Result<()> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
-    }
-}
-
-fn make_readonly(file: &fs::File, readonly: bool) -> io::Result<()> {
-    if readonly {
-        let mode = file.metadata()?.permissions().mode() & !0o222;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 /// Gives an unnamed file its name; never replaces an existing one.
@@ -183,6 +163,7 @@ fn name_one(file: &UnnamedFile) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
     use crate::config::StoreConfig;

@@ -1,5 +1,5 @@
 //! The batch upload routes (quire additions): `upload/batch_stage`,
-//! `upload/batch_commit` and `upload/batch_stream`.
+//! `upload/batch_commit` and `upload/batch_put`.
 
 use quire::model::Algorithm;
 use serde_json::{Value, json};
@@ -18,39 +18,80 @@ fn batch_stage(node: &TestNode, files: &[(&str, &[u8])]) -> Value {
     reply
 }
 
-/// The framed body of `upload/batch_stream`.
-fn frames(items: &[(u64, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (id, bytes) in items {
-        body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+/// The body of `upload/batch_put`: manifest length, manifest, then the bytes.
+fn batch_put_body(manifest: &Value, contents: &[&[u8]]) -> Vec<u8> {
+    let manifest = serde_json::to_vec(manifest).unwrap();
+    let mut body = (manifest.len() as u64).to_le_bytes().to_vec();
+    body.extend_from_slice(&manifest);
+    for bytes in contents {
         body.extend_from_slice(bytes);
     }
     body
 }
 
-fn batch_stream(node: &TestNode, body: Vec<u8>, auth: (&str, &str)) -> (u16, Value) {
-    let request = node
-        .client()
-        .put(node.url("upload/batch_stream"))
-        .query(&[("deletion_policy", "allowed")])
-        .body(body);
+/// A manifest listing `files` (name, bytes) with their sizes and MD5s.
+fn manifest(files: &[(&str, &[u8])]) -> Value {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|(name, bytes)| json!({"name": name, "size": bytes.len(), "checksum": md5(bytes)}))
+        .collect();
+    json!({"uploader": "batcher", "deletion_policy": "allowed", "files": files})
+}
+
+fn batch_put(node: &TestNode, body: Vec<u8>, auth: (&str, &str)) -> (u16, Value) {
+    let request = node.client().put(node.url("upload/batch_put")).body(body);
     let reply = node.send(request, Some(auth));
     (reply.status, reply.json)
 }
 
-fn transfer_id(item: &Value) -> u64 {
-    item["transfer_id"]
-        .as_u64()
-        .expect("a staged item has a transfer id")
+/// Sends `files` and the bytes they declare; returns each file's error status
+/// (`None` for stored).
+fn put_files(node: &TestNode, files: &[(&str, &[u8])]) -> Vec<Option<u64>> {
+    let contents: Vec<&[u8]> = files.iter().map(|(_, b)| *b).collect();
+    let (status, reply) = batch_put(
+        node,
+        batch_put_body(&manifest(files), &contents),
+        node.admin(),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let answers = reply["files"].as_array().expect("one answer per file");
+    assert_eq!(answers.len(), files.len(), "{reply}");
+    answers
+        .iter()
+        .zip(files)
+        .map(|(answer, (name, _))| {
+            assert_eq!(answer["name"], *name, "{reply}");
+            answer["error"]["status"].as_u64()
+        })
+        .collect()
 }
 
 fn search(node: &TestNode, name: &str) -> (u16, Value) {
     node.post_admin("search/file", json!({ "name": name }))
 }
 
+/// Every file under the store root, staging excluded.
+fn store_files(node: &TestNode) -> Vec<String> {
+    let root = node.store_root();
+    let mut found: Vec<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".quire-staging")
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 #[test]
-fn a_batch_body_commits_every_item_into_the_store() {
+fn a_batch_put_stores_and_records_every_file() {
     let node = TestNode::start();
     let files: Vec<(String, Vec<u8>)> = (0..40)
         .map(|i| {
@@ -59,101 +100,143 @@ fn a_batch_body_commits_every_item_into_the_store() {
                 format!("bytes of {i}").into_bytes(),
             )
         })
+        .chain([("run/empty".to_string(), Vec::new())])
         .collect();
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
-    let staged = batch_stage(&node, &refs);
-    let items = staged["uploads"].as_array().unwrap();
-    assert_eq!(items.len(), 40);
-    assert!(items.iter().all(|i| i["error"].is_null()), "{staged}");
-    let body: Vec<(u64, &[u8])> = items
-        .iter()
-        .zip(&refs)
-        .map(|(item, (_, bytes))| (transfer_id(item), *bytes))
-        .collect();
-    let (status, reply) = batch_stream(&node, frames(&body), node.admin());
-    assert_eq!(status, 200, "{reply}");
-    let commits = reply["commits"].as_array().unwrap();
-    assert!(commits.iter().all(|c| c["error"].is_null()), "{reply}");
+    assert!(put_files(&node, &refs).iter().all(Option::is_none));
     for (name, bytes) in &files {
         let (status, found) = search(&node, name);
         assert_eq!(status, 200, "{name}: {found}");
         assert_eq!(found[0]["checksum"], md5(bytes));
+        assert_eq!(found[0]["uploader"], "batcher");
         assert_eq!(found[0]["instances"][0]["deletion_policy"], 1);
         let path = found[0]["instances"][0]["path"].as_str().unwrap();
         assert_eq!(std::fs::read(path).unwrap(), *bytes);
     }
+    assert_eq!(store_files(&node).len(), files.len());
     let staging = node.store_root().join(".quire-staging");
     assert_eq!(
         std::fs::read_dir(staging).unwrap().count(),
         0,
-        "staging is left empty"
+        "a batch upload uses no staging"
     );
 }
 
 #[test]
-fn a_wrong_item_is_refused_alone_and_leaves_nothing_behind() {
+fn each_refused_file_is_answered_alone_and_leaves_nothing_behind() {
     let node = TestNode::start();
-    let staged = batch_stage(&node, &[("good", b"good bytes"), ("bad", b"bad bytes")]);
-    let items = staged["uploads"].as_array().unwrap();
-    let body = frames(&[
-        (transfer_id(&items[0]), b"good bytes"),
-        (transfer_id(&items[1]), b"BAD bytes"),
-        (999_999, b"unknown transfer"),
-    ]);
-    let (status, reply) = batch_stream(&node, body, node.admin());
-    assert_eq!(status, 200, "{reply}");
-    let commits = reply["commits"].as_array().unwrap();
-    assert!(commits[0]["error"].is_null(), "{reply}");
-    assert_eq!(commits[1]["error"]["status"], 406, "{reply}");
-    assert_eq!(commits[2]["error"]["status"], 404, "{reply}");
-    assert_eq!(search(&node, "good").0, 200);
-    assert_eq!(search(&node, "bad").0, 404);
-    assert!(
-        !node.store_root().join("bad").exists(),
-        "refused bytes never get a name"
-    );
-    // The refused transfer is failed for good: sending it again is refused.
-    let again = frames(&[(transfer_id(&items[1]), b"bad bytes")]);
-    let (_, reply) = batch_stream(&node, again, node.admin());
-    assert_eq!(reply["commits"][0]["error"]["status"], 404, "{reply}");
-}
-
-#[test]
-fn a_body_cut_short_commits_the_whole_items_and_the_rest_can_be_resent() {
-    let node = TestNode::start();
-    let staged = batch_stage(
+    node.upload("taken", b"x");
+    let answers = put_files(
         &node,
-        &[("first", b"0123456789"), ("second", b"abcdefghij")],
+        &[
+            ("plain", b"plain bytes"),
+            ("../escape", b"outside"),
+            ("taken", b"x"),
+            ("twice", b"first"),
+            ("twice", b"second"),
+            ("good", b"good bytes"),
+        ],
     );
-    let items = staged["uploads"].as_array().unwrap();
-    let mut body = frames(&[
-        (transfer_id(&items[0]), b"0123456789"),
-        (transfer_id(&items[1]), b"abcdefghij"),
-    ]);
-    body.truncate(body.len() - 4);
-    let (status, reply) = batch_stream(&node, body, node.admin());
+    assert_eq!(
+        answers,
+        vec![None, Some(400), Some(409), None, Some(409), None]
+    );
+    assert_eq!(store_files(&node), vec!["good", "plain", "taken", "twice"]);
+    let (_, found) = search(&node, "twice");
+    let path = found[0]["instances"][0]["path"].as_str().unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), b"first");
+    assert_eq!(search(&node, "good").0, 200);
+    // A checksum that does not match the bytes: 406, and no name in the store.
+    let mut body_manifest = manifest(&[("wrong", b"declared"), ("after", b"after")]);
+    body_manifest["files"][0]["checksum"] = json!(md5(b"something else!"));
+    let (status, reply) = batch_put(
+        &node,
+        batch_put_body(&body_manifest, &[b"declared", b"after"]),
+        node.admin(),
+    );
     assert_eq!(status, 200, "{reply}");
-    assert!(reply["commits"][0]["error"].is_null(), "{reply}");
-    assert_eq!(reply["commits"][1]["error"]["status"], 500, "{reply}");
+    assert_eq!(reply["files"][0]["error"]["status"], 406, "{reply}");
+    assert!(reply["files"][1]["error"].is_null(), "{reply}");
+    assert_eq!(search(&node, "wrong").0, 404);
+    assert!(!node.store_root().join("wrong").exists());
+    assert_eq!(
+        std::fs::read(node.store_root().join("after")).unwrap(),
+        b"after",
+        "the bytes after a refused file are the next file's"
+    );
+}
+
+#[test]
+fn a_body_cut_short_stores_the_whole_files_and_the_rest_can_be_resent() {
+    let node = TestNode::start();
+    let files: [(&str, &[u8]); 2] = [("first", b"0123456789"), ("second", b"abcdefghij")];
+    let mut body = batch_put_body(&manifest(&files), &[files[0].1, files[1].1]);
+    body.truncate(body.len() - 4);
+    let (status, reply) = batch_put(&node, body, node.admin());
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["files"][0]["error"].is_null(), "{reply}");
+    assert_eq!(reply["files"][1]["error"]["status"], 400, "{reply}");
+    assert!(
+        reply["files"][1]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("6 of the 10 bytes"),
+        "{reply}"
+    );
     assert_eq!(search(&node, "second").0, 404);
-    let resent = frames(&[(transfer_id(&items[1]), b"abcdefghij")]);
-    let (_, reply) = batch_stream(&node, resent, node.admin());
-    assert!(reply["commits"][0]["error"].is_null(), "{reply}");
+    assert_eq!(store_files(&node), vec!["first"]);
+    assert_eq!(put_files(&node, &files), vec![Some(409), None]);
     assert_eq!(search(&node, "second").0, 200);
 }
 
 #[test]
-fn another_account_cannot_send_the_bytes_of_a_transfer() {
+fn a_body_longer_than_its_manifest_stores_nothing() {
     let node = TestNode::start();
-    node.create_user("other", "other-pw", crate::support::READAPPEND);
-    let staged = batch_stage(&node, &[("mine", b"mine")]);
-    let body = frames(&[(transfer_id(&staged["uploads"][0]), b"mine")]);
-    let (status, reply) = batch_stream(&node, body, ("other", "other-pw"));
-    assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["commits"][0]["error"]["status"], 401, "{reply}");
+    let files: [(&str, &[u8]); 1] = [("one", b"one")];
+    let body = batch_put_body(&manifest(&files), &[b"one", b"and more"]);
+    let (status, reply) = batch_put(&node, body, node.admin());
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["reason"].as_str().unwrap().contains("8 bytes more"),
+        "{reply}"
+    );
+    assert_eq!(search(&node, "one").0, 404);
+    assert!(store_files(&node).is_empty());
+}
+
+#[test]
+fn a_broken_manifest_is_refused_with_a_reason() {
+    let node = TestNode::start();
+    let not_json = b"{not json".to_vec();
+    let mut body = (not_json.len() as u64).to_le_bytes().to_vec();
+    body.extend_from_slice(&not_json);
+    assert_eq!(batch_put(&node, body, node.admin()).0, 422);
+    let wrong_shape = batch_put_body(&json!({"files": [{"name": "x"}]}), &[]);
+    assert_eq!(batch_put(&node, wrong_shape, node.admin()).0, 422);
+    let (status, reply) = batch_put(&node, vec![1, 2, 3], node.admin());
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["suggested_remedy"]
+            .as_str()
+            .unwrap()
+            .contains("manifest")
+    );
+    let (status, _) = batch_put(&node, u64::MAX.to_le_bytes().to_vec(), node.admin());
+    assert_eq!(status, 413);
+    assert!(store_files(&node).is_empty());
+}
+
+#[test]
+fn batch_put_needs_an_account_that_may_upload() {
+    let node = TestNode::start();
+    node.create_user("reader", "reader-pw", crate::support::READONLY);
+    let files: [(&str, &[u8]); 1] = [("mine", b"mine")];
+    let body = || batch_put_body(&manifest(&files), &[b"mine"]);
+    assert_eq!(batch_put(&node, body(), ("reader", "reader-pw")).0, 401);
+    assert_eq!(batch_put(&node, body(), ("admin", "wrong")).0, 401);
     assert_eq!(search(&node, "mine").0, 404);
 }
 

@@ -104,9 +104,9 @@ impl<'a> Client<'a> {
         self.send(request, route.ends_with("commit"), what)
     }
 
-    /// PUTs the framed bytes of staged items to `upload/batch_stream`.
+    /// PUTs a manifest and its files' bytes to `upload/batch_put`.
     fn put_batch_body(&mut self, body: Vec<u8>, what: &str) -> Option<(u16, Value)> {
-        let url = format!("{}{}/upload/batch_stream", self.base, crate::node::API);
+        let url = format!("{}{}/upload/batch_put", self.base, crate::node::API);
         let request = self.http.put(url).body(body);
         self.send(request, true, what)
     }
@@ -197,9 +197,9 @@ impl<'a> Client<'a> {
         self.report
     }
 
-    /// batch_stage -> copy every item -> batch_commit (even clients), or
-    /// batch_stage -> every item's bytes in one batch_stream body (odd clients),
-    /// until the node goes away.
+    /// batch_stage -> copy every item -> batch_commit (even clients), or every
+    /// item named and sent in one batch_put (odd clients), until the node goes
+    /// away.
     fn batch_uploads(mut self, round: usize, client: usize) -> Report {
         let in_body = client % 2 == 1;
         for batch in 0.. {
@@ -222,6 +222,15 @@ impl<'a> Client<'a> {
                     UPLOADER,
                 ));
             }
+            if in_body {
+                if !self.batch_put(
+                    &format!("batch_put r{round}/batch{client}/b{batch}"),
+                    &contents,
+                ) {
+                    break;
+                }
+                continue;
+            }
             let what = format!("batch_stage r{round}/batch{client}/b{batch}");
             let body = json!({ "uploads": uploads });
             let Some((status, staged)) = self.post("upload/batch_stage", &body, &what) else {
@@ -232,7 +241,6 @@ impl<'a> Client<'a> {
                 break;
             }
             let mut commits = Vec::new();
-            let mut frames = Vec::new();
             for (item, (upload, bytes)) in staged["uploads"]
                 .as_array()
                 .into_iter()
@@ -253,14 +261,6 @@ impl<'a> Client<'a> {
                     "transfer_providers": staged["transfer_providers"],
                     "transfer_id": item["transfer_id"],
                 });
-                if in_body {
-                    let id = item["transfer_id"].as_u64().unwrap_or_default();
-                    frames.extend_from_slice(&id.to_le_bytes());
-                    frames.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                    frames.extend_from_slice(bytes);
-                    commits.push(Value::Null);
-                    continue;
-                }
                 if let Err(error) = fs::write(staging_location(&as_staged), bytes) {
                     self.unexpected(format!("copying {} to staging: {error}", upload.name));
                     continue;
@@ -272,11 +272,7 @@ impl<'a> Client<'a> {
                 break;
             }
             let what = format!("batch_commit r{round}/batch{client}/b{batch}");
-            let answer = if in_body {
-                self.put_batch_body(frames, &what)
-            } else {
-                self.post("upload/batch_commit", &json!({ "commits": commits }), &what)
-            };
+            let answer = self.post("upload/batch_commit", &json!({ "commits": commits }), &what);
             let Some((status, reply)) = answer else {
                 break;
             };
@@ -296,6 +292,45 @@ impl<'a> Client<'a> {
         }
         self.round.running.fetch_sub(1, Ordering::SeqCst);
         self.report
+    }
+
+    /// Sends one batch through `upload/batch_put`; `false` once the node is gone
+    /// or answered something unexpected.
+    fn batch_put(&mut self, what: &str, contents: &[(Upload, Vec<u8>)]) -> bool {
+        let manifest = json!({
+            "uploader": UPLOADER,
+            "files": contents
+                .iter()
+                .map(|(upload, _)| json!({
+                    "name": upload.name,
+                    "size": upload.size,
+                    "checksum": upload.md5,
+                }))
+                .collect::<Vec<_>>(),
+        });
+        let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let mut body = (manifest.len() as u64).to_le_bytes().to_vec();
+        body.extend_from_slice(&manifest);
+        for (_, bytes) in contents {
+            body.extend_from_slice(bytes);
+        }
+        let Some((status, reply)) = self.put_batch_body(body, what) else {
+            return false;
+        };
+        let answers = reply["files"].as_array().cloned().unwrap_or_default();
+        if status != 200 || answers.len() != contents.len() {
+            self.unexpected(format!("{what}: {status} {reply}"));
+            return false;
+        }
+        for (answer, (upload, _)) in answers.iter().zip(contents) {
+            if answer["error"].is_null() && answer["name"] == upload.name {
+                self.report.acknowledged.push(upload.clone());
+            } else {
+                self.unexpected(format!("{what}: item {answer}"));
+            }
+        }
+        self.round.batch_commits.fetch_add(1, Ordering::SeqCst);
+        true
     }
 
     fn attempt(&mut self, name: &str, bytes: &[u8]) -> Upload {

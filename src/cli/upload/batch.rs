@@ -1,7 +1,9 @@
 //! `quire upload --batch`: every regular file under a directory becomes its own
-//! file. Against a quire node the files travel in batches (one `batch_stage`, the
-//! copies, one `batch_commit`), so the node pays for durability once per batch;
-//! against another librarian each file is uploaded on its own, many in flight.
+//! file. Against a quire node the files travel in batches, so the node pays for
+//! durability once per batch: small files with their bytes in one `batch_put`
+//! request, larger ones staged together (`batch_stage`), copied or streamed, and
+//! committed together (`batch_commit`). Against another librarian each file is
+//! uploaded on its own, many in flight.
 //! Files that already exist on the node are counted and skipped, so a batch can be
 //! re-run after an interruption.
 
@@ -21,11 +23,13 @@ use crate::checksum::hash_bytes;
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
-    BatchItemError, TransferProvider, UploadBatchCommitRequest, UploadBatchStageRequest,
-    UploadCompletionRequest, UploadInitiationRequest,
+    BatchItemError, TransferProvider, UploadBatchCommitRequest, UploadBatchPutFile,
+    UploadBatchPutManifest, UploadBatchStageRequest, UploadCompletionRequest,
+    UploadInitiationRequest,
 };
 
-/// Files up to this size are read once, into memory, by the client.
+/// Files up to this size are read once, into memory, by the client, and sent
+/// with their manifest in one `upload/batch_put`.
 const SMALL_FILE_BYTES: u64 = 256 << 10;
 /// Files per batch request.
 const BATCH_FILES: usize = 256;
@@ -195,6 +199,65 @@ async fn try_upload_chunk(
         let plan = plan.clone();
         tokio::task::spawn_blocking(move || checksum_chunk(&plan, chunk)).await??
     };
+    // Small files travel in one request with their bytes unless a local copy was
+    // asked for: the node writes them straight into the store, with no staging
+    // and no transfer records.
+    let (in_body, staged_files): (Vec<Checked>, Vec<Checked>) = checked
+        .into_iter()
+        .partition(|file| file.contents.is_some() && plan.provider != ProviderChoice::Local);
+    let mut outcomes = Vec::new();
+    if !in_body.is_empty() {
+        outcomes.extend(put_small(client, plan, in_body).await?);
+    }
+    if !staged_files.is_empty() {
+        outcomes.extend(stage_and_send(client, plan, staged_files).await?);
+    }
+    Ok(outcomes)
+}
+
+/// Sends small files and their bytes in one `upload/batch_put`.
+async fn put_small(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    files: Vec<Checked>,
+) -> anyhow::Result<Vec<(PathBuf, FileOutcome)>> {
+    let manifest = UploadBatchPutManifest {
+        uploader: plan.uploader.clone(),
+        deletion_policy: plan.deletion_policy.clone(),
+        files: files
+            .iter()
+            .map(|file| UploadBatchPutFile {
+                name: file.name.clone(),
+                size: file.size,
+                checksum: file.request.upload_checksum.clone(),
+            })
+            .collect(),
+    };
+    let contents: Vec<&[u8]> = files
+        .iter()
+        .map(|file| file.contents.as_deref().unwrap_or_default())
+        .collect();
+    let answer = client.batch_put(&manifest, &contents).await?;
+    if answer.files.len() != files.len() {
+        bail!(
+            "the node answered {} of the {} files of a batch",
+            answer.files.len(),
+            files.len()
+        );
+    }
+    Ok(files
+        .into_iter()
+        .zip(answer.files)
+        .map(|(file, item)| (file.source, commit_outcome(file.size, item.error)))
+        .collect())
+}
+
+/// Stages files, copies or streams their bytes, and commits them, in batches.
+async fn stage_and_send(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    checked: Vec<Checked>,
+) -> anyhow::Result<Vec<(PathBuf, FileOutcome)>> {
     let staged = client
         .batch_stage(&UploadBatchStageRequest {
             uploads: checked.iter().map(|c| c.request.clone()).collect(),
@@ -226,22 +289,6 @@ async fn try_upload_chunk(
                 file.source,
                 FileOutcome::Failed("incomplete batch answer".into()),
             )),
-        }
-    }
-    // Small files travel in one batch body unless a local copy was asked for: the
-    // node writes them straight into the store, where a staged copy would cost
-    // another file and a rename each.
-    let (in_body, to_send): (Vec<_>, Vec<_>) = to_send
-        .into_iter()
-        .partition(|(file, _)| file.contents.is_some() && plan.provider != ProviderChoice::Local);
-    if !in_body.is_empty() {
-        let items: Vec<(u64, &[u8])> = in_body
-            .iter()
-            .map(|(file, staged)| (staged.id, file.contents.as_deref().unwrap_or_default()))
-            .collect();
-        let streamed = client.batch_stream(&plan.deletion_policy, &items).await?;
-        for ((file, _), item) in in_body.into_iter().zip(streamed.commits) {
-            outcomes.push((file.source, commit_outcome(file.size, item.error)));
         }
     }
     let Some((_, first)) = to_send.first() else {
@@ -351,12 +398,18 @@ fn checksum_chunk(
     Ok(checked)
 }
 
-/// The contents of a small file (read once: hashed now, written to staging later),
-/// or `None` for a large one.
+/// The contents of a small file (read once: hashed now, sent or written to
+/// staging later), or `None` for a large one. The buffer is sized from the
+/// file's length: a buffer of the largest small size would be mapped and
+/// unmapped for every file.
 fn read_small(path: &std::path::Path) -> anyhow::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
-    let mut contents = Vec::with_capacity(SMALL_FILE_BYTES as usize + 1);
+    let length = file.metadata()?.len();
+    if length > SMALL_FILE_BYTES {
+        return Ok(None);
+    }
+    let mut contents = Vec::with_capacity(length as usize + 1);
     file.take(SMALL_FILE_BYTES + 1).read_to_end(&mut contents)?;
     Ok((contents.len() as u64 <= SMALL_FILE_BYTES).then_some(contents))
 }

@@ -1,12 +1,14 @@
 //! Files and their name, time, uploader and source indexes.
 
+use std::collections::HashSet;
+
 use redb::ReadableTable;
 
-use super::get;
+use super::{get, instances, next_ids};
 use crate::db::codec::encode;
 use crate::db::tables::{FILES, FILES_BY_SOURCE, FILES_BY_TIME, FILES_BY_UPLOADER};
 use crate::db::{DbError, Reads, WriteTxn};
-use crate::model::{File, Timestamp};
+use crate::model::{File, Instance, Timestamp};
 
 /// The file called `name`.
 pub fn get_file(tx: &impl Reads, name: &str) -> Result<Option<File>, DbError> {
@@ -50,6 +52,39 @@ pub fn insert_all(txn: &WriteTxn, new_files: &[File]) -> Result<(), DbError> {
         by_source.insert((file.source.as_str(), key, name), ())?;
     }
     Ok(())
+}
+
+/// Records new files, each with its first instance (whose id is assigned here).
+/// A name already recorded, or repeated within `work`, is refused and nothing is
+/// written for it; returns for each item whether it was recorded.
+pub fn record_with_instances(
+    txn: &WriteTxn,
+    work: &[(File, Instance)],
+) -> Result<Vec<bool>, DbError> {
+    let names: Vec<&str> = work.iter().map(|(f, _)| f.name.as_str()).collect();
+    let taken = exist_all(txn, &names)?;
+    let mut claimed = HashSet::new();
+    let accepted: Vec<bool> = names
+        .iter()
+        .zip(&taken)
+        .map(|(name, taken)| !taken && claimed.insert(*name))
+        .collect();
+    let count = accepted.iter().filter(|a| **a).count();
+    if count > 0 {
+        let first_id = next_ids(txn, "instances", count as u64)?;
+        let mut new_files = Vec::with_capacity(count);
+        let mut new_instances = Vec::with_capacity(count);
+        let chosen = work.iter().zip(&accepted).filter(|(_, a)| **a);
+        for (offset, ((file, instance), _)) in chosen.enumerate() {
+            let mut instance = instance.clone();
+            instance.id = first_id + offset as u64;
+            new_files.push(file.clone());
+            new_instances.push(instance);
+        }
+        insert_all(txn, &new_files)?;
+        instances::put_instances(txn, &new_instances)?;
+    }
+    Ok(accepted)
 }
 
 /// Filters of a file search; all given filters must match.

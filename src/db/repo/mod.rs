@@ -12,6 +12,7 @@ pub mod instances;
 pub mod librarians;
 pub mod stores;
 pub mod transfers;
+pub mod upload_intents;
 pub mod users;
 
 use redb::{ReadableTable, TableDefinition};

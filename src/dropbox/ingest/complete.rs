@@ -9,10 +9,11 @@ use super::finish::{Finished, after_ingest};
 use super::parallel::parallel_map_by_directory;
 use super::prepare::Opened;
 use super::record::{RecordAs, forget_intent, record_all};
-use super::{Placed, Verdict, take_back};
+use super::{Placed, Verdict};
 use crate::dropbox::layout::Layout;
 use crate::dropbox::problems::Problem;
 use crate::node::Node;
+use crate::store::durable::take_back;
 
 /// Steps 5 and 6: records the placed files, takes back what could not be
 /// recorded, and removes or moves aside the recorded files.

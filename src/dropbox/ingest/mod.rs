@@ -48,7 +48,6 @@ use record::write_intent;
 use stores::StoreChoice;
 
 pub use complete::record_batch;
-pub use place::take_back;
 
 /// How the ingest of one file ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,6 @@
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use super::prepare::Opened;
 use crate::checksum::Digests;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::{sync_dir, sync_filesystem};
+use crate::store::durable::{sync_dir, sync_filesystem, take_back};
 use crate::store::{Store, UnnamedFile};
 
 /// Placed items at or above this count are made durable with one sync of the
@@ -208,22 +207,5 @@ fn still_unchanged(item: Placement) -> Result<Placement, (PathBuf, Verdict)> {
 fn take_back_quietly(item: &Placement) {
     if let Err(error) = take_back(&item.target, item.target_device, item.target_inode) {
         tracing::error!(target = %item.target.display(), %error, "cannot take back a drop-box placement");
-    }
-}
-
-/// Removes `target` if it is still the inode `device`/`inode`, and syncs its
-/// directory. Returns whether something was removed.
-pub fn take_back(target: &Path, device: u64, inode: u64) -> io::Result<bool> {
-    match fs::symlink_metadata(target) {
-        Ok(metadata) if metadata.dev() == device && metadata.ino() == inode => {
-            fs::remove_file(target)?;
-            if let Some(parent) = target.parent() {
-                sync_dir(parent)?;
-            }
-            Ok(true)
-        }
-        Ok(_) => Ok(false),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
     }
 }

@@ -2,11 +2,9 @@
 //! where), durable before anything is placed; then File + Instance for every
 //! placed file, in the same transaction that forgets the intent.
 
-use std::collections::HashSet;
-
 use super::place::Placement;
 use crate::db::DbError;
-use crate::db::repo::{dropbox_intents, files, instances, next_id, next_ids};
+use crate::db::repo::{dropbox_intents, files, next_id};
 use crate::model::{DropboxIntent, File, Instance, IntentItem, Timestamp};
 use crate::node::Node;
 
@@ -68,30 +66,9 @@ pub fn record_all(
         .map(|p| records_for(p, record_as, now))
         .collect();
     node.db.write_blocking(move |txn| {
-        let names: Vec<&str> = work.iter().map(|(f, _)| f.name.as_str()).collect();
-        let taken = files::exist_all(txn, &names)?;
-        let mut claimed = HashSet::new();
-        let accepted: Vec<bool> = names
-            .iter()
-            .zip(&taken)
-            .map(|(name, taken)| !taken && claimed.insert(*name))
-            .collect();
-        let count = accepted.iter().filter(|a| **a).count();
-        if count > 0 {
-            let first_id = next_ids(txn, "instances", count as u64)?;
-            let mut new_files = Vec::with_capacity(count);
-            let mut new_instances = Vec::with_capacity(count);
-            let chosen = work.iter().zip(&accepted).filter(|(_, a)| **a);
-            for (offset, ((file, instance), _)) in chosen.enumerate() {
-                let mut instance = instance.clone();
-                instance.id = first_id + offset as u64;
-                new_files.push(file.clone());
-                new_instances.push(instance);
-            }
-            files::insert_all(txn, &new_files)?;
-            instances::put_instances(txn, &new_instances)?;
-        }
-        if whole_intent && count == accepted.len() {
+        let accepted = files::record_with_instances(txn, &work)?;
+        let all_recorded = accepted.iter().all(|a| *a);
+        if whole_intent && all_recorded {
             dropbox_intents::delete_intent(txn, intent)?;
         }
         Ok(Ok::<_, DbError>(accepted))

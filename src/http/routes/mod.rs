@@ -1,6 +1,7 @@
 //! One file per group of routes.
 
 pub mod admin;
+pub mod batch_put;
 pub mod checkin;
 pub mod clone;
 pub mod errors;

@@ -61,7 +61,7 @@ fn commit_input(caller: &Caller, request: UploadCompletionRequest) -> CommitInpu
 }
 
 /// The error of one batch item, as a single request would have answered.
-fn item_error(error: IngestError) -> BatchItemError {
+pub(super) fn item_error(error: IngestError) -> BatchItemError {
     let api = ApiError::from(error);
     let status = api.status().as_u16();
     let (reason, suggested_remedy) = match api {
@@ -207,44 +207,6 @@ pub async fn batch_commit(
                 error: result.err().map(item_error),
             },
         )
-        .collect();
-    Ok(Json(UploadBatchCommitResponse { commits }))
-}
-
-/// Query of `upload/batch_stream`.
-#[derive(Debug, Deserialize)]
-pub struct BatchStreamQuery {
-    /// As in `upload/commit`: `allowed` (any case) or `1` means ALLOWED.
-    #[serde(default)]
-    deletion_policy: String,
-}
-
-/// `PUT upload/batch_stream?deletion_policy=P` (READAPPEND, quire): the bytes of
-/// many staged single-file uploads in one body (per item: transfer id and length
-/// as little-endian u64, then the bytes), each written and hashed as it arrives
-/// and committed when the body ends. Answers like `upload/batch_commit`.
-pub async fn batch_stream(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    Query(query): Query<BatchStreamQuery>,
-    body: RawBody,
-) -> ApiResult<Json<UploadBatchCommitResponse>> {
-    caller.require(AuthLevel::ReadAppend)?;
-    let policy = DeletionPolicy::from_request_text(&query.deletion_policy);
-    let items = ingest::commit_streamed_batch(
-        &node,
-        caller.username.clone(),
-        policy,
-        body.into_data_stream(),
-    )
-    .await?;
-    let commits = items
-        .into_iter()
-        .map(|item| UploadBatchCommitItem {
-            transfer_id: item.transfer_id,
-            destination_location: item.destination_location,
-            error: item.result.err().map(item_error),
-        })
         .collect();
     Ok(Json(UploadBatchCommitResponse { commits }))
 }

@@ -15,8 +15,7 @@
 
 mod clones;
 mod record;
-mod streamed;
-mod verify;
+pub(crate) mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,7 +32,6 @@ use record::{Placed, record_all};
 use verify::verify_all;
 
 pub use clones::{CloneCommit, commit_staged_clones};
-pub use streamed::{StreamedItem, commit_streamed_batch};
 
 /// What a client asks to commit.
 #[derive(Debug, Clone)]

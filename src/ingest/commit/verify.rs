@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::checksum::{Digests, WORKER_THRESHOLD_BYTES, digest_open_file, digest_path};
 use crate::ingest::IngestError;
-use crate::model::{Algorithm, IncomingTransfer};
+use crate::model::{Algorithm, Checksum, IncomingTransfer};
 use crate::node::Node;
 use crate::store::durable::sync_tree;
 
@@ -85,13 +85,21 @@ pub(super) fn compare(
     transfer: &IncomingTransfer,
     digests: Digests,
 ) -> Result<Digests, IngestError> {
-    let declared = &transfer.transfer_checksum;
+    matches_declared(transfer.transfer_size, &transfer.transfer_checksum, digests)
+}
+
+/// Accepts digests of exactly `size` bytes whose checksum is `declared`.
+pub(crate) fn matches_declared(
+    size: u64,
+    declared: &Checksum,
+    digests: Digests,
+) -> Result<Digests, IngestError> {
     let found = digests
         .get(declared.algorithm)
         .expect("the declared algorithm is always computed");
-    if digests.size != transfer.transfer_size || found != declared {
+    if digests.size != size || found != declared {
         return Err(IngestError::Mismatch {
-            expected: format!("{} bytes with {declared}", transfer.transfer_size),
+            expected: format!("{size} bytes with {declared}"),
             found: format!("{} bytes with {found}", digests.size),
         });
     }
