@@ -143,19 +143,11 @@ fn return_to_dropbox(target: &Path, source: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
-    use std::sync::Arc;
 
     use super::*;
-    use crate::config::Config;
     use crate::db::repo::next_id;
     use crate::model::{Checksum, DeletionPolicy, File, Instance, Timestamp};
-    use crate::node::open_node;
-
-    fn node(dir: &Path) -> Arc<Node> {
-        let mut config = Config::from_toml("").unwrap();
-        config.data_dir = dir.join("data");
-        open_node(config).unwrap().0
-    }
+    use crate::node::open_test_node;
 
     /// An intent item for `source` placed (linked or copied) at `target`.
     fn item(name: &str, source: &Path, target: &Path) -> IntentItem {
@@ -189,7 +181,7 @@ mod tests {
     #[test]
     fn unrecorded_placements_are_taken_back_or_returned_and_recorded_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node(dir.path());
+        let node = open_test_node(dir.path());
         let store = node.stores.all()[0].clone();
         let inbox = dir.path().join("in");
         fs::create_dir_all(&inbox).unwrap();

@@ -80,6 +80,31 @@ pub struct Instance {
     pub verified_time: Timestamp,
 }
 
+impl Instance {
+    /// A copy of `file_name` just written at `path` and verified at `now`, with
+    /// the BLAKE3 of its bytes; its id is assigned when it is recorded.
+    pub fn verified_copy(
+        file_name: &str,
+        store_id: u64,
+        path: &std::path::Path,
+        deletion_policy: DeletionPolicy,
+        blake3: [u8; 32],
+        now: Timestamp,
+    ) -> Instance {
+        Instance {
+            id: 0,
+            file_name: file_name.to_string(),
+            store_id,
+            path: path.to_string_lossy().into_owned(),
+            deletion_policy,
+            created_time: now,
+            available: true,
+            blake3,
+            verified_time: now,
+        }
+    }
+}
+
 /// A copy of a file that a peer librarian has confirmed it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteInstance {

@@ -54,3 +54,11 @@ impl Node {
         })
     }
 }
+
+/// A node on the embedded defaults with its data in `<dir>/data` (unit tests).
+#[cfg(test)]
+pub fn open_test_node(dir: &std::path::Path) -> Arc<Node> {
+    let mut config = Config::from_toml("").expect("the empty configuration is valid");
+    config.data_dir = dir.join("data");
+    open_node(config).expect("a test node opens").0
+}

@@ -225,17 +225,14 @@ fn record_instances(
                 tracing::info!(file = %file.name, store = %target.name,
                     "adopted a verified copy left by an interrupted run");
             }
-            Instance {
-                id: 0,
-                file_name: file.name.clone(),
-                store_id: target.id,
-                path: copied.target.to_string_lossy().into_owned(),
-                deletion_policy: source.deletion_policy,
-                created_time: now,
-                available: true,
-                blake3: source.blake3,
-                verified_time: now,
-            }
+            Instance::verified_copy(
+                &file.name,
+                target.id,
+                &copied.target,
+                source.deletion_policy,
+                source.blake3,
+                now,
+            )
         })
         .collect();
     node.db.write_blocking(move |txn| {

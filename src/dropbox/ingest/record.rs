@@ -89,16 +89,13 @@ fn records_for(placed: &Placement, record_as: &RecordAs, now: Timestamp) -> (Fil
         uploader: record_as.uploader.to_string(),
         source: record_as.uploader.to_string(),
     };
-    let instance = Instance {
-        id: 0,
-        file_name: file.name.clone(),
-        store_id: placed.store.id,
-        path: placed.target.to_string_lossy().into_owned(),
-        deletion_policy: record_as.deletion_policy,
-        created_time: now,
-        available: true,
-        blake3: placed.digests.blake3(),
-        verified_time: now,
-    };
+    let instance = Instance::verified_copy(
+        &file.name,
+        placed.store.id,
+        &placed.target,
+        record_as.deletion_policy,
+        placed.digests.blake3(),
+        now,
+    );
     (file, instance)
 }

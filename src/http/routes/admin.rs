@@ -160,17 +160,14 @@ pub async fn add_file(
         source: request.source,
     };
     let now = Timestamp::now();
-    let mut instance = Instance {
-        id: 0,
-        file_name: file.name.clone(),
-        store_id: store.id,
-        path: expected.to_string_lossy().into_owned(),
-        deletion_policy: DeletionPolicy::Disallowed,
-        created_time: now,
-        available: true,
-        blake3: digests.blake3(),
-        verified_time: now,
-    };
+    let mut instance = Instance::verified_copy(
+        &file.name,
+        store.id,
+        &expected,
+        DeletionPolicy::Disallowed,
+        digests.blake3(),
+        now,
+    );
     let created = node
         .db
         .write(move |txn| {

@@ -82,17 +82,14 @@ pub async fn record_named(
                 uploader: input.uploader.clone(),
                 source: input.caller.clone(),
             };
-            let instance = Instance {
-                id: 0,
-                file_name: n.name.clone(),
-                store_id: store.id,
-                path: n.target.to_string_lossy().into_owned(),
-                deletion_policy: input.deletion_policy,
-                created_time: now,
-                available: true,
-                blake3: n.digests.blake3(),
-                verified_time: now,
-            };
+            let instance = Instance::verified_copy(
+                &n.name,
+                store.id,
+                &n.target,
+                input.deletion_policy,
+                n.digests.blake3(),
+                now,
+            );
             (file, instance)
         })
         .collect();

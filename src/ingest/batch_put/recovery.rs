@@ -67,19 +67,11 @@ fn is_recorded(node: &Node, intent: &UploadIntent, item: &NamedItem) -> Result<b
 mod tests {
     use std::fs;
     use std::os::unix::fs::MetadataExt;
-    use std::sync::Arc;
 
     use super::*;
-    use crate::config::Config;
     use crate::db::repo::{files, next_id};
     use crate::model::{Checksum, DeletionPolicy, File, Instance, Timestamp};
-    use crate::node::open_node;
-
-    fn node(dir: &Path) -> Arc<Node> {
-        let mut config = Config::from_toml("").unwrap();
-        config.data_dir = dir.join("data");
-        open_node(config).unwrap().0
-    }
+    use crate::node::open_test_node;
 
     /// An intent item for the file now at `target`.
     fn item(name: &str, target: &Path) -> NamedItem {
@@ -95,7 +87,7 @@ mod tests {
     #[test]
     fn unrecorded_files_are_taken_back_and_recorded_or_foreign_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node(dir.path());
+        let node = open_test_node(dir.path());
         let store = node.stores.all()[0].clone();
         fs::create_dir_all(store.root.join("b")).unwrap();
         for name in ["b/unrecorded", "b/recorded", "b/foreign"] {
@@ -135,17 +127,14 @@ mod tests {
                     uploader: "u".into(),
                     source: "u".into(),
                 };
-                let instance = Instance {
-                    id: 0,
-                    file_name: file.name.clone(),
+                let instance = Instance::verified_copy(
+                    &file.name,
                     store_id,
-                    path: recorded_path,
-                    deletion_policy: DeletionPolicy::Disallowed,
-                    created_time: now,
-                    available: true,
-                    blake3: [0; 32],
-                    verified_time: now,
-                };
+                    Path::new(&recorded_path),
+                    DeletionPolicy::Disallowed,
+                    [0; 32],
+                    now,
+                );
                 files::record_with_instances(txn, &[(file, instance)])?;
                 Ok(Ok::<_, DbError>(()))
             })

@@ -37,17 +37,14 @@ fn records_for(placed: &Placed, now: Timestamp) -> (File, Instance) {
         uploader: transfer.uploader.clone(),
         source: transfer.source.clone(),
     };
-    let instance = Instance {
-        id: 0,
-        file_name: file.name.clone(),
-        store_id: transfer.store_id,
-        path: placed.target.to_string_lossy().into_owned(),
-        deletion_policy: placed.deletion_policy,
-        created_time: now,
-        available: true,
-        blake3: placed.digests.blake3(),
-        verified_time: now,
-    };
+    let instance = Instance::verified_copy(
+        &file.name,
+        transfer.store_id,
+        &placed.target,
+        placed.deletion_policy,
+        placed.digests.blake3(),
+        now,
+    );
     (file, instance)
 }
 
