@@ -294,7 +294,15 @@ async fn stage_and_send(
     let Some((_, first)) = to_send.first() else {
         return Ok(outcomes);
     };
-    let provider = choose_provider(plan.provider, &staged.transfer_providers, &first.location)?;
+    let node_hashes = to_send
+        .iter()
+        .any(|(file, _)| file.request.record_checksum_algorithm.is_some());
+    let provider = choose_provider(
+        plan.provider,
+        &staged.transfer_providers,
+        &first.location,
+        node_hashes,
+    )?;
     let sent = send_all(client, provider, &to_send).await;
     let hostnames = staged
         .transfer_providers

@@ -21,7 +21,9 @@ use crate::protocol::upload::{
 /// Which provider the user allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderChoice {
-    /// Local copy when the node's staging area is visible here, else the network.
+    /// Local copy when the node's staging area is visible here, else the network;
+    /// the network also for a large file whose md5/sha* the node computes, which it
+    /// does while the bytes arrive.
     Auto,
     /// Only a local copy into the shared staging area.
     Local,
@@ -132,7 +134,12 @@ pub async fn upload_one(
         Err(error) => return Err(error.into()),
     };
     let location = PathBuf::from(&staged.staging_location);
-    let provider = choose_provider(plan.provider, &staged.transfer_providers, &location)?;
+    let provider = choose_provider(
+        plan.provider,
+        &staged.transfer_providers,
+        &location,
+        record_algorithm.is_some(),
+    )?;
     match provider {
         Provider::Local => {
             let (source, progress) = (plan.source.clone(), progress.clone());
@@ -172,14 +179,20 @@ pub async fn upload_one(
     }))
 }
 
+/// The provider for an upload staged at `location`. `node_hashes` says that the
+/// node computes a slow checksum (md5, sha*) of a large upload: it hashes streamed
+/// bytes as they arrive, but a local copy only after the copy ends, so `Auto`
+/// streams such an upload even when it could copy it.
 pub(super) fn choose_provider(
     choice: ProviderChoice,
     offered: &std::collections::BTreeMap<String, TransferProvider>,
     location: &Path,
+    node_hashes: bool,
 ) -> anyhow::Result<Provider> {
     let local_ok = offered.contains_key(LOCAL_PROVIDER) && shares_filesystem(location);
     let network_ok = offered.contains_key(NETWORK_PROVIDER);
     match choice {
+        ProviderChoice::Auto if node_hashes && network_ok => Ok(Provider::Network),
         ProviderChoice::Auto | ProviderChoice::Local if local_ok => Ok(Provider::Local),
         ProviderChoice::Auto | ProviderChoice::Network if network_ok => Ok(Provider::Network),
         ProviderChoice::Local => anyhow::bail!(
@@ -200,5 +213,32 @@ fn explain_commit_failure(error: PeerError) -> anyhow::Error {
              changed during the upload?"
         ),
         _ => error.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn auto_streams_what_the_node_hashes_and_copies_the_rest() {
+        let staging = tempfile::tempdir().unwrap();
+        let location = staging.path().join("upload.dat");
+        let offered: BTreeMap<String, TransferProvider> = [LOCAL_PROVIDER, NETWORK_PROVIDER]
+            .into_iter()
+            .map(|name| (name.to_string(), TransferProvider::default()))
+            .collect();
+        let choose = |choice, node_hashes| {
+            choose_provider(choice, &offered, &location, node_hashes).unwrap()
+        };
+        assert_eq!(choose(ProviderChoice::Auto, false), Provider::Local);
+        assert_eq!(choose(ProviderChoice::Auto, true), Provider::Network);
+        assert_eq!(choose(ProviderChoice::Local, true), Provider::Local);
+        assert_eq!(choose(ProviderChoice::Network, false), Provider::Network);
+        let elsewhere = Path::new("/nonexistent-staging/upload.dat");
+        let chosen = choose_provider(ProviderChoice::Auto, &offered, elsewhere, false).unwrap();
+        assert_eq!(chosen, Provider::Network, "no shared filesystem: stream");
     }
 }
