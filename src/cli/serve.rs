@@ -50,12 +50,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         background_config: args.background_config,
     })?;
     init_logging(config.log_format);
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quire-worker")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
+}
+
+/// Raises the soft open-file limit to the hard one: batch uploads and drop-box
+/// batches hold one descriptor per file in flight, and a common soft limit
+/// (1024) would refuse files of a few concurrent batches.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

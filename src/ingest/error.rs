@@ -39,7 +39,7 @@ pub enum IngestError {
         "the body ended after {received} of the {expected} bytes its manifest declares for this file"
     )]
     BodyEnded { expected: u64, received: u64 },
-    #[error("the body holds {extra} bytes more than its manifest declares; nothing was stored")]
+    #[error("the body runs on past its manifest (at least {extra} bytes more); nothing was stored")]
     BodyTooLong { extra: u64 },
     #[error("resume offset {offset} is beyond the {staged} bytes already staged")]
     BadOffset { offset: u64, staged: u64 },

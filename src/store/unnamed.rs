@@ -133,7 +133,12 @@ impl Store {
         if let Err(error) = durable {
             for result in results.iter_mut() {
                 if let Ok(target) = result {
-                    let _ = fs::remove_file(&*target);
+                    // A removal that fails leaves the name to the caller's intent.
+                    if fs::remove_file(&*target).is_ok()
+                        && let Some(parent) = target.parent()
+                    {
+                        let _ = sync_dir(parent);
+                    }
                     *result = Err(io::Error::new(error.kind(), error.to_string()));
                 }
             }

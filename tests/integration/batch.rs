@@ -200,7 +200,10 @@ fn a_body_longer_than_its_manifest_stores_nothing() {
     let (status, reply) = batch_put(&node, body, node.admin());
     assert_eq!(status, 400, "{reply}");
     assert!(
-        reply["reason"].as_str().unwrap().contains("8 bytes more"),
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("runs on past its manifest"),
         "{reply}"
     );
     assert_eq!(search(&node, "one").0, 404);

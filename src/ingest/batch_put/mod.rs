@@ -88,11 +88,25 @@ where
         match item {
             Ok(Some(file)) => verified.push((index, file)),
             Ok(None) => {}
-            Err(error) => plan.answer(index, Err(error)),
+            // A file refused before its bytes came keeps that first answer.
+            Err(error) if plan.results[index].is_none() => plan.answer(index, Err(error)),
+            Err(_) => {}
         }
     }
     if let Some(store) = store.filter(|_| !verified.is_empty()) {
-        for (index, result) in commit(node, &store, &input, verified).await? {
+        // Once files are about to be named, the batch finishes even if the caller
+        // goes away: a dropped request must not leave named files without their
+        // record (a retry would hear 409 for files that recovery later removes).
+        let node = node.clone();
+        let record_as = BatchPutInput {
+            caller: input.caller.clone(),
+            uploader: input.uploader.clone(),
+            deletion_policy: input.deletion_policy,
+            files: Vec::new(),
+        };
+        let committed =
+            tokio::spawn(async move { commit(&node, &store, &record_as, verified).await });
+        for (index, result) in committed.await?? {
             plan.answer(index, result);
         }
     }
@@ -218,7 +232,8 @@ where
     writer.await?
 }
 
-/// Steps 3 to 5 for the verified files; one result per file.
+/// Steps 3 to 5 for the verified files; one result per file. `record_as` gives
+/// the caller, uploader and deletion policy (its file list is not used).
 async fn commit(
     node: &Arc<Node>,
     store: &Arc<Store>,

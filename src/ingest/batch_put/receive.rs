@@ -70,12 +70,14 @@ pub fn receive(
     let mut current = files
         .next()
         .map(|e| Current::start(store, e, &mut made_dirs));
-    let mut extra = 0u64;
     while let Some(mut chunk) = chunks.blocking_recv() {
         while !chunk.is_empty() {
             let Some(file) = current.as_mut() else {
-                extra += chunk.len() as u64;
-                break;
+                // Nothing after the last file is read: the body is refused as soon
+                // as it runs past its manifest.
+                return Err(IngestError::BodyTooLong {
+                    extra: chunk.len() as u64,
+                });
             };
             let take = (file.remaining as usize).min(chunk.len());
             file.feed(chunk.split_to(take));
@@ -86,9 +88,6 @@ pub fn receive(
                     .map(|e| Current::start(store, e, &mut made_dirs));
             }
         }
-    }
-    if extra > 0 {
-        return Err(IngestError::BodyTooLong { extra });
     }
     // Files of zero bytes need no chunk to finish.
     while let Some(file) = current.take() {

@@ -30,6 +30,21 @@ pub struct UploadRecovery {
 pub fn recover_upload_intents(node: &Node) -> Result<UploadRecovery, DbError> {
     let mut report = UploadRecovery::default();
     for intent in node.db.read(upload_intents::all_intents)? {
+        // A store that is not here now cannot be checked: its intent waits for a
+        // start-up that finds it.
+        if !node
+            .stores
+            .by_id(intent.store_id)
+            .is_some_and(|s| s.available())
+        {
+            tracing::warn!(
+                store_id = intent.store_id,
+                files = intent.items.len(),
+                "a batch upload was cut short on a store that is unavailable; it is settled at a start-up that finds the store"
+            );
+            report.left += intent.items.len();
+            continue;
+        }
         let before = report.left;
         for item in &intent.items {
             if is_recorded(node, &intent, item)? {
@@ -165,5 +180,37 @@ mod tests {
             recover_upload_intents(&node).unwrap(),
             UploadRecovery::default()
         );
+    }
+
+    #[test]
+    fn an_intent_on_a_store_that_is_not_here_is_kept_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = open_test_node(dir.path());
+        let elsewhere = dir.path().join("unmounted/f");
+        node.db
+            .write_blocking(move |txn| {
+                let intent = UploadIntent {
+                    id: next_id(txn, "upload_intents")?,
+                    store_id: 999,
+                    items: vec![NamedItem {
+                        name: "f".into(),
+                        target: elsewhere.to_string_lossy().into_owned(),
+                        device: 1,
+                        inode: 1,
+                    }],
+                };
+                upload_intents::put_intent(txn, &intent)?;
+                Ok(Ok::<_, DbError>(()))
+            })
+            .unwrap();
+        let report = recover_upload_intents(&node).unwrap();
+        assert_eq!(
+            report,
+            UploadRecovery {
+                taken_back: 0,
+                left: 1
+            }
+        );
+        assert_eq!(node.db.read(upload_intents::all_intents).unwrap().len(), 1);
     }
 }
