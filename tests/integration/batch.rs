@@ -244,6 +244,59 @@ fn batch_put_needs_an_account_that_may_upload() {
 }
 
 #[test]
+fn a_caller_that_hangs_up_never_leaves_an_unrecorded_file() {
+    use base64::Engine;
+    use std::io::Write;
+
+    let node = TestNode::start();
+    let files: Vec<(String, Vec<u8>)> = (0..64)
+        .map(|i| (format!("gone/f{i}"), format!("bytes {i}").into_bytes()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let contents: Vec<&[u8]> = refs.iter().map(|(_, b)| *b).collect();
+    let body = batch_put_body(&manifest(&refs), &contents);
+    let url = node.url("upload/batch_put");
+    let (address, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+    let (user, password) = node.admin();
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        socket,
+        "PUT /{path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    socket.write_all(&body).unwrap();
+    // Hang up without reading the answer: the node may stop before the files are
+    // named, or finish them; never name a file and leave it unrecorded.
+    socket.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(socket);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let recorded: Vec<bool> = files
+        .iter()
+        .map(|(name, _)| search(&node, name).0 == 200)
+        .collect();
+    let in_store = store_files(&node);
+    assert_eq!(
+        in_store.len(),
+        recorded.iter().filter(|r| **r).count(),
+        "every file in the store is recorded: {in_store:?}"
+    );
+    // Sending the batch again stores what is missing; only recorded files are 409.
+    let answers = put_files(&node, &refs);
+    for ((answer, recorded), (name, _)) in answers.iter().zip(&recorded).zip(&files) {
+        let expected = if *recorded { Some(409) } else { None };
+        assert_eq!(*answer, expected, "{name}");
+    }
+    assert_eq!(store_files(&node).len(), files.len());
+}
+
+#[test]
 fn batch_stage_refuses_taken_and_invalid_names_item_by_item() {
     let node = TestNode::start();
     node.upload("taken", b"x");

@@ -64,7 +64,20 @@ pub async fn commit_upload(node: &Arc<Node>, input: CommitInput) -> Result<(), I
 /// Commits many staged uploads; each gets its own result. Uploads refused for good
 /// (wrong bytes, data missing, name taken) have their transfer failed and their
 /// staging removed.
+///
+/// The commit runs in a task of its own and finishes even if the caller goes
+/// away: a request dropped between the rename into the store and the record
+/// would leave bytes there that no record points at until the next start-up,
+/// and the client's retry would be refused as a taken name.
 pub async fn commit_uploads(
+    node: &Arc<Node>,
+    inputs: Vec<CommitInput>,
+) -> Result<Vec<Result<(), IngestError>>, IngestError> {
+    let node = node.clone();
+    tokio::spawn(async move { commit_uploads_to_the_end(&node, inputs).await }).await?
+}
+
+async fn commit_uploads_to_the_end(
     node: &Arc<Node>,
     inputs: Vec<CommitInput>,
 ) -> Result<Vec<Result<(), IngestError>>, IngestError> {
