@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::db::DbError;
-use crate::db::repo::{dropbox_intents, files, instances};
+use crate::db::repo::{dropbox_intents, instances};
 use crate::model::{DropboxIntent, IntentItem};
 use crate::node::Node;
 use crate::store::durable::{rename_no_replace, sync_dir, take_back};
@@ -37,11 +37,7 @@ pub fn recover_intents(node: &Node) -> Result<IntentRecovery, DbError> {
     for intent in node.db.read(dropbox_intents::all_intents)? {
         // A store that is not here now cannot be checked: its intent waits for a
         // start-up that finds it.
-        if !node
-            .stores
-            .by_id(intent.store_id)
-            .is_some_and(|s| s.available())
-        {
+        if !node.stores.is_here(intent.store_id) {
             tracing::warn!(
                 store_id = intent.store_id,
                 files = intent.items.len(),
@@ -81,14 +77,8 @@ pub fn recover_intents(node: &Node) -> Result<IntentRecovery, DbError> {
 
 /// Whether the item's file is recorded with an instance at the item's target.
 fn is_recorded(node: &Node, intent: &DropboxIntent, item: &IntentItem) -> Result<bool, DbError> {
-    node.db.read(|tx| {
-        if !files::exists(tx, &item.name)? {
-            return Ok(false);
-        }
-        Ok(instances::of_file(tx, &item.name)?
-            .iter()
-            .any(|i| i.store_id == intent.store_id && i.path == item.target))
-    })
+    node.db
+        .read(|tx| instances::recorded_at(tx, &item.name, intent.store_id, &item.target))
 }
 
 enum Settled {
@@ -160,7 +150,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::db::repo::next_id;
+    use crate::db::repo::{files, next_id};
     use crate::model::{Checksum, DeletionPolicy, File, Instance, Timestamp};
     use crate::node::open_test_node;
 

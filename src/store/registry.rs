@@ -33,6 +33,12 @@ impl Stores {
         self.stores.iter().find(|s| s.id == id)
     }
 
+    /// Whether store `id` is configured and its root is here now: what start-up
+    /// recovery needs before it may decide that a placed file is gone.
+    pub fn is_here(&self, id: u64) -> bool {
+        self.by_id(id).is_some_and(|s| s.available())
+    }
+
     /// Ids of the node's stores that are unavailable now (unplugged drives). The
     /// copies they hold are away, not lost: they are reported unavailable and are
     /// neither hashed nor counted as corrupt until the store comes back.

@@ -66,6 +66,18 @@ pub fn of_file(tx: &impl Reads, file_name: &str) -> Result<Vec<Instance>, DbErro
     Ok(instances)
 }
 
+/// Whether `file_name` has an instance recorded in `store_id` at `path`.
+pub fn recorded_at(
+    tx: &impl Reads,
+    file_name: &str,
+    store_id: u64,
+    path: &str,
+) -> Result<bool, DbError> {
+    Ok(of_file(tx, file_name)?
+        .iter()
+        .any(|i| i.store_id == store_id && i.path == path))
+}
+
 /// Filters of a local-instance search.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceQuery {

@@ -34,7 +34,7 @@ use crate::model::DeletionPolicy;
 use crate::node::Node;
 use crate::store::Store;
 use receive::{Expected, Received, receive};
-use record::{Named, record_named, take_back_unrecorded, write_intent};
+use record::{Named, RecordAs, record_named, take_back_unrecorded, write_intent};
 
 /// Most files in one request.
 pub const MAX_FILES: usize = 4096;
@@ -82,7 +82,9 @@ where
 {
     let mut plan = Plan::check(node, &input)?;
     let store = plan.choose_store(node);
-    let received = receive_body(store.clone(), plan.expected.clone(), body).await?;
+    // The plan's expectations go to the writer; from here on only answers change.
+    let expected = std::mem::take(&mut plan.expected);
+    let received = receive_body(store.clone(), expected, body).await?;
     let mut verified = Vec::new();
     for (index, item) in received.into_iter().enumerate() {
         match item {
@@ -98,11 +100,10 @@ where
         // goes away: a dropped request must not leave named files without their
         // record (a retry would hear 409 for files that recovery later removes).
         let node = node.clone();
-        let record_as = BatchPutInput {
+        let record_as = RecordAs {
             caller: input.caller.clone(),
             uploader: input.uploader.clone(),
             deletion_policy: input.deletion_policy,
-            files: Vec::new(),
         };
         let committed =
             tokio::spawn(async move { commit(&node, &store, &record_as, verified).await });
@@ -232,12 +233,11 @@ where
     writer.await?
 }
 
-/// Steps 3 to 5 for the verified files; one result per file. `record_as` gives
-/// the caller, uploader and deletion policy (its file list is not used).
+/// Steps 3 to 5 for the verified files; one result per file.
 async fn commit(
     node: &Arc<Node>,
     store: &Arc<Store>,
-    input: &BatchPutInput,
+    record_as: &RecordAs,
     verified: Vec<(usize, Received)>,
 ) -> Result<Vec<(usize, Result<(), IngestError>)>, IngestError> {
     let intent = write_intent(node, store, &verified).await?;
@@ -272,14 +272,14 @@ async fn commit(
         }
     }
     let whole_intent = outcomes.is_empty();
-    let recorded = match record_named(node, store, input, intent.id, &to_record, whole_intent).await
-    {
-        Ok(recorded) => recorded,
-        Err(error) => {
-            take_back_unrecorded(node, intent, HashSet::new()).await;
-            return Err(error);
-        }
-    };
+    let recorded =
+        match record_named(node, store, record_as, intent.id, &to_record, whole_intent).await {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                take_back_unrecorded(node, intent, HashSet::new()).await;
+                return Err(error);
+            }
+        };
     let mut kept = HashSet::new();
     for (item, recorded) in to_record.into_iter().zip(&recorded) {
         if *recorded {

@@ -7,16 +7,24 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::BatchPutInput;
 use super::receive::Received;
 use crate::checksum::Digests;
 use crate::db::DbError;
 use crate::db::repo::{files, next_id, upload_intents};
 use crate::ingest::IngestError;
-use crate::model::{Checksum, File, Instance, NamedItem, Timestamp, UploadIntent};
+use crate::model::{Checksum, DeletionPolicy, File, Instance, NamedItem, Timestamp, UploadIntent};
 use crate::node::Node;
 use crate::store::Store;
 use crate::store::durable::take_back;
+
+/// Who stored a batch's files, and how they may be deleted: what each record says
+/// besides the file itself.
+pub struct RecordAs {
+    /// The authenticated caller: each file's source.
+    pub caller: String,
+    pub uploader: String,
+    pub deletion_policy: DeletionPolicy,
+}
 
 /// A file named in the store, waiting for its record.
 pub struct Named {
@@ -65,7 +73,7 @@ pub async fn write_intent(
 pub async fn record_named(
     node: &Node,
     store: &Store,
-    input: &BatchPutInput,
+    record_as: &RecordAs,
     intent: u64,
     named: &[Named],
     whole_intent: bool,
@@ -79,14 +87,14 @@ pub async fn record_named(
                 create_time: now,
                 size: n.digests.size,
                 checksum: n.checksum.clone(),
-                uploader: input.uploader.clone(),
-                source: input.caller.clone(),
+                uploader: record_as.uploader.clone(),
+                source: record_as.caller.clone(),
             };
             let instance = Instance::verified_copy(
                 &n.name,
                 store.id,
                 &n.target,
-                input.deletion_policy,
+                record_as.deletion_policy,
                 n.digests.blake3(),
                 now,
             );

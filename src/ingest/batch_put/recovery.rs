@@ -32,11 +32,7 @@ pub fn recover_upload_intents(node: &Node) -> Result<UploadRecovery, DbError> {
     for intent in node.db.read(upload_intents::all_intents)? {
         // A store that is not here now cannot be checked: its intent waits for a
         // start-up that finds it.
-        if !node
-            .stores
-            .by_id(intent.store_id)
-            .is_some_and(|s| s.available())
-        {
+        if !node.stores.is_here(intent.store_id) {
             tracing::warn!(
                 store_id = intent.store_id,
                 files = intent.items.len(),
@@ -71,11 +67,8 @@ pub fn recover_upload_intents(node: &Node) -> Result<UploadRecovery, DbError> {
 
 /// Whether an instance of the item's file is recorded at the item's target.
 fn is_recorded(node: &Node, intent: &UploadIntent, item: &NamedItem) -> Result<bool, DbError> {
-    node.db.read(|tx| {
-        Ok(instances::of_file(tx, &item.name)?
-            .iter()
-            .any(|i| i.store_id == intent.store_id && i.path == item.target))
-    })
+    node.db
+        .read(|tx| instances::recorded_at(tx, &item.name, intent.store_id, &item.target))
 }
 
 #[cfg(test)]
