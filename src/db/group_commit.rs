@@ -104,7 +104,9 @@ impl GroupCommitter {
         E: From<DbError> + Send + 'static,
     {
         let receiver = self.enqueue(work)?;
-        receiver.await.unwrap_or(Err(DbError::WriterGone.into()))
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(DbError::WriterGone.into()))
     }
 
     /// Queues `work` and blocks the calling thread until the durable commit.
@@ -119,7 +121,7 @@ impl GroupCommitter {
         let receiver = self.enqueue(work)?;
         receiver
             .blocking_recv()
-            .unwrap_or(Err(DbError::WriterGone.into()))
+            .unwrap_or_else(|_| Err(DbError::WriterGone.into()))
     }
 }
 

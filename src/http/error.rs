@@ -57,9 +57,9 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, reason, remedy)
     }
 
-    /// 500, for failures of the node itself; the details go to the log.
+    /// 500, for failures of the node itself; the details go to the log when the
+    /// answer is sent (never when an error is only built: a success must log none).
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
-        tracing::error!(%error, "{context}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{context}: {error}"),
@@ -94,6 +94,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (body, basic_challenge) = match self {
             ApiError::Failed { reason, remedy, .. } => {
+                if status.is_server_error() {
+                    tracing::error!(%status, "{reason}");
+                }
                 (json!({"reason": reason, "suggested_remedy": remedy}), false)
             }
             ApiError::Detail { detail, .. } => (json!({ "detail": detail }), false),

@@ -247,3 +247,32 @@ fn delete_of_an_unknown_instance_is_400() {
         );
     }
 }
+
+/// Regression: every successful store or account change logged
+/// `ERROR ... the database writer has stopped`, which would page an operator.
+#[test]
+fn successful_admin_changes_log_no_error() {
+    let node = TestNode::start();
+    let steps: [&[&str]; 6] = [
+        &["stores", "disable", "main"],
+        &["stores", "enable", "main"],
+        &["users", "create", "pipeline", "--level", "readappend"],
+        &["users", "passwd", "pipeline", "--set-password", "a new one"],
+        &["users", "delete", "pipeline"],
+        &["users", "list"],
+    ];
+    for args in steps {
+        let output = node.cli(args);
+        assert!(
+            output.status.success(),
+            "quire {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (status, body) = node.post_admin("admin/stores/list", json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["enabled"], true, "{body}");
+    let log = node.log();
+    assert!(log.contains("store state changed"), "{log}");
+    assert!(!log.contains("ERROR"), "a success logged an error:\n{log}");
+}

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -247,6 +247,23 @@ impl TestNode {
     /// The HTTP client (no redirects followed).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Runs the `quire` CLI against this node as admin (`--url`, `--user` and
+    /// `--password` follow `args`).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        quire_command()
+            .args(args)
+            .args(["--url", &self.base, "--user", "admin"])
+            .args(["--password", &self.admin_password])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running quire")
+    }
+
+    /// What the node has written to its standard error (its log) so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::node::{TestNode, quire_command};
+use crate::node::TestNode;
 use crate::support::md5;
 
 /// Transfer statuses on the wire.
@@ -170,22 +170,6 @@ impl TestNode {
         );
         assert_eq!(status, 200, "admin/add_file {name}: {reply}");
         assert_eq!(reply["success"], true, "{reply}");
-    }
-
-    /// Runs the `quire` CLI against this node as admin.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        quire_command()
-            .args(args)
-            .args([
-                "--url",
-                &self.base,
-                "--user",
-                "admin",
-                "--password",
-                &self.admin_password,
-            ])
-            .output()
-            .expect("running quire")
     }
 
     /// Registers `peer` (another node) as a librarian called `name`, logging in there
