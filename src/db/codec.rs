@@ -3,12 +3,14 @@
 //!
 //! Invariant: a record type's layout never changes under the same version. Changing a
 //! stored type means bumping its `VERSION` and teaching `decode_older` to read the
-//! previous layout; `fixtures/db-v1.redb` and its test catch a silent change.
+//! previous layout (the old layouts live in `legacy.rs`); the fixtures
+//! `fixtures/db-v*.redb` and their tests catch a silent change.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DbError;
+use super::legacy::InstanceV1;
 use crate::model::{
     CorruptFile, DropboxIntent, ErrorRecord, File, IncomingTransfer, Instance, Librarian,
     OutgoingTransfer, OwedCallback, RemoteInstance, StoreState, UploadIntent, User,
@@ -65,7 +67,6 @@ macro_rules! records {
 
 records! {
     File => "file",
-    Instance => "instance",
     RemoteInstance => "remote instance",
     StoreState => "store",
     User => "user",
@@ -77,6 +78,21 @@ records! {
     OwedCallback => "owed callback",
     DropboxIntent => "drop-box intent",
     UploadIntent => "upload intent",
+}
+
+/// Layout 2 added `verified_stat` (what the copy looked like when last hashed).
+impl Record for Instance {
+    const KIND: &'static str = "instance";
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, bytes: &[u8]) -> Result<Self, String> {
+        match version {
+            1 => postcard::from_bytes::<InstanceV1>(bytes)
+                .map(Instance::from)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("unknown layout version {other}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +113,51 @@ mod tests {
         let error = decode::<User>(&bytes).unwrap_err().to_string();
         assert!(error.contains("newer quire"), "{error}");
         assert!(decode::<User>(&[]).is_err());
+    }
+
+    fn instance(verified_stat: Option<crate::model::CopyStat>) -> Instance {
+        let at = crate::model::Timestamp::from_micros(1_000_000);
+        Instance {
+            id: 4,
+            file_name: "a/b".into(),
+            store_id: 2,
+            path: "/s/a/b".into(),
+            deletion_policy: crate::model::DeletionPolicy::Allowed,
+            created_time: at,
+            available: true,
+            blake3: [3; 32],
+            verified_time: at,
+            verified_stat,
+        }
+    }
+
+    #[test]
+    fn an_instance_of_layout_1_reads_without_a_verified_stat() {
+        let old = instance(None);
+        let layout_1 = InstanceV1 {
+            id: old.id,
+            file_name: old.file_name.clone(),
+            store_id: old.store_id,
+            path: old.path.clone(),
+            deletion_policy: old.deletion_policy,
+            created_time: old.created_time,
+            available: old.available,
+            blake3: old.blake3,
+            verified_time: old.verified_time,
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_allocvec(&layout_1).unwrap());
+        assert_eq!(decode::<Instance>(&bytes).unwrap(), old);
+
+        let stat = crate::model::CopyStat {
+            size: 9,
+            modified_ns: -5,
+            inode: 77,
+            entries: [1; 16],
+        };
+        let current = instance(Some(stat));
+        let bytes = encode(&current);
+        assert_eq!(bytes[0], 2);
+        assert_eq!(decode::<Instance>(&bytes).unwrap(), current);
     }
 }

@@ -9,6 +9,7 @@ mod codec;
 #[cfg(test)]
 mod fixture;
 mod group_commit;
+mod legacy;
 mod open;
 pub mod repo;
 mod tables;

@@ -9,8 +9,12 @@ use super::DbError;
 use super::tables::META;
 
 /// The database format this build writes. Start-up refuses a database with a newer
-/// format, and upgrades older ones in place.
-pub const FORMAT_VERSION: u32 = 1;
+/// format, and upgrades older ones in place: records carry their own layout version
+/// and older layouts are read as they are, so upgrading only records the new format
+/// version, which keeps builds that cannot read the newer layouts from opening it.
+///
+/// Format 2: instances record what the copy looked like when it was last hashed.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,10 @@ pub(super) fn open_database(path: &Path) -> Result<redb::Database, OpenError> {
             path: shown,
             found: version,
         }),
+        Some(version) if version < FORMAT_VERSION => {
+            write_format_version(&database)?;
+            Ok(database)
+        }
         Some(_) => Ok(database),
         None if existed && has_any_table(&database)? => Err(OpenError::NotQuire { path: shown }),
         None => {

@@ -253,6 +253,7 @@ mod tests {
                         available: true,
                         blake3: [0; 32],
                         verified_time: now,
+                        verified_stat: None,
                     },
                 )?;
                 Ok(Ok::<_, DbError>(()))

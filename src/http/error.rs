@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::db::DbError;
+use crate::model::AuthLevel;
 
 /// Suggested remedy when there is nothing specific to say.
 pub const TRY_LATER: &str = "Please try again later.";
@@ -22,8 +23,16 @@ pub enum ApiError {
     Detail { status: StatusCode, detail: Value },
     /// No `Authorization` header.
     NotAuthenticated,
-    /// Wrong credentials, or a level too low for the route.
+    /// Wrong credentials (unknown account or wrong password: the answer does not
+    /// say which), or a transfer that is not the caller's.
     Unauthorized,
+    /// Right credentials, but the account's level is below the route's. Still a 401
+    /// (the protocol's status), with a detail that names both levels.
+    LevelTooLow {
+        username: String,
+        has: AuthLevel,
+        needs: AuthLevel,
+    },
     /// A body that does not match the route's schema (422).
     Validation(Vec<Value>),
 }
@@ -71,7 +80,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Failed { status, .. } | ApiError::Detail { status, .. } => *status,
-            ApiError::NotAuthenticated | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotAuthenticated | ApiError::Unauthorized | ApiError::LevelTooLow { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
@@ -102,6 +113,19 @@ impl IntoResponse for ApiError {
             ApiError::Detail { detail, .. } => (json!({ "detail": detail }), false),
             ApiError::NotAuthenticated => (json!({"detail": "Not authenticated"}), true),
             ApiError::Unauthorized => (json!({"detail": "Incorrect username or password"}), true),
+            ApiError::LevelTooLow {
+                username,
+                has,
+                needs,
+            } => (
+                json!({"detail": format!(
+                    "The account '{username}' has level {}; this route needs {}. Ask an \
+                     administrator of this node for an account with that level.",
+                    has.name(),
+                    needs.name()
+                )}),
+                true,
+            ),
             ApiError::Validation(items) => (json!({ "detail": items }), false),
         };
         let mut response = (status, axum::Json(body)).into_response();

@@ -1,15 +1,26 @@
 //! Checking that local instances still hold the bytes their records describe, and
 //! recording what was found: a mismatch or a missing copy becomes a corrupt-file
 //! record and an error; a later match clears the corrupt-file record.
+//!
+//! The cache rule: an earlier matching hash may stand in for a new one only while it
+//! is younger than the caller's trust period and the copy still looks as it did when
+//! that hash began (`stat.rs`: size, modification time, inode, and for a directory
+//! every entry). A missing copy, a changed copy, a copy whose last hash did not
+//! match, and a copy whose last hash recorded no stat are always hashed.
+
+mod stat;
 
 use std::path::Path;
 use std::time::Duration;
+
+pub use stat::copy_stat;
 
 use crate::checksum::digest_path;
 use crate::db::repo::{errors, instances, next_id};
 use crate::db::{Db, DbError, WriteTxn};
 use crate::model::{
-    Algorithm, Checksum, CorruptFile, ErrorCategory, ErrorSeverity, File, Instance, Timestamp,
+    Algorithm, Checksum, CopyStat, CorruptFile, ErrorCategory, ErrorSeverity, File, Instance,
+    Timestamp,
 };
 
 /// What hashing one instance found.
@@ -20,62 +31,91 @@ pub struct Verification {
     pub current: Option<(Checksum, u64)>,
     /// Whether the copy matches its record.
     pub matches: bool,
-    /// Whether the answer came from a recent verification instead of a new hash.
+    /// Whether the answer came from an earlier hash instead of a new one.
     pub cached: bool,
+    /// When the answer was computed: the start of the hash (for a cached answer,
+    /// of the earlier hash), or when the copy was found missing.
+    pub computed_time: Timestamp,
+    /// What the copy looked like just before a new hash; `None` for cached answers
+    /// and copies that could not be read.
+    pub stat: Option<CopyStat>,
     /// Why the copy could not be read, if it could not.
     pub problem: Option<String>,
 }
 
 /// The answer for a copy that could not be read (missing, unreadable).
-fn unreadable(instance: &Instance, error: std::io::Error) -> Verification {
+fn unreadable(instance: &Instance, error: std::io::Error, at: Timestamp) -> Verification {
     Verification {
         instance: instance.clone(),
         current: None,
         matches: false,
         cached: false,
+        computed_time: at,
+        stat: None,
         problem: Some(error.to_string()),
     }
 }
 
-/// The answer for a copy verified less than `trust_for` ago, if it was.
-fn cached_verification(
+/// The earlier hash of a copy may be reused: it is younger than `trust_for`, it
+/// matched, and the copy (whose stat is `now`) looks as it did when it was taken.
+fn may_reuse(instance: &Instance, now: &CopyStat, trust_for: Duration) -> bool {
+    let age = Timestamp::now().as_micros() - instance.verified_time.as_micros();
+    let young = age >= 0 && (age as u128) < trust_for.as_micros();
+    young && instance.verified_stat.as_ref() == Some(now)
+}
+
+/// Answers from the earlier hash if the cache rule allows it; otherwise hashes
+/// with `hash`, which gives the current checksum, size and whether it matches.
+fn verify_with(
     file: &File,
     instance: &Instance,
     trust_for: Duration,
-) -> Option<Verification> {
-    let age = Timestamp::now().as_micros() - instance.verified_time.as_micros();
-    (age >= 0 && (age as u128) < trust_for.as_micros()).then(|| Verification {
-        instance: instance.clone(),
-        current: Some((file.checksum.clone(), file.size)),
-        matches: true,
-        cached: true,
-        problem: None,
-    })
+    hash: impl FnOnce(&Path) -> std::io::Result<(Checksum, u64, bool)>,
+) -> Verification {
+    let path = Path::new(&instance.path);
+    let started = Timestamp::now();
+    let stat = match copy_stat(path) {
+        Ok(stat) => stat,
+        Err(error) => return unreadable(instance, error, started),
+    };
+    if may_reuse(instance, &stat, trust_for) {
+        return Verification {
+            instance: instance.clone(),
+            current: Some((file.checksum.clone(), file.size)),
+            matches: true,
+            cached: true,
+            computed_time: instance.verified_time,
+            stat: None,
+            problem: None,
+        };
+    }
+    match hash(path) {
+        Ok((checksum, size, matches)) => Verification {
+            instance: instance.clone(),
+            current: Some((checksum, size)),
+            matches,
+            cached: false,
+            computed_time: started,
+            stat: Some(stat),
+            problem: None,
+        },
+        Err(error) => unreadable(instance, error, started),
+    }
 }
 
-/// Hashes `instance` (a blocking call), unless it was verified less than
-/// `trust_for` ago. Compares both the file's own checksum and the instance's BLAKE3.
+/// Hashes `instance` (a blocking call) unless the cache rule lets a hash younger
+/// than `trust_for` stand (`Duration::ZERO` always hashes). Compares both the
+/// file's own checksum and the instance's BLAKE3.
 pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) -> Verification {
-    if let Some(cached) = cached_verification(file, instance, trust_for) {
-        return cached;
-    }
     let algorithm = file.checksum.algorithm;
-    match digest_path(Path::new(&instance.path), &[algorithm]) {
-        Ok(digests) => {
-            let checksum = digests.get(algorithm).cloned().expect("computed");
-            let matches = checksum == file.checksum
-                && digests.size == file.size
-                && digests.blake3() == instance.blake3;
-            Verification {
-                instance: instance.clone(),
-                current: Some((checksum, digests.size)),
-                matches,
-                cached: false,
-                problem: None,
-            }
-        }
-        Err(error) => unreadable(instance, error),
-    }
+    verify_with(file, instance, trust_for, |path| {
+        let digests = digest_path(path, &[algorithm])?;
+        let checksum = digests.get(algorithm).cloned().expect("computed");
+        let matches = checksum == file.checksum
+            && digests.size == file.size
+            && digests.blake3() == instance.blake3;
+        Ok((checksum, digests.size, matches))
+    })
 }
 
 /// Like [`verify_instance`], but compares only the size and the BLAKE3 that quire
@@ -86,31 +126,22 @@ pub fn verify_instance_blake3(
     instance: &Instance,
     trust_for: Duration,
 ) -> Verification {
-    if let Some(cached) = cached_verification(file, instance, trust_for) {
-        return cached;
-    }
-    match digest_path(Path::new(&instance.path), &[Algorithm::Blake3]) {
-        Ok(digests) => {
-            let blake3 = digests.blake3();
-            Verification {
-                instance: instance.clone(),
-                current: Some((
-                    Checksum::new(Algorithm::Blake3, blake3.to_vec()),
-                    digests.size,
-                )),
-                matches: digests.size == file.size && blake3 == instance.blake3,
-                cached: false,
-                problem: None,
-            }
-        }
-        Err(error) => unreadable(instance, error),
-    }
+    verify_with(file, instance, trust_for, |path| {
+        let digests = digest_path(path, &[Algorithm::Blake3])?;
+        let blake3 = digests.blake3();
+        Ok((
+            Checksum::new(Algorithm::Blake3, blake3.to_vec()),
+            digests.size,
+            digests.size == file.size && blake3 == instance.blake3,
+        ))
+    })
 }
 
-/// Records the outcome of a fresh verification: refreshes `verified_time` on a
-/// match (clearing any corrupt-file record), or records the corruption on a
-/// mismatch, raising an error the first time (repeats only count up, so a copy
-/// checked often does not flood the error list). Cached answers record nothing.
+/// Records the outcome of a fresh verification: on a match, the hash's time and
+/// the stat taken before it (clearing any corrupt-file record); on a mismatch, the
+/// corruption, raising an error the first time (repeats only count up, so a copy
+/// checked often does not flood the error list), and no stat, so that no later
+/// check can reuse an earlier match. Cached answers record nothing.
 pub fn record_outcome(
     db: &Db,
     file: &File,
@@ -151,7 +182,8 @@ fn record_in(
         return Ok(());
     };
     if outcome.matches {
-        instance.verified_time = Timestamp::now();
+        instance.verified_time = outcome.computed_time;
+        instance.verified_stat = outcome.stat;
         instances::put_instance(txn, &instance)?;
         if let Some(record) = existing {
             instances::delete_corrupt(txn, record.id)?;
@@ -162,6 +194,9 @@ fn record_in(
         .current
         .clone()
         .unwrap_or((file.checksum.clone(), 0));
+    if instance.verified_stat.take().is_some() {
+        instances::put_instance(txn, &instance)?;
+    }
     let first_time = existing.is_none();
     let record = match existing {
         Some(mut record) => {

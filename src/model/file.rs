@@ -78,6 +78,28 @@ pub struct Instance {
     pub blake3: [u8; 32],
     /// When the copy was last hashed and found to match.
     pub verified_time: Timestamp,
+    /// What the copy looked like on disk when that hash began. A later check may
+    /// reuse the hash only while the copy still looks the same; `None` (the copy was
+    /// not re-hashed since it was written, or the last hash did not match) never
+    /// allows reuse.
+    pub verified_stat: Option<CopyStat>,
+}
+
+/// What a copy looks like on disk without reading it: enough to tell that it
+/// changed since it was hashed (a normal write, truncation, replacement or
+/// removal), though not that its bytes rotted in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyStat {
+    /// The file's length; for a directory, the total of its files' lengths.
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch; for a directory, the
+    /// newest of its entries' (itself included).
+    pub modified_ns: i64,
+    /// The inode of the file, or of the directory itself.
+    pub inode: u64,
+    /// For a directory, a digest of every entry's relative path, type, inode,
+    /// length and modification time; zeros for a file.
+    pub entries: [u8; 16],
 }
 
 impl Instance {
@@ -101,6 +123,7 @@ impl Instance {
             available: true,
             blake3,
             verified_time: now,
+            verified_stat: None,
         }
     }
 }

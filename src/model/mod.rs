@@ -23,7 +23,7 @@ pub use callback::{CallbackKind, OwedCallback};
 pub use checksum::{Algorithm, Checksum, ChecksumParseError};
 pub use dropbox::{DropboxIntent, IntentItem};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
-pub use file::{CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
+pub use file::{CopyStat, CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;
 pub use names::{NameError, validate_file_name};
 pub use store::StoreState;

@@ -249,15 +249,24 @@ impl LibrarianClient {
         not_found_is_empty(self.post("search/error", request).await)
     }
 
-    /// `validate/file`.
+    /// `validate/file` as the protocol asks it (an earlier hash may be reused).
     pub async fn validate(
         &self,
         file_name: &str,
     ) -> Result<Vec<FileValidationResponseItem>, PeerError> {
-        let request = FileValidationRequest {
+        self.validate_file(&FileValidationRequest {
             file_name: file_name.to_string(),
-        };
-        self.post("validate/file", &request).await
+            fresh: false,
+        })
+        .await
+    }
+
+    /// `validate/file` with every option of the request.
+    pub async fn validate_file(
+        &self,
+        request: &FileValidationRequest,
+    ) -> Result<Vec<FileValidationResponseItem>, PeerError> {
+        self.post("validate/file", request).await
     }
 
     /// `admin/stores/list`.

@@ -2,10 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Timestamp;
+
 /// `validate/file` request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileValidationRequest {
     pub file_name: String,
+    /// quire addition: hash every copy now, never reusing an earlier hash. Absent
+    /// (as the Librarian client sends it) means false: an earlier hash younger than
+    /// `checksum_timeout` may stand for a copy that did not change since. Sent only
+    /// when true, so a request to any librarian looks like the protocol's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 /// One row per copy of the file.
@@ -19,4 +27,43 @@ pub struct FileValidationResponseItem {
     pub current_checksum: String,
     pub current_size: u64,
     pub computed_same_checksum: bool,
+    /// quire addition: the name of `store`. Clients that do not know the field
+    /// ignore it; `null` from quire only if the store left the configuration, and
+    /// absent from other librarians.
+    #[serde(default)]
+    pub store_name: Option<String>,
+    /// quire addition: whether this answer reused an earlier hash instead of
+    /// hashing the copy now (absent from other librarians).
+    #[serde(default)]
+    pub cached: Option<bool>,
+    /// quire addition: when the answer was computed (the start of the hash it
+    /// reports, or when the copy was found missing).
+    #[serde(default)]
+    pub computed_time: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_librarian_request_and_answer_still_decode() {
+        let request: FileValidationRequest = serde_json::from_str(r#"{"file_name": "a"}"#).unwrap();
+        assert!(!request.fresh);
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"file_name": "a"}),
+            "an ordinary request carries only the protocol's field"
+        );
+        let row: FileValidationResponseItem = serde_json::from_value(serde_json::json!({
+            "librarian": "l", "store": 1, "instance_id": 2, "original_checksum": "md5:::00",
+            "original_size": 1, "current_checksum": "md5:::00", "current_size": 1,
+            "computed_same_checksum": true
+        }))
+        .unwrap();
+        assert_eq!(
+            (row.store_name, row.cached, row.computed_time),
+            (None, None, None)
+        );
+    }
 }

@@ -182,6 +182,8 @@ fn copy_batch(
                     current: Some((Checksum::new(Algorithm::Blake3, blake3.to_vec()), size)),
                     matches: false,
                     cached: false,
+                    computed_time: crate::model::Timestamp::now(),
+                    stat: None,
                     problem: None,
                 };
                 record_outcome(&node.db, file, &outcome, caller)?;

@@ -78,8 +78,9 @@ fn ping_admin_needs_the_admin_level() {
     );
     assert_eq!(reply.status, 401, "{}", reply.text);
     assert_eq!(
-        reply.json,
-        json!({"detail": "Incorrect username or password"})
+        reply.json["detail"],
+        "The account 'reader' has level readonly; this route needs admin. Ask an \
+         administrator of this node for an account with that level."
     );
     assert_eq!(reply.header("www-authenticate").as_deref(), Some("Basic"));
     let (status, body) = node.post_admin("ping/admin", json!({}));

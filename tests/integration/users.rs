@@ -236,3 +236,38 @@ fn password_update_changes_the_callers_own_password() {
     );
     assert_eq!(logged(&node, "erin", "erin-new"), 200);
 }
+
+#[test]
+fn a_known_account_below_a_routes_level_is_told_both_levels() {
+    let node = TestNode::start();
+    node.create_user("bob", "bob-pw", READONLY);
+    let stage = json!({
+        "upload_size": 1,
+        "upload_checksum": "md5:::0cc175b9c0f1b6a831c399e269772661",
+        "upload_name": "a",
+        "destination_location": "a",
+        "uploader": "bob",
+    });
+    let (status, reply) = node.post("upload/stage", stage.clone(), "bob", "bob-pw");
+    assert_eq!(status, 401, "the protocol's status stays: {reply}");
+    assert_eq!(
+        reply,
+        json!({"detail": "The account 'bob' has level readonly; this route needs readappend. \
+                          Ask an administrator of this node for an account with that level."})
+    );
+    let (status, reply) = node.post("users/list", json!({}), "bob", "bob-pw");
+    assert_eq!(status, 401, "{reply}");
+    let detail = reply["detail"].as_str().unwrap();
+    assert!(detail.contains("needs admin"), "{detail}");
+
+    // Wrong credentials say nothing about the account, whether it exists or not.
+    for (user, pass) in [("bob", "not-bobs"), ("nobody-here", "x")] {
+        let (status, reply) = node.post("upload/stage", stage.clone(), user, pass);
+        assert_eq!(status, 401, "{user}: {reply}");
+        assert_eq!(
+            reply,
+            json!({"detail": "Incorrect username or password"}),
+            "{user}"
+        );
+    }
+}

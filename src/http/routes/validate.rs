@@ -1,7 +1,11 @@
-//! `validate/file` (READONLY): re-hash every available local copy of a file and
-//! report each against the file's record.
+//! `validate/file` (READONLY): check every available local copy of a file against
+//! the file's record. With the quire addition `fresh`, every copy is hashed now;
+//! without it (the protocol's request), an earlier hash may stand under the cache
+//! rule of `integrity` (younger than `checksum_timeout`, copy unchanged since).
+//! Each row says whether it was cached and when it was computed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -24,6 +28,11 @@ pub async fn file(
 ) -> ApiResult<Json<Vec<FileValidationResponseItem>>> {
     caller.require(AuthLevel::ReadOnly)?;
     let name = request.file_name;
+    let trust_for = if request.fresh {
+        Duration::ZERO
+    } else {
+        node.config.checksum_timeout
+    };
     let (file, copies) = node
         .db
         .read(|tx| Ok((files::get_file(tx, &name)?, instances::of_file(tx, &name)?)))?;
@@ -42,7 +51,7 @@ pub async fn file(
             .iter()
             .filter(|i| i.available && !away.contains(&i.store_id))
         {
-            let outcome = verify_instance(&file, instance, node.config.checksum_timeout);
+            let outcome = verify_instance(&file, instance, trust_for);
             record_outcome(&node.db, &file, &outcome, &caller_name)?;
             let (current_checksum, current_size) = outcome
                 .current
@@ -57,6 +66,9 @@ pub async fn file(
                 current_checksum,
                 current_size,
                 computed_same_checksum: outcome.matches,
+                store_name: node.stores.by_id(instance.store_id).map(|s| s.name.clone()),
+                cached: Some(outcome.cached),
+                computed_time: Some(outcome.computed_time),
             });
         }
         Ok::<_, ApiError>(rows)

@@ -146,7 +146,12 @@ fn levels_are_checked_and_only_the_owner_may_move_a_transfer() {
         "pw-w",
     );
     assert_eq!(status, 401, "CALLBACK may not stage: {reply}");
-    assert_eq!(reply["detail"], "Incorrect username or password");
+    let detail = reply["detail"].as_str().unwrap();
+    assert!(
+        detail
+            .starts_with("The account 'watcher' has level callback; this route needs readappend."),
+        "{detail}"
+    );
     let (status, _) = node.post(
         "checkin/status",
         json!({"source_transfer_ids": [], "destination_transfer_ids": []}),
