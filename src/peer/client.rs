@@ -24,13 +24,22 @@ use crate::protocol::users::{
 };
 use crate::protocol::validate::{FileValidationRequest, FileValidationResponseItem};
 
-/// Where a librarian is and how to log in.
-#[derive(Debug, Clone)]
+/// Where a librarian is and how to log in. `Debug` never shows the password.
+#[derive(Clone)]
 pub struct Connection {
     /// Base URL with scheme, host and port, e.g. `http://127.0.0.1:21108`.
     pub url: String,
     pub user: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A client of one librarian.
@@ -405,4 +414,26 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_never_shows_its_password() {
+        let connection = Connection {
+            url: "http://b:21108".into(),
+            user: "site-a".into(),
+            password: "unsealed-Pa55".into(),
+        };
+        let client = LibrarianClient::new(connection.clone(), Duration::from_secs(1)).unwrap();
+        for shown in [
+            format!("{connection:?}"),
+            format!("{:#?}", client.connection()),
+        ] {
+            assert!(shown.contains("site-a"), "{shown}");
+            assert!(!shown.contains("unsealed-Pa55"), "{shown}");
+        }
+    }
 }

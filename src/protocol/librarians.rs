@@ -93,3 +93,23 @@ pub struct LibrarianTransferStatus {
     pub librarian_name: String,
     pub transfers_enabled: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_authenticator() {
+        let request = AddLibrarianRequest {
+            librarian_name: "site-b".into(),
+            url: "http://b".into(),
+            port: 21108,
+            authenticator: "site-a:s3cret-Pa55".into(),
+            check_connection: true,
+        };
+        for shown in [format!("{request:?}"), format!("{request:#?}")] {
+            assert!(shown.contains("site-b"), "{shown}");
+            assert!(!shown.contains("s3cret-Pa55"), "{shown}");
+        }
+    }
+}

@@ -281,6 +281,46 @@ fn credentials_are_sealed_with_a_private_key_file_that_survives_restarts() {
 }
 
 #[test]
+fn credentials_are_never_logged_even_at_trace_level() {
+    use base64::Engine;
+    let trace = [("QUIRE_LOG", "trace")];
+    let b = TestNode::start_with_env(None, &trace);
+    b.create_user(PEER_USER, PEER_PASSWORD, READAPPEND);
+    let a = TestNode::start_with_env(None, &trace);
+    let (status, added) = a.post_admin("admin/librarians/add", add_body("site-b", port(&b), true));
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["credentials_accepted"], true, "{added}");
+    // Unsealed into a client, and used, once more.
+    assert_eq!(list(&a, true)[0]["available"], true);
+    let key = fs::read_to_string(a.data_dir.join("peer-secret.key")).unwrap();
+    let key = key.trim();
+    assert_eq!(key.len(), 64);
+
+    let basic = |user: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    let secrets = [
+        PEER_PASSWORD.to_string(),
+        basic(PEER_USER, PEER_PASSWORD),
+        key.to_string(),
+        basic("admin", &a.admin_password),
+        basic("admin", &b.admin_password),
+    ];
+    for (node, log) in [("a", stderr_log(&a)), ("b", stderr_log(&b))] {
+        assert!(
+            log.contains("TRACE"),
+            "node {node} logged at trace level:\n{log}"
+        );
+        for secret in &secrets {
+            assert!(
+                !log.contains(secret.as_str()),
+                "node {node} logged a secret"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_missing_key_file_is_reported_and_a_restored_one_is_used_without_restart() {
     let (mut a, b) = two_nodes();
     let key_file = a.data_dir.join("peer-secret.key");

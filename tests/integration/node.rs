@@ -79,6 +79,8 @@ pub struct TestNode {
     /// `--data-dir` (canonical path).
     pub data_dir: PathBuf,
     config: Option<PathBuf>,
+    /// Environment variables of every `quire serve` this node runs.
+    env: Vec<(String, String)>,
     child: Option<Child>,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -95,6 +97,12 @@ impl TestNode {
 
     /// Starts a node with this TOML configuration text (if any).
     pub fn start_with(config: Option<&str>) -> TestNode {
+        TestNode::start_with_env(config, &[])
+    }
+
+    /// Starts a node with a configuration text (if any) and environment variables
+    /// (e.g. `QUIRE_LOG`), which restarts keep.
+    pub fn start_with_env(config: Option<&str>, env: &[(&str, &str)]) -> TestNode {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
         let root = fs::canonicalize(dir.path()).expect("canonical temp dir");
         let data_dir = root.join("data");
@@ -112,6 +120,10 @@ impl TestNode {
             dir,
             data_dir,
             config,
+            env: env
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
             child: None,
             base: String::new(),
             admin_password: String::new(),
@@ -154,6 +166,7 @@ impl TestNode {
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
         let mut child = command.spawn().expect("spawning quire serve");
         let address = wait_for_listen_address(&listen_file, &mut child, self.dir.path());
         self.child = Some(child);

@@ -3,8 +3,11 @@
 //! `site-a` knows as remote instances, recorded through the SneakerNet path (a
 //! manifest of `main` creating outgoing transfers, then `clone/complete` as `site-b`
 //! would call it).
+//! The last-copy rule is also checked on one node whose only other copy is on a
+//! drive: marked unavailable, or unplugged.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -266,4 +269,88 @@ fn duplicate_remote_instances_collapse_to_the_oldest() {
         "no duplicate, no change"
     );
     assert_eq!(run_task(&a, "dedup")["items_done"], 0);
+}
+
+/// `site-a` alone: `main` is rolled (`roll`, no remote copy wanted, so only the
+/// last-copy rule can keep a file) and `fill` copies `main` onto the drive at
+/// `drive`, whose copies are the only other ones.
+fn site_with_a_drive(drive: &Path) -> TestNode {
+    let node = TestNode::with_config(&format!(
+        "name = \"site-a\"\n\
+         [[stores]]\nname = \"main\"\npath = \"store\"\n\
+         [[stores]]\nname = \"drive\"\npath = \"{}\"\ningestable = false\n\
+         [[tasks.create_local_clone]]\ntask_name = \"fill\"\nevery = \"1h\"\n\
+         clone_from = \"main\"\nclone_to = \"drive\"\nage_in_days = 7\n\
+         [[tasks.rolling_deletion]]\ntask_name = \"roll\"\nevery = \"1h\"\n\
+         store_name = \"main\"\nage_in_days = 0\nnumber_of_remote_copies = 0\n",
+        drive.display()
+    ));
+    wait_for_start_up_runs(&node);
+    node
+}
+
+/// A plugged-in drive directory outside the node's data directory.
+fn drive_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let drive = fs::canonicalize(dir.path()).unwrap().join("drive");
+    fs::create_dir(&drive).unwrap();
+    (dir, drive)
+}
+
+#[test]
+fn a_copy_marked_unavailable_does_not_count_as_another_copy() {
+    let (_dir, drive) = drive_dir();
+    let a = site_with_a_drive(&drive);
+    // With an available copy on the drive, the copy on main may go.
+    a.upload("rolled.dat", &bytes_of("rolled.dat"));
+    assert_eq!(run_task(&a, "fill")["items_done"], 1);
+    let report = run_task(&a, "roll");
+    assert_eq!(report["items_done"], 1, "{report}");
+    assert!(!a.store_root().join("rolled.dat").exists());
+
+    // Once the drive's copy is marked unavailable, main's copy is the last one.
+    a.upload("kept.dat", &bytes_of("kept.dat"));
+    assert_eq!(run_task(&a, "fill")["items_done"], 1);
+    let (status, manifest) = a.post_admin(
+        "admin/stores/manifest",
+        json!({
+            "store_name": "drive",
+            "create_outgoing_transfers": false,
+            "destination_librarian": "",
+            "disable_store": false,
+            "mark_local_instances_as_unavailable": true,
+        }),
+    );
+    assert_eq!(status, 200, "{manifest}");
+    assert!(drive.join("kept.dat").exists(), "the bytes are still there");
+    let report = run_task(&a, "roll");
+    assert_eq!(report["items_done"], 0, "{report}");
+    assert_eq!(
+        fs::read(a.store_root().join("kept.dat")).unwrap(),
+        bytes_of("kept.dat")
+    );
+    assert_eq!(local_instance(&a, "kept.dat").unwrap()["available"], true);
+}
+
+#[test]
+fn a_copy_on_an_unplugged_drive_does_not_count_as_another_copy() {
+    let (dir, drive) = drive_dir();
+    let a = site_with_a_drive(&drive);
+    a.upload("carried.dat", &bytes_of("carried.dat"));
+    assert_eq!(run_task(&a, "fill")["items_done"], 1);
+
+    let drawer = dir.path().join("in-a-drawer");
+    fs::rename(&drive, &drawer).unwrap();
+    let report = run_task(&a, "roll");
+    assert_eq!(report["items_done"], 0, "{report}");
+    assert_eq!(
+        fs::read(a.store_root().join("carried.dat")).unwrap(),
+        bytes_of("carried.dat")
+    );
+
+    // Plugged back in, the drive's copy counts again and main's copy may go.
+    fs::rename(&drawer, &drive).unwrap();
+    let report = run_task(&a, "roll");
+    assert_eq!(report["items_done"], 1, "{report}");
+    assert!(!a.store_root().join("carried.dat").exists());
 }

@@ -270,32 +270,54 @@ fn tasks_come_from_a_librarian_background_file() {
     assert_eq!(task["soft_timeout_seconds"], 600.0);
 }
 
+/// `started` and `duration_seconds` of a run report, as the run's span.
+fn span(report: &Value) -> (chrono::NaiveDateTime, chrono::NaiveDateTime) {
+    let started = report["started"].as_str().unwrap();
+    let started = chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%dT%H:%M:%S%.f").unwrap();
+    let took = report["duration_seconds"].as_f64().unwrap();
+    (
+        started,
+        started + chrono::Duration::microseconds((took * 1e6) as i64),
+    )
+}
+
 #[test]
 fn a_task_never_overlaps_itself() {
     let node = node_with_integrity_task("");
     for index in 0..20 {
-        node.upload(&format!("f/{index}.dat"), &vec![index as u8; 64 << 10]);
+        node.upload(&format!("f/{index}.dat"), &vec![index as u8; 256 << 10]);
     }
+    let start_up = wait_for_first_run(&node)["last_run"]["started"].clone();
     let reports: Vec<Value> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..3)
+        let first = scope.spawn(|| run_task(&node, "integrity"));
+        // The first request's run has begun (or even ended): the runs asked for
+        // from now on cannot be that one, so at least two runs are compared.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, listing) = node.post_admin("admin/tasks/list", json!({}));
+            assert_eq!(status, 200, "{listing}");
+            let task = &listing["tasks"][0];
+            if !task["running_since"].is_null() || task["last_run"]["started"] != start_up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run never began: {listing}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let later: Vec<_> = (0..2)
             .map(|_| scope.spawn(|| run_task(&node, "integrity")))
             .collect();
-        runs.into_iter().map(|run| run.join().unwrap()).collect()
+        let mut reports = vec![first.join().unwrap()];
+        reports.extend(later.into_iter().map(|run| run.join().unwrap()));
+        reports
     });
-    let mut spans: Vec<(chrono::NaiveDateTime, f64)> = reports
-        .iter()
-        .map(|report| {
-            let started = report["started"].as_str().unwrap();
-            let started =
-                chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%dT%H:%M:%S%.f").unwrap();
-            (started, report["duration_seconds"].as_f64().unwrap())
-        })
-        .collect();
-    spans.sort_by_key(|span| span.0);
-    spans.dedup_by_key(|span| span.0);
+    let mut spans: Vec<_> = reports.iter().map(span).collect();
+    spans.sort();
+    spans.dedup();
+    assert!(spans.len() >= 2, "at least two runs: {reports:?}");
     for pair in spans.windows(2) {
-        let (first, took) = pair[0];
-        let end = first + chrono::Duration::microseconds((took * 1e6) as i64);
-        assert!(pair[1].0 >= end, "runs overlapped: {reports:?}");
+        assert!(pair[1].0 >= pair[0].1, "runs overlapped: {reports:?}");
+    }
+    for report in &reports {
+        assert_eq!(report["items_done"], 20, "{report}");
     }
 }
