@@ -1,6 +1,7 @@
 //! `check_integrity`: re-hash (BLAKE3, all cores) a store's available instances
-//! younger than `age_in_days`. A copy verified within `checksum_timeout` is trusted;
-//! a changed or missing copy becomes a corrupt-file record and an error that
+//! younger than `age_in_days`. A copy that matched within `checksum_timeout` and
+//! has not changed on disk since is trusted (the cache rule of `integrity`); a
+//! changed or missing copy becomes a corrupt-file record and an error that
 //! `search/error` shows (once per copy; repeats count up on the record).
 
 use anyhow::Context;
