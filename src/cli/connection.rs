@@ -53,10 +53,20 @@ pub struct ConnectionArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// Base URL of the node, e.g. http://data.example.org:21108.
-    #[arg(long, env = "QUIRE_URL", value_name = "URL", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "QUIRE_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     pub url: Option<String>,
     /// Account name [default: admin].
-    #[arg(long, env = "QUIRE_USER", value_name = "NAME", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "QUIRE_USER",
+        value_name = "NAME",
+        help_heading = "Connection"
+    )]
     pub user: Option<String>,
     /// Account password [default: the local node's admin-password file].
     #[arg(
@@ -73,7 +83,12 @@ pub struct GlobalArgs {
     pub connection: Option<String>,
     /// Data directory of the node (`serve`), or of the local node a client command
     /// talks to when no URL or connection is given [default: ./quire-data].
-    #[arg(long, env = "QUIRE_DATA_DIR", value_name = "DIR", help_heading = "Connection")]
+    #[arg(
+        long,
+        env = "QUIRE_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Connection"
+    )]
     pub data_dir: Option<PathBuf>,
     /// Print results, and failures, as JSON on stdout.
     #[arg(long)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{Config, ConfigSources, LogFormat};
 use super::failure::Failure;
+use crate::config::{Config, ConfigSources, LogFormat};
 use crate::node::{
     ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, Node, RecoveryMode, open_node, recover,
 };
@@ -141,20 +141,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Binds the listening socket; a failure says which setting chooses the address.
 async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await.map_err(|error| {
-        let cause = match error.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                "the address is in use (by another quire node or another program)".to_string()
-            }
-            _ => error.to_string(),
-        };
-        Failure::new(format!("cannot listen on {listen}: {cause}"))
-            .remedy(
-                "choose another address with --listen or QUIRE_LISTEN (or `listen` in the \
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            let cause = match error.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the address is in use (by another quire node or another program)".to_string()
+                }
+                _ => error.to_string(),
+            };
+            Failure::new(format!("cannot listen on {listen}: {cause}"))
+                .remedy(
+                    "choose another address with --listen or QUIRE_LISTEN (or `listen` in the \
                  configuration file), or stop what uses this one",
-            )
-            .into()
-    })
+                )
+                .into()
+        })
 }
 
 /// Shows the generated admin password on the terminal only: on stderr when it is a
