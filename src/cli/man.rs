@@ -6,6 +6,8 @@ use roff::{Roff, bold, roman};
 
 /// Where the packaged README is, for the SEE ALSO section.
 const PACKAGED_README: &str = "/usr/share/doc/quire/README.md";
+/// Width of the subcommands' help, which man indents by 7 columns.
+const HELP_WIDTH: usize = 72;
 
 /// Prints the manual page of `command` (the whole `quire` command) on stdout.
 pub fn print(command: clap::Command) -> anyhow::Result<()> {
@@ -17,7 +19,7 @@ pub fn print(command: clap::Command) -> anyhow::Result<()> {
 /// options, then every subcommand's full help, then exit status, files and
 /// pointers to the rest of the documentation.
 pub fn render(command: clap::Command) -> anyhow::Result<String> {
-    let mut command = command.disable_help_subcommand(true);
+    let mut command = reproducible(command.disable_help_subcommand(true));
     command.build();
     let man = clap_mangen::Man::new(command.clone()).date("");
     let mut page = Vec::new();
@@ -59,6 +61,15 @@ pub fn render(command: clap::Command) -> anyhow::Result<String> {
     ))]);
     page.extend_from_slice(roff.render().as_bytes());
     Ok(String::from_utf8(page)?)
+}
+
+/// The same command with help that does not depend on where it is rendered: a
+/// fixed width, and no values of environment variables.
+fn reproducible(command: clap::Command) -> clap::Command {
+    command
+        .term_width(HELP_WIDTH)
+        .mut_args(|arg| arg.hide_env_values(true))
+        .mut_subcommands(reproducible)
 }
 
 /// A subsection with the full help of `command`, then one per subcommand of it.

@@ -95,6 +95,7 @@ fn init_logging(format: LogFormat) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Bound before anything is created: a node that cannot listen leaves no trace.
     let listener = bind(&config.listen).await?;
+    let shutdown_requested = shutdown_signal()?;
     let log_format = config.log_format;
     let (node, admin_password) = tokio::task::spawn_blocking(move || open_node(config)).await??;
     if let Some(password) = admin_password {
@@ -126,7 +127,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = {
         let node = node.clone();
         async move {
-            shutdown_signal().await;
+            shutdown_requested.await;
             // Before requests drain: a caller waiting on a task run gets its answer.
             node.tasks.begin_shutdown();
         }
@@ -198,12 +199,20 @@ fn spawn_sweeper(node: Arc<Node>) {
     });
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutdown requested; finishing requests in flight");
+/// Installs the SIGTERM and SIGINT handlers now, so that a signal that comes at
+/// any later point (even before the first request) stops the node gracefully; the
+/// future ends when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutdown requested; finishing requests in flight");
+    })
 }
