@@ -333,4 +333,14 @@ mod tests {
         let error = Config::from_toml("listen = \"nowhere\"").unwrap_err();
         assert!(error.to_string().contains("listen"), "{error}");
     }
+
+    #[test]
+    fn keys_read_as_written_and_a_near_miss_is_corrected() {
+        let error = Config::from_toml("[[stores]]\nname = \"a\"\npath = \"/x\"\nenable = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`stores[0].enable`"), "{error}");
+        assert!(error.contains("did you mean `enabled`?"), "{error}");
+        assert!(!error.contains("default."), "{error}");
+    }
 }
