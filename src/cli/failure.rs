@@ -44,7 +44,11 @@ impl Failure {
     /// reason and status; the remedy is the outermost one found.
     pub fn from_error(error: &anyhow::Error) -> Failure {
         let mut parts: Vec<String> = Vec::new();
-        let mut remedy = None;
+        // A Failure given as context is no chain link of its own type; anyhow
+        // finds the outermost one.
+        let mut remedy = error
+            .downcast_ref::<Failure>()
+            .and_then(|failure| failure.remedy.clone());
         for link in error.chain() {
             let (text, found) = if let Some(failure) = link.downcast_ref::<Failure>() {
                 (failure.error.clone(), failure.remedy.clone())
@@ -92,13 +96,10 @@ impl Failure {
     }
 }
 
+/// The error alone: the remedy is told apart (`to_text`, `to_json`).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.error)?;
-        if let Some(remedy) = &self.remedy {
-            write!(f, " ({remedy})")?;
-        }
-        Ok(())
+        f.write_str(&self.error)
     }
 }
 
