@@ -1,10 +1,12 @@
-//! Entry point: parse the command line, dispatch, map failures to exit codes.
+//! Entry point: parse the command line, dispatch, report a failure (text on stderr,
+//! or JSON on stdout with `--json`) with exit status 1.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use quire::cli;
+use quire::cli::connection::GlobalArgs;
 
-/// quire: a self-contained data-management node speaking the Librarian v2 protocol.
+/// A self-contained data-management node speaking the Librarian v2 protocol.
 ///
 /// Run `quire serve` to start a node on the built-in defaults (data in
 /// ./quire-data, HTTP on 127.0.0.1:21108). The other subcommands talk to a node.
@@ -14,20 +16,11 @@ use quire::cli;
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "\
-Getting started:
-  quire serve                       start a node on the defaults (terminal 1)
-  quire upload x.dat obs/x.dat      upload a file to it (terminal 2, same directory)
-  quire search --name obs/x.dat     find it
-
-Client commands reach the local node of ./quire-data by default; use --url, --user and
---password (or QUIRE_URL, QUIRE_USER, QUIRE_PASSWORD), or --connection NAME from the
-Librarian client file, for any other node. Every command takes --json for scripts.
-
-Environment: QUIRE_CONFIG, QUIRE_DATA_DIR, QUIRE_LISTEN and any QUIRE_<setting> for the
-node; QUIRE_LOG sets log verbosity (e.g. QUIRE_LOG=debug)."
+    after_help = cli::ABOUT_MORE
 )]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,27 +47,73 @@ enum Command {
     Librarians(cli::librarians::LibrariansArgs),
     /// SneakerNet: write a store's manifest, or ingest one from a drive.
     Manifest(cli::manifest::ManifestArgs),
+    /// Print this manual page (roff) on stdout, e.g. `quire man | man -l -`.
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> std::process::ExitCode {
-    let parsed = Cli::parse();
-    let result = match parsed.command {
-        Command::Serve(args) => cli::serve::run(args),
-        Command::Upload(args) => cli::upload::run(args),
-        Command::Ping(args) => cli::ping::run(args),
-        Command::Search(args) => cli::search::run(args),
-        Command::Validate(args) => cli::validate::run(args),
-        Command::Stores(args) => cli::stores::run(args),
-        Command::Users(args) => cli::users::run(args),
-        Command::Tasks(args) => cli::tasks::run(args),
-        Command::Librarians(args) => cli::librarians::run(args),
-        Command::Manifest(args) => cli::manifest::run(args),
+    cli::pipe::end_quietly_when_stdout_closes();
+    let matches = Cli::command().get_matches();
+    let command_name = cli::command_name(&matches);
+    let Cli { global, command } = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut json = global.json;
+    let result = match command {
+        Command::Serve(mut args) => {
+            if args.data_dir.is_none() {
+                args.data_dir.clone_from(&global.data_dir);
+            }
+            cli::serve::run(args)
+        }
+        Command::Upload(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::upload::run(args)
+        }
+        Command::Ping(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::ping::run(args)
+        }
+        Command::Search(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::search::run(args)
+        }
+        Command::Validate(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::validate::run(args)
+        }
+        Command::Stores(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::stores::run(args)
+        }
+        Command::Users(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::users::run(args)
+        }
+        Command::Tasks(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::tasks::run(args)
+        }
+        Command::Librarians(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::librarians::run(args)
+        }
+        Command::Manifest(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::manifest::run(args)
+        }
+        Command::Man => cli::man::print(Cli::command()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("quire: error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(error) => cli::failure::report(&error, &command_name, json),
     }
 }

@@ -3,8 +3,9 @@
 //! In order: `--url/--user/--password` (or `QUIRE_URL/QUIRE_USER/QUIRE_PASSWORD`);
 //! a named connection of the Librarian client file (`--connection NAME`, read from
 //! `$HL_CLIENT_CONFIG` or `~/.hl_client.cfg`); otherwise the local node of the data
-//! directory (`./quire-data` or `--data-dir`), using the address it listens on and
-//! its `admin-password` file.
+//! directory (`--data-dir`, else `./quire-data`, else the `data_dir` of the node's
+//! configuration file), using the address it listens on and its `admin-password`
+//! file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use super::failure::Failure;
+use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, PACKAGED_CONFIG};
 use crate::node::{ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE};
 use crate::peer::{Connection, LibrarianClient};
 
@@ -46,6 +48,72 @@ pub struct ConnectionArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The connection options and `--json` given before the subcommand
+/// (`quire --user x ping`). A subcommand's own options win over these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Base URL of the node, e.g. http://data.example.org:21108.
+    #[arg(
+        long,
+        env = "QUIRE_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
+    pub url: Option<String>,
+    /// Account name [default: admin].
+    #[arg(
+        long,
+        env = "QUIRE_USER",
+        value_name = "NAME",
+        help_heading = "Connection"
+    )]
+    pub user: Option<String>,
+    /// Account password [default: the local node's admin-password file].
+    #[arg(
+        long,
+        env = "QUIRE_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true,
+        help_heading = "Connection"
+    )]
+    pub password: Option<String>,
+    /// A named connection from the Librarian client file ($HL_CLIENT_CONFIG or
+    /// ~/.hl_client.cfg).
+    #[arg(long, short = 'c', value_name = "NAME", help_heading = "Connection")]
+    pub connection: Option<String>,
+    /// Data directory of the node (`serve`), or of the local node a client command
+    /// talks to when no URL or connection is given [default: ./quire-data].
+    #[arg(
+        long,
+        env = "QUIRE_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Connection"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// Print results, and failures, as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl GlobalArgs {
+    /// Fills what a subcommand's options left unset from these.
+    pub fn fill(&self, connection: &mut ConnectionArgs, json: &mut bool) {
+        let fill = |own: &mut Option<String>, global: &Option<String>| {
+            if own.is_none() {
+                own.clone_from(global);
+            }
+        };
+        fill(&mut connection.url, &self.url);
+        fill(&mut connection.user, &self.user);
+        fill(&mut connection.password, &self.password);
+        fill(&mut connection.connection, &self.connection);
+        if connection.data_dir.is_none() {
+            connection.data_dir.clone_from(&self.data_dir);
+        }
+        *json |= self.json;
+    }
+}
+
 impl ConnectionArgs {
     /// Resolves the connection and builds a client for it.
     pub fn client(&self) -> anyhow::Result<LibrarianClient> {
@@ -59,10 +127,7 @@ impl ConnectionArgs {
             Some(name) => Some(named_connection(name)?),
             None => None,
         };
-        let data_dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         let url = match (&self.url, &named) {
             (Some(url), _) => url.clone(),
             (None, Some(named)) => named.url.clone(),
@@ -101,17 +166,38 @@ fn local_url(data_dir: &Path) -> String {
         .unwrap_or_else(|_| DEFAULT_LISTEN.to_string())
 }
 
+/// The local node's data directory when none is given: `./quire-data` if it
+/// exists, else the `data_dir` of the node's configuration file (`QUIRE_CONFIG`, or
+/// the packaged `/etc/quire/quire.toml`), else `./quire-data`.
+fn default_data_dir() -> PathBuf {
+    let here = PathBuf::from(DEFAULT_DATA_DIR);
+    if here.exists() {
+        return here;
+    }
+    let file = std::env::var_os("QUIRE_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(PACKAGED_CONFIG));
+    Config::data_dir_of(&file).unwrap_or(here)
+}
+
 fn local_password(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(ADMIN_PASSWORD_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().to_string()),
-        Err(error) => bail!(
-            "no password given and cannot read {} ({error}); pass --password, set \
-             QUIRE_PASSWORD, use --connection NAME, or run in the directory where \
-             `quire serve` keeps its quire-data",
-            path.display()
-        ),
-    }
+    let error = match std::fs::read_to_string(&path) {
+        Ok(text) => return Ok(text.trim().to_string()),
+        Err(error) => error,
+    };
+    let failure = Failure::new(format!(
+        "no password given, and {} cannot be read: {error}",
+        path.display()
+    ));
+    let remedy = if error.kind() == std::io::ErrorKind::PermissionDenied {
+        "run the command as the node's user (for the packaged node: `sudo -u quire quire \
+         ...`), or pass --user and --password"
+    } else {
+        "pass --password (or QUIRE_PASSWORD) or --connection NAME, or point --data-dir \
+         (QUIRE_DATA_DIR) at the data directory of the node `quire serve` runs"
+    };
+    Err(failure.remedy(remedy).into())
 }
 
 /// Path of the Librarian client file.
@@ -126,8 +212,10 @@ pub fn client_file() -> Option<PathBuf> {
 
 /// Reads connection `name` from the Librarian client file.
 pub fn named_connection(name: &str) -> anyhow::Result<Connection> {
-    let path =
-        client_file().context("cannot locate the Librarian client file; set HL_CLIENT_CONFIG")?;
+    let path = client_file().ok_or_else(|| {
+        Failure::new("cannot locate the Librarian client file")
+            .remedy("set HL_CLIENT_CONFIG to its path")
+    })?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the Librarian client file {}", path.display()))?;
     let file: serde_json::Value =
@@ -137,10 +225,10 @@ pub fn named_connection(name: &str) -> anyhow::Result<Connection> {
             .as_object()
             .map(|c| c.keys().collect())
             .unwrap_or_default();
-        bail!(
-            "no connection '{name}' in {} (it has: {known:?})",
-            path.display()
-        );
+        let failure = Failure::new(format!("no connection '{name}' in {}", path.display()));
+        return Err(failure
+            .remedy(format!("use one of {known:?}, or add '{name}' to the file"))
+            .into());
     };
     let field = |key: &str| -> anyhow::Result<String> {
         match &entry[key] {

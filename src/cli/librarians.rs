@@ -3,10 +3,11 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::connection::ConnectionArgs;
+use super::failure::Failure;
 use super::output::{print_json, print_table};
 use crate::peer::LibrarianClient;
 use crate::protocol::librarians::AddLibrarianRequest;
@@ -230,18 +231,27 @@ async fn add(
         print_json(&added)?;
     }
     if added.already_exists {
-        bail!(
-            "a peer named {name} is already known and was left unchanged; to change its \
-             address or password, run `quire librarians remove {name}` and add it again"
-        );
+        let failure = Failure::new(format!(
+            "a peer named {name} is already known and was left unchanged"
+        ));
+        return Err(failure
+            .remedy(format!(
+                "to change its address or password, run `quire librarians remove {name}` \
+                 and add it again"
+            ))
+            .into());
     }
     if !added.success {
-        bail!(
-            "{name} did not answer ping/ at {}:{}, so it was not added; check the URL, the \
-             port and that the peer is running, or add it anyway with --no-check",
-            request.url,
-            request.port
-        );
+        let failure = Failure::new(format!(
+            "{name} did not answer ping/ at {}:{}, so it was not added",
+            request.url, request.port
+        ));
+        return Err(failure
+            .remedy(
+                "check the URL, the port and that the peer is running, or add it anyway \
+                 with --no-check",
+            )
+            .into());
     }
     if !json {
         match added.ping_success {
@@ -275,10 +285,13 @@ fn read_password(user: &str, peer: &str) -> anyhow::Result<String> {
         line.trim_end_matches(['\n', '\r']).to_string()
     };
     if password.is_empty() {
-        bail!(
-            "no password for {user} on {peer}: give it with --peer-password, \
-             QUIRE_PEER_PASSWORD, on the terminal, or as a line on stdin"
-        );
+        let failure = Failure::new(format!("no password for {user} on {peer}"));
+        return Err(failure
+            .remedy(
+                "give it with --peer-password, QUIRE_PEER_PASSWORD, on the terminal, or as \
+                 a line on stdin",
+            )
+            .into());
     }
     Ok(password)
 }

@@ -2,6 +2,7 @@
 //! progress bars that appear only on a terminal.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,31 +30,75 @@ pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
     format!("{}/s", human_size((bytes as f64 / seconds) as u64))
 }
 
+/// Whether a JSON document was printed on stdout (see `failure::report`).
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let text = serde_json::to_string_pretty(value)?;
+    note_json_printed();
+    println!("{text}");
     Ok(())
+}
+
+/// Records that the command has begun its JSON document on stdout.
+pub fn note_json_printed() {
+    JSON_PRINTED.store(true, Ordering::Relaxed);
+}
+
+/// Whether the command has printed (or begun) its JSON document on stdout.
+pub fn json_was_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
 }
 
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    let table = Table::new(header, rows.to_vec());
+    table.print_header();
+    table.print_rows(rows);
+}
+
+/// Columns sized once, from a header and a first set of rows, so that rows that
+/// arrive later (a long listing, page by page) line up with them.
+pub struct Table {
+    header: Vec<String>,
+    widths: Vec<usize>,
+}
+
+impl Table {
+    /// Columns as wide as the widest of `header` and `sample` in each.
+    pub fn new(header: &[&str], sample: Vec<Vec<String>>) -> Table {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in &sample {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            widths,
         }
     }
-    let line = |cells: Vec<String>| {
+
+    /// Prints the header line.
+    pub fn print_header(&self) {
+        self.print_line(&self.header);
+    }
+
+    /// Prints rows; a cell wider than its column pushes the rest of its row right.
+    pub fn print_rows(&self, rows: &[Vec<String>]) {
+        for row in rows {
+            self.print_line(row);
+        }
+    }
+
+    fn print_line(&self, cells: &[String]) {
         let padded: Vec<String> = cells
             .iter()
-            .zip(&widths)
+            .zip(&self.widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
         println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
     }
 }
 

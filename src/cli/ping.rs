@@ -4,6 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::connection::ConnectionArgs;
+use super::failure::Failure;
 use super::output::print_json;
 
 /// Options of `quire ping`.
@@ -57,7 +58,16 @@ pub fn run(args: PingArgs) -> anyhow::Result<()> {
             }
         }
         if !credentials_valid {
-            anyhow::bail!("the node rejected the credentials of '{}'", report.user);
+            let failure = Failure::new(format!(
+                "the node rejected the password of '{}'",
+                report.user
+            ));
+            return Err(failure
+                .remedy(
+                    "check --user and --password (QUIRE_USER, QUIRE_PASSWORD), or the \
+                     connection named by --connection",
+                )
+                .into());
         }
         Ok(())
     })

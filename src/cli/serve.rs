@@ -1,5 +1,6 @@
 //! `quire serve`: run a node until interrupted.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::failure::Failure;
 use crate::config::{Config, ConfigSources, LogFormat};
 use crate::node::{
-    ADMIN_PASSWORD_FILE, LISTEN_ADDRESS_FILE, Node, RecoveryMode, open_node, recover,
+    ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, Node, RecoveryMode, open_node, recover,
 };
 use crate::tasks::Tasks;
 
@@ -76,11 +78,13 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Logs go to stderr, coloured only when stderr is a terminal.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUIRE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -89,26 +93,27 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listen = config.listen.clone();
+    // Bound before anything is created: a node that cannot listen leaves no trace.
+    let listener = bind(&config.listen).await?;
+    let shutdown_requested = shutdown_signal()?;
+    let log_format = config.log_format;
     let (node, admin_password) = tokio::task::spawn_blocking(move || open_node(config)).await??;
     if let Some(password) = admin_password {
-        let file = node.config.data_dir.join(ADMIN_PASSWORD_FILE);
-        println!(
-            "quire: created the account 'admin' with password {password}\n\
-             quire: the password is also in {} (readable only by you); it is not shown again",
-            file.display()
-        );
+        announce_admin_password(&node, &password, log_format);
     }
     let report = {
         let node = node.clone();
         tokio::task::spawn_blocking(move || recover(&node, RecoveryMode::StartUp)).await??
     };
-    tracing::info!(?report, "start-up recovery done");
+    tracing::info!(
+        restored_commits = report.restored_commits,
+        failed_transfers = report.failed_transfers,
+        removed_staging = report.removed_staging,
+        taken_back_uploads = report.taken_back_uploads,
+        "start-up recovery done"
+    );
     let dropboxes = crate::dropbox::spawn(node.clone()).await?;
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}; is another node running there?"))?;
     let address = listener.local_addr()?;
     crate::node::setup_write_listen_address(&node.config.data_dir, address)
         .context("cannot record the listen address")?;
@@ -122,7 +127,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = {
         let node = node.clone();
         async move {
-            shutdown_signal().await;
+            shutdown_requested.await;
             // Before requests drain: a caller waiting on a task run gets its answer.
             node.tasks.begin_shutdown();
         }
@@ -133,6 +138,46 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the listening socket; a failure says which setting chooses the address.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            let cause = match error.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the address is in use (by another quire node or another program)".to_string()
+                }
+                _ => error.to_string(),
+            };
+            Failure::new(format!("cannot listen on {listen}: {cause}"))
+                .remedy(
+                    "choose another address with --listen or QUIRE_LISTEN (or `listen` in the \
+                 configuration file), or stop what uses this one",
+                )
+                .into()
+        })
+}
+
+/// Shows the generated admin password on the terminal only: on stderr when it is a
+/// terminal and logs are text. A redirected stderr or a JSON log never holds it;
+/// the log line says which file (mode 0600) does.
+fn announce_admin_password(node: &Node, password: &str, format: LogFormat) {
+    let file = node.config.data_dir.join(ADMIN_PASSWORD_FILE);
+    if std::io::stderr().is_terminal() && format == LogFormat::Text {
+        eprintln!(
+            "quire: created the account 'admin' with password {password}\n\
+             quire: the password is also in {} (readable only by you); it is not shown again",
+            file.display()
+        );
+    }
+    tracing::info!(
+        user = ADMIN_USER,
+        password_file = %file.display(),
+        "created the account 'admin'; its password is in the password file, readable only \
+         by this user"
+    );
 }
 
 /// Periodically fails expired uploads and removes orphaned staging.
@@ -154,12 +199,20 @@ fn spawn_sweeper(node: Arc<Node>) {
     });
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutdown requested; finishing requests in flight");
+/// Installs the SIGTERM and SIGINT handlers now, so that a signal that comes at
+/// any later point (even before the first request) stops the node gracefully; the
+/// future ends when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutdown requested; finishing requests in flight");
+    })
 }

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
 use super::connection::ConnectionArgs;
+use super::failure::Failure;
 use super::output::{print_json, print_table};
 use crate::model::Timestamp;
 use crate::peer::LibrarianClient;
@@ -95,9 +96,10 @@ async fn run_one(
     let answer = patient.run_task(name, true).await;
     spinner.finish_and_clear();
     let answer = answer?;
-    let report = answer
-        .report
-        .ok_or_else(|| anyhow::anyhow!("the node did not report on the run of {name}"))?;
+    let report = answer.report.ok_or_else(|| {
+        Failure::new(format!("the node did not report on the run of {name}"))
+            .remedy("`quire tasks` shows the task's last run")
+    })?;
     if json {
         print_json(&report)?;
     } else {
@@ -113,10 +115,16 @@ async fn run_one(
         }
     }
     if report.outcome.starts_with("failed") || report.errors > 0 {
-        anyhow::bail!(
-            "task {name} did not run cleanly; the node's log and its error list \
-             (search/error) have the details"
-        );
+        let failure = Failure::new(format!(
+            "task {name} did not run cleanly ({}, {} errors)",
+            report.outcome, report.errors
+        ));
+        return Err(failure
+            .remedy(
+                "the node's log and its error list (`librarian search-errors`) have the \
+                 details; `quire tasks run` runs it again",
+            )
+            .into());
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::connection::ConnectionArgs;
 use super::output::{print_json, print_table};
 use crate::accounts::generate_password;
 use crate::model::AuthLevel;
-use crate::protocol::users::{UserCreationRequest, UserUpdateRequest};
+use crate::protocol::users::{UserCreationRequest, UserListResponse, UserUpdateRequest};
 
 /// Options of `quire users`.
 #[derive(Debug, Args)]
@@ -69,7 +69,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
             UsersAction::List => {
                 let list = client.list_users().await?;
                 if json {
-                    return print_json(&list);
+                    return print_json(&listing_json(&list));
                 }
                 let rows: Vec<Vec<String>> = list
                     .users
@@ -133,6 +133,23 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `users/list` as JSON, each level given by its protocol number (`permission`)
+/// and by its name (`level`).
+fn listing_json(list: &UserListResponse) -> serde_json::Value {
+    let users: Vec<serde_json::Value> = list
+        .users
+        .iter()
+        .map(|user| {
+            serde_json::json!({
+                "username": user.username,
+                "permission": user.permission,
+                "level": user.permission.name(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "users": users })
 }
 
 fn password_or_generated(given: Option<String>) -> (String, bool) {

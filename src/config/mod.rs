@@ -6,6 +6,7 @@
 
 mod dropbox;
 mod duration;
+mod figment_error;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ use crate::tasks::config::{RawTasks, merge_raw, read_background_file};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:21108";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "quire-data";
+/// The configuration file the Debian package installs.
+pub const PACKAGED_CONFIG: &str = "/etc/quire/quire.toml";
 /// Settings that may be given as `QUIRE_<KEY>` environment variables.
 const ENV_KEYS: [&str; 12] = [
     "name",
@@ -220,6 +223,17 @@ impl Config {
         config.validated()
     }
 
+    /// The data directory a configuration file sets, if it can be read and sets
+    /// one (the CLI's way to find a node started with that file).
+    pub fn data_dir_of(file: &Path) -> Option<PathBuf> {
+        if !file.is_file() {
+            return None;
+        }
+        Figment::from(Toml::file_exact(file))
+            .extract_inner::<PathBuf>("data_dir")
+            .ok()
+    }
+
     /// Parses configuration from TOML text alone (over the defaults).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
@@ -318,5 +332,15 @@ mod tests {
         );
         let error = Config::from_toml("listen = \"nowhere\"").unwrap_err();
         assert!(error.to_string().contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn keys_read_as_written_and_a_near_miss_is_corrected() {
+        let error = Config::from_toml("[[stores]]\nname = \"a\"\npath = \"/x\"\nenable = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`stores[0].enable`"), "{error}");
+        assert!(error.contains("did you mean `enabled`?"), "{error}");
+        assert!(!error.contains("default."), "{error}");
     }
 }

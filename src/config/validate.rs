@@ -20,8 +20,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(super) fn from_figment(error: figment::Error) -> ConfigError {
-        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
-        ConfigError::Parse(messages.join("; "))
+        ConfigError::Parse(super::figment_error::describe(error))
     }
 
     pub(super) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {

@@ -75,6 +75,9 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut runners = Vec::new();
     let layouts = layout::resolve_all(node)?;
+    if layouts.is_empty() {
+        return Ok(Dropboxes { stop, runners });
+    }
     let max_batch = max_batch(layouts.len());
     for layout in layouts {
         let (sender, receiver) = mpsc::channel();

@@ -27,6 +27,11 @@ pub const ADMIN_USER: &str = "admin";
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    #[error(
+        "the data directory {0} is not a directory; point --data-dir (QUIRE_DATA_DIR, \
+         `data_dir`) at a directory, or at a path that does not exist yet"
+    )]
+    NotADirectory(PathBuf),
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -59,6 +64,9 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
         let path = path.to_path_buf();
         move |source| SetupError::DataDir { path, source }
     };
+    if fs::metadata(&config.data_dir).is_ok_and(|found| !found.is_dir()) {
+        return Err(SetupError::NotADirectory(config.data_dir.clone()));
+    }
     fs::create_dir_all(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
     config.data_dir =
         fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;

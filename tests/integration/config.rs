@@ -85,6 +85,32 @@ fn an_unparsable_duration_is_refused() {
 }
 
 #[test]
+fn a_misspelt_key_gets_the_closest_known_one() {
+    let (status, stderr, _) = serve_with_config("max_search_result = 3\n");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("`max_search_result`")
+            && stderr.contains("did you mean `max_search_results`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn keys_are_named_as_written_without_the_profile() {
+    let (status, stderr, _) =
+        serve_with_config("[[stores]]\nname = \"a\"\npath = \"a\"\nstaging = \"b\"\n");
+    assert!(!status.success());
+    assert!(stderr.contains("`stores[0].staging`"), "{stderr}");
+    assert!(stderr.contains("did you mean `staging_path`?"), "{stderr}");
+    assert!(!stderr.contains("default."), "{stderr}");
+    let (status, stderr, _) = serve_until_exit(|command, _| {
+        command.env("QUIRE_MAX_SEARCH_RESULTS", "many");
+    });
+    assert!(!status.success());
+    assert!(stderr.contains("QUIRE_MAX_SEARCH_RESULTS:"), "{stderr}");
+}
+
+#[test]
 fn two_stores_with_one_name_are_refused() {
     let config = "[[stores]]\nname = \"s\"\npath = \"a\"\n[[stores]]\nname = \"s\"\npath = \"b\"\n";
     assert_refused_naming(config, "stores[1].name");
@@ -148,7 +174,7 @@ fn serve_defaults_once(cwd: &Path) -> String {
 }
 
 #[test]
-fn serve_without_configuration_creates_quire_data_and_shows_the_password_once() {
+fn serve_without_configuration_creates_quire_data_and_keeps_the_password_in_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let first = serve_defaults_once(dir.path());
     let data = dir.path().join("quire-data");
@@ -165,7 +191,15 @@ fn serve_without_configuration_creates_quire_data_and_shows_the_password_once() 
         .trim()
         .to_string();
     assert_eq!(password.len(), 24, "{password:?}");
-    assert_eq!(first.matches(&password).count(), 1, "printed once: {first}");
+    // Neither output is a terminal here: the password is only in its file, and
+    // the log says where.
+    let log = fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(
+        !first.contains(&password),
+        "not on a redirected stdout: {first}"
+    );
+    assert!(!log.contains(&password), "not in a redirected log: {log}");
+    assert!(log.contains(&password_file.display().to_string()), "{log}");
 
     let second = serve_defaults_once(dir.path());
     assert!(!second.contains(&password), "not printed again: {second}");

@@ -3,6 +3,7 @@
 
 mod admin;
 mod batch;
+mod cli;
 mod commit;
 mod config;
 mod crash;

@@ -218,3 +218,111 @@ fn instance_searches_need_the_admin_level() {
         assert_eq!(status, 401, "{route}: {body}");
     }
 }
+
+/// A node answering at most `limit` files per search, holding `before` single
+/// uploads, then `batch` files stored by one `upload --batch` (so they share one
+/// creation time), then `after` single uploads. Returns the node and every name,
+/// newest first within each group.
+fn node_with_a_crowded_instant(
+    limit: usize,
+    before: usize,
+    batch: usize,
+    after: usize,
+) -> (TestNode, Vec<String>) {
+    let node = TestNode::with_config(&format!("max_search_results = {limit}\n"));
+    let mut names = Vec::new();
+    for i in 0..before {
+        names.push(format!("before/{i}"));
+        node.upload(&format!("before/{i}"), format!("before {i}").as_bytes());
+    }
+    let source = node.dir.path().join("batch");
+    std::fs::create_dir(&source).unwrap();
+    for i in 0..batch {
+        std::fs::write(source.join(format!("{i:02}")), format!("batch {i}")).unwrap();
+        names.push(format!("batch/{i:02}"));
+    }
+    let uploaded = node.cli(&["upload", "--batch", source.to_str().unwrap(), "batch"]);
+    assert!(uploaded.status.success(), "{}", text(&uploaded.stderr));
+    let times: std::collections::HashSet<String> = (0..batch)
+        .map(|i| node.file_record(&format!("batch/{i:02}"))["create_time"].to_string())
+        .collect();
+    assert_eq!(times.len(), 1, "one batch, one creation time: {times:?}");
+    for i in 0..after {
+        names.push(format!("after/{i}"));
+        node.upload(&format!("after/{i}"), format!("after {i}").as_bytes());
+    }
+    (node, names)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The names of a `quire search --json` answer, in order.
+fn cli_names(stdout: &[u8]) -> Vec<String> {
+    let found: Value = serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)));
+    names(&found).into_iter().map(str::to_string).collect()
+}
+
+#[test]
+fn the_cli_says_how_many_more_match_and_all_lists_each_file_once_across_page_edges() {
+    // Pages of 8 end inside the batch of 6 files created at one instant.
+    let (node, names) = node_with_a_crowded_instant(8, 3, 6, 3);
+
+    let newest = node.cli(&["search", "--max-results", "5", "--json"]);
+    assert!(newest.status.success(), "{}", text(&newest.stderr));
+    let shown = cli_names(&newest.stdout);
+    assert_eq!(shown.len(), 5);
+    assert_eq!(shown[..3], ["after/2", "after/1", "after/0"]);
+    let note = text(&newest.stderr);
+    assert!(note.contains("7 more match (12 in all)"), "{note}");
+    assert!(
+        note.contains("--max-results 12") && note.contains("--all"),
+        "{note}"
+    );
+
+    let all = node.cli(&["search", "--all", "--json"]);
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let listed = cli_names(&all.stdout);
+    let mut sorted = listed.clone();
+    sorted.sort();
+    sorted.dedup();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every file, once: {listed:?}");
+    assert_eq!(listed.len(), names.len(), "no duplicates: {listed:?}");
+    assert_eq!(listed[..3], ["after/2", "after/1", "after/0"]);
+    assert_eq!(listed[9..], ["before/2", "before/1", "before/0"]);
+    assert!(all.stderr.is_empty(), "{}", text(&all.stderr));
+
+    // More than the node's limit, without --all: paged the same way.
+    let many = node.cli(&["search", "--max-results", "20", "--json"]);
+    assert_eq!(cli_names(&many.stdout), listed);
+    assert!(
+        many.stderr.is_empty(),
+        "nothing more to say: {}",
+        text(&many.stderr)
+    );
+
+    let table = node.cli(&["search", "--all"]);
+    let rows = text(&table.stdout);
+    assert_eq!(rows.lines().count(), 1 + names.len(), "{rows}");
+}
+
+#[test]
+fn the_cli_warns_when_more_files_share_an_instant_than_the_node_returns() {
+    let (node, _) = node_with_a_crowded_instant(4, 1, 6, 1);
+    let all = node.cli(&["search", "--all", "--json"]);
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let listed = cli_names(&all.stdout);
+    let unique: std::collections::HashSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no duplicates: {listed:?}");
+    assert_eq!(listed.first().map(String::as_str), Some("after/0"));
+    assert_eq!(listed.last().map(String::as_str), Some("before/0"));
+    let warning = text(&all.stderr);
+    assert!(
+        warning.contains("may be missing") && warning.contains("max_search_results"),
+        "{warning}"
+    );
+}

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::IngestArgs;
 use crate::checksum::copy_and_digest_reporting;
+use crate::cli::failure::Failure as CliFailure;
 use crate::cli::output::{bytes_bar, human_rate, human_size, print_json};
 use crate::model::Checksum;
 use crate::peer::{LibrarianClient, PeerError};
@@ -79,10 +80,13 @@ pub(super) async fn run(
     let manifest: StoreManifestResponse = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a store manifest", args.manifest.display()))?;
     if !args.store_root.is_dir() {
-        bail!(
-            "the store root {} is not a directory; give the directory the drive is mounted at",
+        let failure = CliFailure::new(format!(
+            "the store root {} is not a directory",
             args.store_root.display()
-        );
+        ));
+        return Err(failure
+            .remedy("give --store-root the directory the drive is mounted at")
+            .into());
     }
     let bytes: u64 = manifest.store_files.iter().map(|f| f.size).sum();
     let shared = Shared {
@@ -131,12 +135,16 @@ pub(super) async fn run(
     report.failed = report.failures.len();
     print_report(&report, json)?;
     if report.failed > 0 {
-        bail!(
-            "{} of {} files were not ingested; fix the causes above and run the same command \
-             again (files already on the node are skipped)",
-            report.failed,
-            report.total
-        );
+        let failure = CliFailure::new(format!(
+            "{} of {} files were not ingested",
+            report.failed, report.total
+        ));
+        return Err(failure
+            .remedy(
+                "fix the causes above and run the same command again (files already on the \
+                 node are skipped)",
+            )
+            .into());
     }
     Ok(())
 }
