@@ -3,6 +3,7 @@
 
 mod admin;
 mod batch;
+mod cli_upload;
 mod commit;
 mod config;
 mod crash;
