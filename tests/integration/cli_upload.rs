@@ -411,7 +411,7 @@ fn start_stream(node: &TestNode, id: u64, offset: u64, declared: usize, part: &[
         base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", node.admin_password));
     let head = format!(
         "PUT /api/v2/upload/stream/{id}?offset={offset} HTTP/1.1\r\nHost: {}\r\n\
-         Authorization: Basic {credentials}\r\nContent-Length: {declared}\r\n\r\n",
+         Authorization: Basic {credentials}\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n",
         address(node)
     );
     socket.write_all(head.as_bytes()).unwrap();
