@@ -122,6 +122,9 @@ impl ProgressTracker for RateKey {
     }
 
     fn write(&self, state: &ProgressState, w: &mut dyn fmt::Write) {
+        if state.len().is_some_and(|length| state.pos() >= length) {
+            return; // done moving: a rate decaying while the node commits says nothing
+        }
         let now = Instant::now();
         let Some(rate) = self.rate.per_second(now) else {
             return;

@@ -119,10 +119,12 @@ pub async fn upload_one(
 ) -> anyhow::Result<UploadOutcome> {
     let started = Instant::now();
     let size = source_size(&plan.source)?;
+    progress.set_message("checksumming");
     let (checksum, record_algorithm) = {
         let plan = plan.clone();
         tokio::task::spawn_blocking(move || declared_checksum(&plan, size)).await??
     };
+    progress.set_message("uploading");
     let mut fresh_start = false;
     loop {
         let attempt = attempt_upload(client, plan, size, &checksum, record_algorithm, progress);
@@ -153,6 +155,7 @@ pub async fn upload_one(
                     )
                 });
                 progress.set_position(0);
+                progress.set_message("uploading");
                 fresh_start = true;
             }
             Attempt::KeptBytesDiffer(error) => return Err(explain_commit_failure(error)),
@@ -230,6 +233,7 @@ async fn attempt_upload(
         .get(provider.protocol_name())
         .map(|p| p.hostnames.clone())
         .unwrap_or_default();
+    progress.set_message("committing");
     let committed = client
         .commit(&UploadCompletionRequest {
             store_name: staged.store_name,
