@@ -677,3 +677,33 @@ fn ctrl_c_says_that_running_the_command_again_resumes_and_it_does() {
     );
     assert_verifies(&node, "c/stopped.bin", &bytes);
 }
+
+#[test]
+fn kept_bytes_that_do_not_match_are_sent_again_from_the_start() {
+    let node = TestNode::with_config(ALWAYS_REHASH);
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = payload(1 << 20, 9);
+    let file = dir.path().join("damaged.bin");
+    fs::write(&file, &bytes).unwrap();
+    let staged = stage_like_the_cli(&node, "w/damaged.bin", &bytes);
+    // What a power loss may leave: the right length, the wrong bytes.
+    let damaged = vec![0u8; bytes.len() / 2];
+    let put = node.put_stream(transfer_id(&staged), 0, None, &damaged);
+    assert_eq!(put.status, 200, "{}", put.text);
+
+    let output = node.cli(&[
+        "upload",
+        "--provider",
+        "network",
+        path_arg(&file),
+        "w/damaged.bin",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the bytes kept from an earlier attempt did not match"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stdout(&output).contains("resumed:"), "{}", stdout(&output));
+    assert_verifies(&node, "w/damaged.bin", &bytes);
+}
