@@ -255,6 +255,11 @@ async fn attempt_upload(
         Err(error) if error.status() == Some(StatusCode::NOT_ACCEPTABLE) && resumed > 0 => {
             Ok(Attempt::KeptBytesDiffer(error))
         }
+        Err(error) if error.is_transient() => Err(anyhow::Error::from(error).context(format!(
+            "the upload of {} could not be committed; its bytes stay on the node: re-run the \
+             same command to finish it",
+            plan.source.display()
+        ))),
         Err(error) => Err(explain_commit_failure(error)),
     }
 }
