@@ -8,6 +8,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+mod rate;
+use rate::{RateKey, Unit};
+
 /// Bytes in IEC units with one decimal (`1.5 GiB`).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -102,37 +105,49 @@ impl Table {
     }
 }
 
-/// A byte-counting progress bar on stderr, hidden unless stderr is a terminal.
+/// A byte-counting progress bar on stderr, hidden unless stderr is a terminal. Its
+/// rate and time left are smoothed and appear after a warm-up (see `rate.rs`); it
+/// redraws on its own, so a stall shows as a falling rate.
 pub fn bytes_bar(total: u64, message: &str, quiet: bool) -> ProgressBar {
-    let bar = if quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(message.to_string());
-    bar
+    progress_bar(
+        total,
+        message,
+        quiet,
+        "{msg:12} [{bar:30}] {bytes}/{total_bytes} {rate}",
+        Unit::Bytes,
+    )
 }
 
-/// A counting progress bar for many items.
+/// A counting progress bar for many files.
 pub fn items_bar(total: u64, message: &str, quiet: bool) -> ProgressBar {
+    progress_bar(
+        total,
+        message,
+        quiet,
+        "{msg:12} [{bar:30}] {pos}/{len} files {rate}",
+        Unit::Files,
+    )
+}
+
+/// How often a visible bar redraws when nothing else moves it.
+const REDRAW_EVERY: Duration = Duration::from_millis(250);
+
+fn progress_bar(total: u64, message: &str, quiet: bool, template: &str, unit: Unit) -> ProgressBar {
     let bar = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(total)
     };
     bar.set_style(
-        ProgressStyle::with_template("{msg:12} [{bar:30}] {pos}/{len} files {per_sec} eta {eta}")
+        ProgressStyle::with_template(template)
             .expect("valid template")
+            .with_key("rate", RateKey::new(unit))
             .progress_chars("=> "),
     );
     bar.set_message(message.to_string());
+    if !bar.is_hidden() {
+        bar.enable_steady_tick(REDRAW_EVERY);
+    }
     bar
 }
 

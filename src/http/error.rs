@@ -203,6 +203,10 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::RANGE_NOT_SATISFIABLE,
                 "Ask for the staged length first and resume from there.",
             ),
+            E::StreamSuperseded => (
+                S::CONFLICT,
+                "Only the newest stream of a file is written; ask for the staged length and resume from there.",
+            ),
             E::Io { .. } | E::Db(_) | E::Task(_) => {
                 return ApiError::internal("ingest failed", error);
             }

@@ -43,6 +43,8 @@ pub enum IngestError {
     BodyTooLong { extra: u64 },
     #[error("resume offset {offset} is beyond the {staged} bytes already staged")]
     BadOffset { offset: u64, staged: u64 },
+    #[error("a newer stream of the same staged file took over; this one stopped")]
+    StreamSuperseded,
     #[error("{context}: {source}")]
     Io {
         context: String,

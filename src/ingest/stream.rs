@@ -2,11 +2,17 @@
 //! the bytes of a staged upload over HTTP. The node writes them into the staging
 //! area and hashes them in the same pass, so commit needs no second read. An
 //! interrupted stream resumes from the bytes already staged.
+//!
+//! Invariant: only the newest stream of a staged file writes to it. A client that
+//! resumes after a broken connection may start before the node has written the
+//! chunks the old connection had queued (or noticed that it broke); the new stream
+//! takes the file over, and the old one writes nothing more.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -77,6 +83,66 @@ fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> 
     })
 }
 
+/// The stream that owns each staged file being written: a counter bumped by each
+/// new stream, which a writer compares with its own before every write. Keyed by
+/// the file's path, unique to a node and a transfer.
+static OWNERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<u64>>>>> = LazyLock::new(Default::default);
+
+/// A stream's claim on a staged file.
+struct Claim {
+    path: PathBuf,
+    owner: Arc<Mutex<u64>>,
+    generation: u64,
+}
+
+impl Claim {
+    /// Takes `path` over from any older stream of it.
+    fn take(path: &Path) -> Claim {
+        let owner = lock(&OWNERS).entry(path.to_path_buf()).or_default().clone();
+        let generation = {
+            let mut current = lock(&owner);
+            *current += 1;
+            *current
+        };
+        Claim {
+            path: path.to_path_buf(),
+            owner,
+            generation,
+        }
+    }
+
+    /// Runs `write` if this stream still owns the file, with the file held
+    /// against a newer stream taking it over meanwhile.
+    fn while_owner<T>(
+        &self,
+        write: impl FnOnce() -> Result<T, IngestError>,
+    ) -> Result<T, IngestError> {
+        let current = lock(&self.owner);
+        if *current != self.generation {
+            return Err(IngestError::StreamSuperseded);
+        }
+        let result = write();
+        drop(current);
+        result
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut owners = lock(&OWNERS);
+        // The map's reference and this one: nobody else streams the file.
+        if Arc::strong_count(&self.owner) == 2 {
+            owners.remove(&self.path);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Bytes of `target` already staged (0 if none).
 pub fn stream_status(node: &Node, target: &StreamTarget) -> Result<u64, IngestError> {
     let resolved = resolve(node, target)?;
@@ -144,8 +210,11 @@ fn write_staged(
         whole_upload,
     } = resolved;
     let declared = transfer.transfer_size;
-    node.staged_digests.forget(transfer.id);
-    let mut file = open_at(&path, offset)?;
+    let claim = Claim::take(&path);
+    let mut file = claim.while_owner(|| {
+        node.staged_digests.forget(transfer.id);
+        open_at(&path, offset)
+    })?;
     let mut algorithms = vec![transfer.transfer_checksum.algorithm];
     algorithms.extend(transfer.record_algorithm);
     let mut digester = whole_upload
@@ -160,8 +229,12 @@ fn write_staged(
             result = Err(IngestError::Oversized { declared });
             break;
         }
-        if let Err(e) = file.write_all(&chunk) {
-            result = Err(IngestError::io("cannot write the staged file", e));
+        let written = claim.while_owner(|| {
+            file.write_all(&chunk)
+                .map_err(|e| IngestError::io("cannot write the staged file", e))
+        });
+        if let Err(error) = written {
+            result = Err(error);
             break;
         }
         if length - written_back >= WRITEBACK_EVERY {
@@ -184,7 +257,10 @@ fn write_staged(
     {
         let digest = StagedDigest::capture(&path, digester.finish())
             .map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
-        node.staged_digests.insert(transfer.id, digest);
+        claim.while_owner(|| {
+            node.staged_digests.insert(transfer.id, digest);
+            Ok(())
+        })?;
     }
     Ok(length)
 }

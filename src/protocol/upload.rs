@@ -80,6 +80,13 @@ pub struct BatchItemError {
     pub status: u16,
     pub reason: String,
     pub suggested_remedy: String,
+    /// For a name that is taken (409): the checksum recorded for it, so a client
+    /// can tell its own identical file from a changed one without a search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_checksum: Option<String>,
+    /// For a name that is taken (409): the size recorded for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_size: Option<u64>,
 }
 
 /// quire addition, `upload/batch_stage` request: many uploads staged at once.

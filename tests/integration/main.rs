@@ -4,6 +4,7 @@
 mod admin;
 mod batch;
 mod cli;
+mod cli_upload;
 mod commit;
 mod config;
 mod crash;

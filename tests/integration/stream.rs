@@ -3,12 +3,18 @@
 //! with `transfer_provider_name: "quire_http"`.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
+use base64::Engine;
 use quire::model::Algorithm;
 use serde_json::json;
 
 use crate::node::TestNode;
-use crate::support::{READAPPEND, commit_body, directory_checksum, stage_body, transfer_id};
+use crate::support::{
+    ALWAYS_REHASH, READAPPEND, commit_body, directory_checksum, stage_body, transfer_id,
+};
 
 fn commit_streamed(node: &TestNode, staged: &serde_json::Value) -> (u16, serde_json::Value) {
     let body = commit_body(staged, "quire_http", "0", "test-uploader");
@@ -202,4 +208,57 @@ fn stream_routes_need_credentials() {
     let reply = node.send(node.client().get(url), None);
     assert_eq!(reply.status, 401);
     assert_eq!(reply.json, json!({"detail": "Not authenticated"}));
+}
+
+/// Opens `PUT upload/stream/{id}?offset=0` declaring `declared` bytes and sends
+/// `part` of them; the rest is up to the caller.
+fn open_stream(node: &TestNode, id: u64, declared: usize, part: &[u8]) -> TcpStream {
+    let address = node.base.trim_start_matches("http://");
+    let mut socket = TcpStream::connect(address).unwrap();
+    let (user, password) = node.admin();
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let head = format!(
+        "PUT /api/v2/upload/stream/{id}?offset=0 HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Basic {credentials}\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.write_all(part).unwrap();
+    socket.flush().unwrap();
+    socket
+}
+
+#[test]
+fn a_stream_left_behind_writes_nothing_once_a_newer_one_took_over() {
+    let node = TestNode::with_config(ALWAYS_REHASH);
+    let bytes = payload(200_000);
+    let staged = node.stage("taken-over.bin", &bytes);
+    let id = transfer_id(&staged);
+    // A stream that stalls after 50,000 bytes (its client went quiet, the node
+    // does not know yet).
+    let mut old = open_stream(&node, id, bytes.len(), &bytes[..50_000]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while node.stream_status(id, None).json["staged_bytes"] != 50_000 {
+        assert!(Instant::now() < deadline, "the first bytes never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The client resumes on a new connection and commits.
+    let put = node.put_stream(id, 50_000, None, &bytes[50_000..]);
+    assert_eq!(put.status, 200, "{}", put.text);
+    let (code, body) = commit_streamed(&node, &staged);
+    assert_eq!(code, 200, "{body}");
+    // Now the old connection wakes up and sends the rest of its body, wrong.
+    old.write_all(&vec![0xEE; bytes.len() - 50_000]).unwrap();
+    let mut answer = String::new();
+    old.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    let stored = node.store_root().join("taken-over.bin");
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        bytes,
+        "the stored file is intact"
+    );
+    let (status, rows) = node.post_admin("validate/file", json!({"file_name": "taken-over.bin"}));
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows[0]["computed_same_checksum"], true, "{rows}");
 }

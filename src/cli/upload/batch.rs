@@ -4,8 +4,10 @@
 //! request, larger ones staged together (`batch_stage`), copied or streamed, and
 //! committed together (`batch_commit`). Against another librarian each file is
 //! uploaded on its own, many in flight.
-//! Files that already exist on the node are counted and skipped, so a batch can be
-//! re-run after an interruption.
+//! A file whose name exists on the node with the same checksum is counted and
+//! skipped, so a batch can be re-run after an interruption; one whose name exists
+//! with another checksum is a conflict, reported with both checksums (names are
+//! never reused). Symbolic links and special files are skipped and listed.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,6 +20,7 @@ use serde::Serialize;
 use super::one::{
     ProviderChoice, UploadOutcome, UploadPlan, choose_provider, declared_checksum, upload_one,
 };
+use super::taken::{self, Comparison, Conflict, Recorded, Taken};
 use super::transfer::{Provider, copy_local, stream};
 use crate::checksum::hash_bytes;
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
@@ -42,7 +45,12 @@ const STREAMS_PER_BATCH: usize = 8;
 #[derive(Debug, Default, Serialize)]
 struct BatchSummary {
     uploaded: usize,
+    /// Files whose name exists on the node with the same checksum.
     already_existed: usize,
+    /// Files whose name exists on the node with a different checksum.
+    conflicts: Vec<Conflict>,
+    /// Entries that are not regular files.
+    skipped: Vec<BatchSkipped>,
     failed: Vec<BatchFailure>,
     bytes: u64,
     seconds: f64,
@@ -55,11 +63,68 @@ struct BatchFailure {
     error: String,
 }
 
+#[derive(Debug, Serialize)]
+struct BatchSkipped {
+    path: String,
+    reason: String,
+}
+
 /// How one file of the batch ended.
 enum FileOutcome {
     Uploaded(u64),
+    /// The name is taken; to be compared with what the node recorded.
+    Taken(Box<Taken>),
+    /// The name is taken by these very bytes.
     AlreadyExists,
+    Conflict(Conflict),
     Failed(String),
+}
+
+/// The files under `root` to upload, each with its name on the node, and the
+/// entries that are skipped (not regular files), each with the reason.
+fn walk(
+    root: &std::path::Path,
+    prefix: &str,
+) -> (Vec<(PathBuf, String)>, Vec<BatchSkipped>, Vec<BatchFailure>) {
+    let (mut sources, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                let path = error.path().unwrap_or(root).display().to_string();
+                failed.push(BatchFailure {
+                    path,
+                    error: format!("cannot read it: {error}"),
+                });
+                continue;
+            }
+        };
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let path = entry.path().to_path_buf();
+        if !kind.is_file() {
+            let reason = if kind.is_symlink() {
+                "a symbolic link (links are not followed; upload what it points at instead)"
+            } else {
+                "not a regular file (a device, socket or pipe)"
+            };
+            skipped.push(BatchSkipped {
+                path: path.display().to_string(),
+                reason: reason.to_string(),
+            });
+            continue;
+        }
+        let relative = path
+            .strip_prefix(root)
+            .expect("walked under the root")
+            .to_string_lossy()
+            .into_owned();
+        let name = format!("{}/{relative}", prefix.trim_end_matches('/'));
+        sources.push((path, name));
+    }
+    (sources, skipped, failed)
 }
 
 /// Uploads every file under `plan.source` as `plan.name/<relative path>`; `jobs`
@@ -70,28 +135,25 @@ pub async fn run(
     jobs: usize,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut sources: Vec<(PathBuf, String)> = Vec::new();
-    for entry in walkdir::WalkDir::new(&plan.source).sort_by_file_name() {
-        let entry = entry?;
-        if entry.file_type().is_file() {
-            let relative = entry
-                .path()
-                .strip_prefix(&plan.source)?
-                .to_string_lossy()
-                .into_owned();
-            let name = format!("{}/{relative}", plan.name.trim_end_matches('/'));
-            sources.push((entry.path().to_path_buf(), name));
-        }
-    }
+    let (sources, skipped, walk_failures) = walk(&plan.source, &plan.name);
     let progress = items_bar(sources.len() as u64, "uploading", json);
     let started = Instant::now();
     let mut summary = BatchSummary::default();
+    for skip in &skipped {
+        eprintln!("quire: skipped {}: {}", skip.path, skip.reason);
+    }
+    summary.skipped = skipped;
     let mut record = |source: PathBuf, outcome: FileOutcome| match outcome {
         FileOutcome::Uploaded(size) => {
             summary.uploaded += 1;
             summary.bytes += size;
         }
         FileOutcome::AlreadyExists => summary.already_existed += 1,
+        FileOutcome::Conflict(conflict) => {
+            progress.suspend(|| eprintln!("quire: conflict: {}", conflict.describe()));
+            summary.conflicts.push(conflict);
+        }
+        FileOutcome::Taken(taken) => unreachable!("{} was compared", taken.source.display()),
         FileOutcome::Failed(error) => {
             progress.suspend(|| eprintln!("quire: {}: {error}", source.display()));
             summary.failed.push(BatchFailure {
@@ -100,6 +162,12 @@ pub async fn run(
             });
         }
     };
+    for failure in walk_failures {
+        record(
+            PathBuf::from(failure.path),
+            FileOutcome::Failed(failure.error),
+        );
+    }
     if plan.quire_node {
         let chunks: Vec<Vec<(PathBuf, String)>> =
             sources.chunks(BATCH_FILES).map(|c| c.to_vec()).collect();
@@ -113,7 +181,6 @@ pub async fn run(
             }
         }
     } else {
-        let byte_sink = ProgressBar::hidden();
         let mut uploads = futures_util::stream::iter(sources)
             .map(|(source, name)| {
                 let plan = UploadPlan {
@@ -121,17 +188,28 @@ pub async fn run(
                     name,
                     ..plan.clone()
                 };
-                let byte_sink = byte_sink.clone();
-                async move { (source, upload_one(client, &plan, &byte_sink).await) }
+                async move {
+                    let byte_sink = ProgressBar::hidden();
+                    let outcome = match upload_one(client, &plan, &byte_sink).await {
+                        Ok(UploadOutcome::Uploaded(report)) => FileOutcome::Uploaded(report.size),
+                        Ok(UploadOutcome::AlreadyExists { declared, size }) => {
+                            FileOutcome::Taken(Box::new(Taken {
+                                source: source.clone(),
+                                name: plan.name.clone(),
+                                size,
+                                declared,
+                                contents: None,
+                                recorded: None,
+                            }))
+                        }
+                        Err(error) => FileOutcome::Failed(format!("{error:#}")),
+                    };
+                    (source, resolve(client, outcome).await)
+                }
             })
             .buffer_unordered(jobs);
         while let Some((source, outcome)) = uploads.next().await {
             progress.inc(1);
-            let outcome = match outcome {
-                Ok(UploadOutcome::Uploaded(report)) => FileOutcome::Uploaded(report.size),
-                Ok(UploadOutcome::AlreadyExists) => FileOutcome::AlreadyExists,
-                Err(error) => FileOutcome::Failed(format!("{error:#}")),
-            };
             record(source, outcome);
         }
     }
@@ -143,22 +221,50 @@ pub async fn run(
         print_json(&summary)?;
     } else {
         println!(
-            "uploaded {} files ({}, {}, {:.0} files/s); {} already existed; {} failed",
+            "uploaded {} files ({}, {}, {:.0} files/s); {} already on the node; {} conflicts; \
+             {} skipped; {} failed",
             summary.uploaded,
             human_size(summary.bytes),
             human_rate(summary.bytes, elapsed),
             summary.files_per_second,
             summary.already_existed,
+            summary.conflicts.len(),
+            summary.skipped.len(),
             summary.failed.len()
         );
+    }
+    let mut problems = Vec::new();
+    if !summary.conflicts.is_empty() {
+        problems.push(format!(
+            "{} files differ from the file of the same name on the node (each listed with \
+             both checksums); names are never reused, so upload the changed files under new names",
+            summary.conflicts.len()
+        ));
     }
     if !summary.failed.is_empty() {
-        bail!(
-            "{} of the files failed to upload; re-run the same command to retry them",
+        problems.push(format!(
+            "{} of the files failed to upload; re-run the same command to retry them (files \
+             already on the node are skipped)",
             summary.failed.len()
-        );
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// Compares a file whose name was taken with what the node recorded; other
+/// outcomes pass through.
+async fn resolve(client: &LibrarianClient, outcome: FileOutcome) -> FileOutcome {
+    let FileOutcome::Taken(taken) = outcome else {
+        return outcome;
+    };
+    match taken::compare(client, *taken).await {
+        Ok(Comparison::Identical(_)) => FileOutcome::AlreadyExists,
+        Ok(Comparison::Differs(conflict)) => FileOutcome::Conflict(conflict),
+        Err(error) => FileOutcome::Failed(format!("{error:#}")),
+    }
 }
 
 /// One file of a batch, checksummed and ready to stage.
@@ -179,7 +285,12 @@ async fn upload_chunk(
 ) -> Vec<(PathBuf, FileOutcome)> {
     let sources: Vec<PathBuf> = chunk.iter().map(|(s, _)| s.clone()).collect();
     match try_upload_chunk(client, plan, chunk).await {
-        Ok(outcomes) => outcomes,
+        Ok(outcomes) => {
+            futures_util::stream::iter(outcomes)
+                .then(|(source, outcome)| async move { (source, resolve(client, outcome).await) })
+                .collect()
+                .await
+        }
         Err(error) => {
             let message = format!("{error:#}");
             sources
@@ -248,7 +359,7 @@ async fn put_small(
     Ok(files
         .into_iter()
         .zip(answer.files)
-        .map(|(file, item)| (file.source, commit_outcome(file.size, item.error)))
+        .map(|(file, item)| commit_outcome(file, item.error))
         .collect())
 }
 
@@ -272,9 +383,7 @@ async fn stage_and_send(
             item.staging_location,
             item.staging_name,
         ) {
-            (Some(error), ..) if error.status == 409 => {
-                outcomes.push((file.source, FileOutcome::AlreadyExists))
-            }
+            (Some(error), ..) if error.status == 409 => outcomes.push(taken(file, error)),
             (Some(error), ..) => outcomes.push((file.source, FileOutcome::Failed(error.reason))),
             (None, Some(id), Some(location), Some(staging_name)) => {
                 let staged = Staged {
@@ -341,20 +450,39 @@ async fn stage_and_send(
         .batch_commit(&UploadBatchCommitRequest { commits })
         .await?;
     for (file, item) in committing.into_iter().zip(committed.commits) {
-        outcomes.push((file.source, commit_outcome(file.size, item.error)));
+        outcomes.push(commit_outcome(file, item.error));
     }
     Ok(outcomes)
 }
 
-/// How a committed item of `size` bytes ended.
-fn commit_outcome(size: u64, error: Option<BatchItemError>) -> FileOutcome {
+/// How a stored or committed item ended.
+fn commit_outcome(file: Checked, error: Option<BatchItemError>) -> (PathBuf, FileOutcome) {
     match error {
-        None => FileOutcome::Uploaded(size),
-        Some(error) if error.status == 409 => FileOutcome::AlreadyExists,
-        Some(error) => {
-            FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy))
-        }
+        None => (file.source, FileOutcome::Uploaded(file.size)),
+        Some(error) if error.status == 409 => taken(file, error),
+        Some(error) => (
+            file.source,
+            FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy)),
+        ),
     }
+}
+
+/// A file refused because its name is taken, with what the node recorded for
+/// that name if it said.
+fn taken(file: Checked, error: BatchItemError) -> (PathBuf, FileOutcome) {
+    let recorded = error
+        .recorded_checksum
+        .zip(error.recorded_size)
+        .map(|(checksum, size)| Recorded { checksum, size });
+    let taken = Taken {
+        source: file.source.clone(),
+        name: file.name,
+        size: file.size,
+        declared: file.request.upload_checksum,
+        contents: file.contents,
+        recorded,
+    };
+    (file.source, FileOutcome::Taken(Box::new(taken)))
 }
 
 /// Where the node staged one file of a batch.
@@ -451,7 +579,7 @@ async fn send_all(
                 work.iter()
                     .map(|(source, contents, location)| match contents {
                         Some(contents) => write_small(contents, location),
-                        None => copy_local(source, location, &silent),
+                        None => copy_local(source, location, &silent).map(|_| ()),
                     })
                     .collect::<Vec<_>>()
             })
@@ -468,7 +596,11 @@ async fn send_all(
             futures_util::stream::iter(items)
                 .map(|(file, staged)| {
                     let silent = silent.clone();
-                    async move { stream(client, staged.id, &file.source, &silent).await }
+                    async move {
+                        stream(client, staged.id, &file.source, &silent)
+                            .await
+                            .map(|_| ())
+                    }
                 })
                 .buffered(STREAMS_PER_BATCH)
                 .collect()

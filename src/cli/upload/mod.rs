@@ -3,10 +3,11 @@
 
 mod batch;
 mod one;
+mod taken;
 mod transfer;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
@@ -14,7 +15,14 @@ use clap::Args;
 use super::connection::ConnectionArgs;
 use super::output::{bytes_bar, human_rate, human_size, print_json};
 use crate::model::Algorithm;
+use crate::peer::LibrarianClient;
+use crate::protocol::search::FileSearchRequest;
 pub use one::{ProviderChoice, UploadOutcome, UploadPlan, UploadReport, upload_one};
+use taken::{Comparison, Taken};
+
+/// How long a copy still running after Ctrl-C may take to notice before the
+/// command exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Options of `quire upload`.
 #[derive(Debug, Args)]
@@ -26,12 +34,16 @@ Examples:
   quire upload --checksum md5 big.dat big.dat  record an md5 checksum
 
 The bytes are copied into the node's staging area when it is visible from here (a
-shared filesystem), and streamed over HTTP otherwise; an interrupted stream resumes
-from the bytes already staged. Names are never reused: uploading an existing name
-fails (with --batch, existing names are counted and skipped, so a batch can be
-re-run).
+shared filesystem), and streamed over HTTP otherwise. An interrupted upload (Ctrl-C,
+a lost connection, a node that went down) resumes when the same command is run
+again: the bytes the node kept are not sent again. Names are never reused: uploading
+an existing name fails. With --batch, a file whose name exists with the same
+checksum is counted and skipped, so a batch can be re-run; one whose name exists
+with a different checksum is a conflict, listed with both checksums. Symbolic links
+and special files are skipped and listed.
 
-Exit status: 0 when every file was uploaded (or already existed), 1 otherwise.")]
+Exit status: 0 when every file was uploaded (or was already there, identical), 1
+otherwise.")]
 pub struct UploadArgs {
     /// The local file or directory to upload.
     pub local: PathBuf,
@@ -73,7 +85,11 @@ fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
 /// Runs `quire upload`.
 pub fn run(args: UploadArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(upload(args))
+    let result = runtime.block_on(upload(args));
+    // After Ctrl-C a local copy may still be running on a blocking thread; it
+    // stops with the process.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
 
 async fn upload(args: UploadArgs) -> anyhow::Result<()> {
@@ -101,34 +117,134 @@ async fn upload(args: UploadArgs) -> anyhow::Result<()> {
                 args.local.display()
             );
         }
-        return batch::run(&client, plan, args.jobs.max(1), args.json).await;
+        return tokio::select! {
+            result = batch::run(&client, plan, args.jobs.max(1), args.json) => result,
+            () = interrupted() => bail!(
+                "interrupted; re-run the same command to go on: files already on the node \
+                 are skipped"
+            ),
+        };
     }
     let size = one::source_size(&args.local)?;
     let progress = bytes_bar(size, "uploading", args.json);
     let started = Instant::now();
-    let outcome = upload_one(&client, &plan, &progress).await;
+    let outcome = tokio::select! {
+        outcome = upload_one(&client, &plan, &progress) => outcome,
+        () = interrupted() => {
+            progress.finish_and_clear();
+            bail!(
+                "interrupted after {} of {}; the node keeps the bytes it received: re-run the \
+                 same command to resume",
+                human_size(progress.position()),
+                human_size(size)
+            );
+        }
+    };
     progress.finish_and_clear();
     match outcome? {
-        UploadOutcome::AlreadyExists => bail!(
-            "a file called '{}' already exists on the node; names are never reused, so choose another",
-            args.name
-        ),
-        UploadOutcome::Uploaded(report) if args.json => print_json(&report),
-        UploadOutcome::Uploaded(report) => {
-            let rate = if report.size >= 1 << 20 {
-                format!(", {}", human_rate(report.size, started.elapsed()))
-            } else {
-                String::new()
-            };
-            println!(
-                "uploaded {} as {} ({}, {}{rate}, via {:?})",
-                args.local.display(),
-                report.name,
-                human_size(report.size),
-                report.verified_checksum,
-                report.provider,
-            );
+        UploadOutcome::AlreadyExists { declared, size } => {
+            already_exists(&client, &args, declared, size).await
+        }
+        UploadOutcome::Uploaded(mut report) => {
+            report.checksum = recorded_checksum(&client, &report.name).await;
+            if args.json {
+                return print_json(&report);
+            }
+            summarize(&args, &report, started);
             Ok(())
         }
+    }
+}
+
+/// Resolves on Ctrl-C (never, if it cannot be watched).
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The checksum the node recorded for `name`, read back after the commit: the
+/// node may have computed it (`record_checksum_algorithm`, a directory).
+async fn recorded_checksum(client: &LibrarianClient, name: &str) -> Option<String> {
+    let found = client
+        .search_files(&FileSearchRequest {
+            name: Some(name.to_string()),
+            create_time_window: None,
+            uploader: None,
+            source: None,
+            max_results: 1,
+        })
+        .await;
+    match found {
+        Ok(files) => files
+            .into_iter()
+            .find(|file| file.name == name)
+            .map(|file| file.checksum),
+        Err(error) => {
+            eprintln!("quire: uploaded {name}, but cannot read its record back: {error}");
+            None
+        }
+    }
+}
+
+/// The lines a person reads after an upload: what was resumed, then what was stored.
+fn summarize(args: &UploadArgs, report: &UploadReport, started: Instant) {
+    if report.resumed_bytes > 0 {
+        println!(
+            "resumed: {} of {} already on the node",
+            human_size(report.resumed_bytes),
+            human_size(report.size)
+        );
+    }
+    let sent = report.size - report.resumed_bytes.min(report.size);
+    let rate = if sent >= 1 << 20 {
+        format!(", {}", human_rate(sent, started.elapsed()))
+    } else {
+        String::new()
+    };
+    let checksum = report
+        .checksum
+        .as_deref()
+        .unwrap_or("checksum not read back");
+    println!(
+        "uploaded {} as {} ({}, {checksum}{rate}, via {})",
+        args.local.display(),
+        report.name,
+        human_size(report.size),
+        report.provider,
+    );
+}
+
+/// The name is taken: say whether the node holds these very bytes.
+async fn already_exists(
+    client: &LibrarianClient,
+    args: &UploadArgs,
+    declared: String,
+    size: u64,
+) -> anyhow::Result<()> {
+    let taken = Taken {
+        source: args.local.clone(),
+        name: args.name.clone(),
+        size,
+        declared,
+        contents: None,
+        recorded: None,
+    };
+    let name = &args.name;
+    match taken::compare(client, taken).await {
+        Ok(Comparison::Identical(recorded)) => bail!(
+            "a file called '{name}' already exists on the node, with the same contents \
+             ({recorded}); nothing was uploaded"
+        ),
+        Ok(Comparison::Differs(conflict)) => bail!(
+            "a file called '{name}' already exists on the node with different contents (local \
+             {}, recorded {}); names are never reused, so choose another",
+            conflict.local_checksum,
+            conflict.recorded_checksum
+        ),
+        Err(error) => bail!(
+            "a file called '{name}' already exists on the node; names are never reused, so \
+             choose another ({error:#})"
+        ),
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::transfer::{Provider, copy_local, shares_filesystem, stream};
 use crate::checksum::{Hasher, WORKER_THRESHOLD_BYTES, digest_path};
+use crate::cli::output::human_size;
 use crate::model::Algorithm;
 use crate::peer::{LibrarianClient, PeerError};
 use crate::protocol::upload::{
@@ -50,9 +51,13 @@ pub struct UploadPlan {
 pub struct UploadReport {
     pub name: String,
     pub size: u64,
-    /// The checksum the node verified.
+    /// The checksum the node recorded, read back from it (`None` if that failed).
+    pub checksum: Option<String>,
+    /// The checksum declared at staging, which the node verified.
     pub verified_checksum: String,
     pub provider: Provider,
+    /// Bytes an interrupted upload had left on the node, which were not sent again.
+    pub resumed_bytes: u64,
     pub seconds: f64,
 }
 
@@ -60,8 +65,12 @@ pub struct UploadReport {
 #[derive(Debug)]
 pub enum UploadOutcome {
     Uploaded(UploadReport),
-    /// A file of that name already exists on the node.
-    AlreadyExists,
+    /// A file of that name already exists on the node; `declared` is this file's
+    /// checksum as it would have been declared, for comparison.
+    AlreadyExists {
+        declared: String,
+        size: u64,
+    },
 }
 
 /// The checksum to declare at staging, and the algorithm the node should record
@@ -100,7 +109,9 @@ pub fn source_size(path: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// Uploads one source.
+/// Uploads one source. An upload staged before by the same account (an interrupted
+/// run) is taken up again: its bytes on the node are kept, and only the rest is
+/// sent. If kept bytes turn out not to match, the upload starts again once, afresh.
 pub async fn upload_one(
     client: &LibrarianClient,
     plan: &UploadPlan,
@@ -108,10 +119,68 @@ pub async fn upload_one(
 ) -> anyhow::Result<UploadOutcome> {
     let started = Instant::now();
     let size = source_size(&plan.source)?;
+    progress.set_message("checksumming");
     let (checksum, record_algorithm) = {
         let plan = plan.clone();
         tokio::task::spawn_blocking(move || declared_checksum(&plan, size)).await??
     };
+    progress.set_message("uploading");
+    let mut fresh_start = false;
+    loop {
+        let attempt = attempt_upload(client, plan, size, &checksum, record_algorithm, progress);
+        match attempt.await? {
+            Attempt::Done(provider, resumed_bytes) => {
+                return Ok(UploadOutcome::Uploaded(UploadReport {
+                    name: plan.name.clone(),
+                    size,
+                    checksum: None,
+                    verified_checksum: checksum,
+                    provider,
+                    resumed_bytes,
+                    seconds: started.elapsed().as_secs_f64(),
+                }));
+            }
+            Attempt::Taken => {
+                return Ok(UploadOutcome::AlreadyExists {
+                    declared: checksum,
+                    size,
+                });
+            }
+            Attempt::KeptBytesDiffer(error) if !fresh_start => {
+                progress.suspend(|| {
+                    eprintln!(
+                        "quire: the bytes kept from an earlier attempt did not match ({error}); \
+                         uploading {} again from the start",
+                        plan.source.display()
+                    )
+                });
+                progress.set_position(0);
+                progress.set_message("uploading");
+                fresh_start = true;
+            }
+            Attempt::KeptBytesDiffer(error) => return Err(explain_commit_failure(error)),
+        }
+    }
+}
+
+/// How one stage, transfer and commit ended.
+enum Attempt {
+    /// Committed: the provider used and the bytes that were already staged.
+    Done(Provider, u64),
+    /// The name is taken.
+    Taken,
+    /// The commit refused the bytes, some of which were kept from before.
+    KeptBytesDiffer(PeerError),
+}
+
+async fn attempt_upload(
+    client: &LibrarianClient,
+    plan: &UploadPlan,
+    size: u64,
+    checksum: &str,
+    record_algorithm: Option<Algorithm>,
+    progress: &ProgressBar,
+) -> anyhow::Result<Attempt> {
     let upload_name = Path::new(&plan.name)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -119,7 +188,7 @@ pub async fn upload_one(
     let staged = client
         .stage(&UploadInitiationRequest {
             upload_size: size as i64,
-            upload_checksum: checksum.clone(),
+            upload_checksum: checksum.to_string(),
             upload_name,
             destination_location: plan.name.clone(),
             uploader: plan.uploader.clone(),
@@ -128,9 +197,7 @@ pub async fn upload_one(
         .await;
     let staged = match staged {
         Ok(staged) => staged,
-        Err(error) if error.status() == Some(StatusCode::CONFLICT) => {
-            return Ok(UploadOutcome::AlreadyExists);
-        }
+        Err(error) if error.status() == Some(StatusCode::CONFLICT) => return Ok(Attempt::Taken),
         Err(error) => return Err(error.into()),
     };
     let location = PathBuf::from(&staged.staging_location);
@@ -140,20 +207,34 @@ pub async fn upload_one(
         &location,
         record_algorithm.is_some(),
     )?;
-    match provider {
+    let counted_before = progress.position();
+    let moved = match provider {
         Provider::Local => {
             let (source, progress) = (plan.source.clone(), progress.clone());
             tokio::task::spawn_blocking(move || copy_local(&source, &location, &progress))
-                .await??;
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|copied| copied)
         }
-        Provider::Network => stream(client, staged.transfer_id, &plan.source, progress).await?,
-    }
+        Provider::Network => stream(client, staged.transfer_id, &plan.source, progress).await,
+    };
+    let resumed = moved.with_context(|| {
+        let reached = progress.position().saturating_sub(counted_before);
+        format!(
+            "the upload of {} stopped after {} of {}; the node keeps the bytes it received: \
+             re-run the same command to resume",
+            plan.source.display(),
+            human_size(reached),
+            human_size(size)
+        )
+    })?;
     let hostnames = staged
         .transfer_providers
         .get(provider.protocol_name())
         .map(|p| p.hostnames.clone())
         .unwrap_or_default();
-    client
+    progress.set_message("committing");
+    let committed = client
         .commit(&UploadCompletionRequest {
             store_name: staged.store_name,
             staging_name: staged.staging_name,
@@ -168,15 +249,19 @@ pub async fn upload_one(
             null_obsid: true,
             transfer_id: staged.transfer_id,
         })
-        .await
-        .map_err(explain_commit_failure)?;
-    Ok(UploadOutcome::Uploaded(UploadReport {
-        name: plan.name.clone(),
-        size,
-        verified_checksum: checksum,
-        provider,
-        seconds: started.elapsed().as_secs_f64(),
-    }))
+        .await;
+    match committed {
+        Ok(()) => Ok(Attempt::Done(provider, resumed)),
+        Err(error) if error.status() == Some(StatusCode::NOT_ACCEPTABLE) && resumed > 0 => {
+            Ok(Attempt::KeptBytesDiffer(error))
+        }
+        Err(error) if error.is_transient() => Err(anyhow::Error::from(error).context(format!(
+            "the upload of {} could not be committed; its bytes stay on the node: re-run the \
+             same command to finish it",
+            plan.source.display()
+        ))),
+        Err(error) => Err(explain_commit_failure(error)),
+    }
 }
 
 /// The provider for an upload staged at `location`. `node_hashes` says that the

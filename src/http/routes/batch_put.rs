@@ -61,13 +61,19 @@ pub async fn batch_put(
     };
     let head = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)));
     let outcomes = ingest::put_batch(&node, input, head.chain(stream)).await?;
-    let files = outcomes
+    let mut files: Vec<UploadBatchPutItem> = outcomes
         .into_iter()
         .map(|outcome| UploadBatchPutItem {
             name: outcome.name,
             error: outcome.result.err().map(item_error),
         })
         .collect();
+    super::taken::add_recorded(
+        &node,
+        files
+            .iter_mut()
+            .map(|item| (item.name.as_str(), &mut item.error)),
+    );
     Ok(Json(UploadBatchPutResponse { files }))
 }
 

@@ -9,6 +9,7 @@ pub mod librarians;
 pub mod manifest;
 pub mod ping;
 pub mod search;
+mod taken;
 pub mod tasks;
 pub mod upload;
 pub mod users;

@@ -72,6 +72,8 @@ pub(super) fn item_error(error: IngestError) -> BatchItemError {
         status,
         reason,
         suggested_remedy,
+        recorded_checksum: None,
+        recorded_size: None,
     }
 }
 
@@ -174,6 +176,11 @@ pub async fn batch_stage(
         }
         response.uploads.push(item);
     }
+    let items = response.uploads.iter_mut();
+    super::taken::add_recorded(
+        &node,
+        items.map(|item| (item.destination_location.as_str(), &mut item.error)),
+    );
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -197,7 +204,7 @@ pub async fn batch_commit(
         .map(|c| commit_input(&caller, c))
         .collect();
     let results = ingest::commit_uploads(&node, inputs).await?;
-    let commits = keys
+    let mut commits: Vec<UploadBatchCommitItem> = keys
         .into_iter()
         .zip(results)
         .map(
@@ -208,6 +215,12 @@ pub async fn batch_commit(
             },
         )
         .collect();
+    super::taken::add_recorded(
+        &node,
+        commits
+            .iter_mut()
+            .map(|item| (item.destination_location.as_str(), &mut item.error)),
+    );
     Ok(Json(UploadBatchCommitResponse { commits }))
 }
 
