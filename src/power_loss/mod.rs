@@ -18,7 +18,8 @@
 //! it heard of it. The state checks (`checks::state`), at every cut point: before
 //! recovery, every recorded copy is there with its recorded bytes (so a record
 //! never commits before its bytes and entry are durable); after recovery, still
-//! so, nothing is in a store that no record points at, staging holds only live
+//! so, nothing is in a store that no record points at (a drive may keep verified
+//! copies that the next `create_local_clone` run adopts), staging holds only live
 //! transfers, and no intent is left.
 
 mod checks;
