@@ -15,6 +15,8 @@ pub mod integrity;
 pub mod model;
 pub mod node;
 pub mod peer;
+#[cfg(test)]
+mod power_loss;
 pub mod protocol;
 pub mod store;
 pub mod tasks;

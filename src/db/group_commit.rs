@@ -10,6 +10,7 @@
 //!   batch, and every caller of that batch hears the error.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
@@ -22,6 +23,12 @@ pub type WriteJobResult<R, E> = Result<Result<R, E>, DbError>;
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// Test builds only: called on the writer thread after each durable commit and
+/// before any caller of it hears `Ok`, with the database file's path, so that the
+/// power-loss tests can keep a copy of the database as each commit left it.
+#[cfg(test)]
+pub static COMMIT_OBSERVER: std::sync::OnceLock<fn(&Path)> = std::sync::OnceLock::new();
 
 trait Job: Send {
     fn run(&mut self, transaction: &WriteTxn) -> Result<(), DbError>;
@@ -64,12 +71,14 @@ pub struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Starts the writer thread for `database`. It stops when the last handle drops.
-    pub fn start(database: Arc<redb::Database>) -> GroupCommitter {
+    /// Starts the writer thread for `database`, whose file is `path`. It stops when
+    /// the last handle drops.
+    pub fn start(database: Arc<redb::Database>, path: &Path) -> GroupCommitter {
         let (jobs, receiver) = mpsc::channel::<Box<dyn Job>>();
+        let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("quire-db-writer".into())
-            .spawn(move || writer_loop(&database, &receiver))
+            .spawn(move || writer_loop(&database, &path, &receiver))
             .expect("spawning the database writer thread");
         GroupCommitter { jobs }
     }
@@ -125,7 +134,7 @@ impl GroupCommitter {
     }
 }
 
-fn writer_loop(database: &redb::Database, receiver: &mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(database: &redb::Database, path: &Path, receiver: &mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -135,13 +144,25 @@ fn writer_loop(database: &redb::Database, receiver: &mpsc::Receiver<Box<dyn Job>
             }
         }
         let outcome = apply_batch(database, &mut batch);
-        if let Err(error) = &outcome {
-            tracing::error!(%error, jobs = batch.len(), "database batch failed");
+        match &outcome {
+            Err(error) => tracing::error!(%error, jobs = batch.len(), "database batch failed"),
+            Ok(()) => observe_commit(path),
         }
         for job in batch {
             job.finish(outcome.clone());
         }
     }
+}
+
+/// Tells the test observer, if any, of a durable commit; nothing in release builds.
+#[inline(always)]
+fn observe_commit(path: &Path) {
+    #[cfg(test)]
+    if let Some(observer) = COMMIT_OBSERVER.get() {
+        observer(path);
+    }
+    #[cfg(not(test))]
+    let _ = path;
 }
 
 fn apply_batch(database: &redb::Database, batch: &mut [Box<dyn Job>]) -> Result<(), DbError> {

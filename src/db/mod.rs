@@ -20,6 +20,8 @@ use std::sync::Arc;
 use redb::ReadableDatabase;
 
 pub use codec::{Record, decode, encode};
+#[cfg(test)]
+pub use group_commit::COMMIT_OBSERVER;
 pub use group_commit::{GroupCommitter, WriteJobResult};
 pub use open::{FORMAT_VERSION, OpenError};
 
@@ -108,7 +110,7 @@ impl Db {
     /// Opens (or creates) the database at `path`, checking its format version.
     pub fn open(path: &Path) -> Result<Db, OpenError> {
         let database = Arc::new(open::open_database(path)?);
-        let committer = GroupCommitter::start(database.clone());
+        let committer = GroupCommitter::start(database.clone(), path);
         Ok(Db {
             database,
             committer,

@@ -22,7 +22,7 @@ use crate::checksum::Digester;
 use crate::db::repo::transfers;
 use crate::model::{Algorithm, IncomingTransfer, validate_file_name};
 use crate::node::{Node, StagedDigest};
-use crate::store::durable::start_writeback;
+use crate::store::durable::{start_writeback, sync_file};
 
 /// Chunks queued between the network and the disk writer.
 const QUEUE_CHUNKS: usize = 64;
@@ -245,8 +245,7 @@ fn write_staged(
             digester.update(chunk);
         }
     }
-    file.sync_all()
-        .map_err(|e| IngestError::io("cannot sync the staged file", e))?;
+    sync_file(&file).map_err(|e| IngestError::io("cannot sync the staged file", e))?;
     let length = file
         .metadata()
         .map_err(|e| IngestError::io("cannot inspect the staged file", e))?

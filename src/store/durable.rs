@@ -1,11 +1,57 @@
 //! The primitives that make bytes durable before any record points at them: fsync of
 //! files, trees and directories, directory creation that survives a crash, and a
-//! rename that never replaces an existing file.
+//! rename or link that never replaces an existing file.
+//!
+//! Every fsync, syncfs, rename, link, mkdir and unlink of a commit path goes through
+//! this file, so that test builds can record them in order (`record`) and replay
+//! what a power loss would have left; release builds observe nothing (`observe` is
+//! a set of empty inline functions there).
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+#[cfg(test)]
+pub mod record;
+#[cfg(test)]
+use record as observe;
+
+/// What release builds observe: nothing.
+#[cfg(not(test))]
+mod observe {
+    use std::fs;
+    use std::path::Path;
+
+    /// What a sync saw before it ran: nothing.
+    pub struct Seen;
+
+    #[inline(always)]
+    pub fn before_sync_path(_: &Path) -> Seen {
+        Seen
+    }
+    #[inline(always)]
+    pub fn before_sync_file(_: &fs::File) -> Seen {
+        Seen
+    }
+    #[inline(always)]
+    pub fn before_sync_filesystem(_: &Path) -> Seen {
+        Seen
+    }
+    #[inline(always)]
+    pub fn synced(_: Seen) {}
+    #[inline(always)]
+    pub fn made_dir(_: &Path) {}
+    #[inline(always)]
+    pub fn renamed(_: &Path, _: &Path) {}
+    #[inline(always)]
+    pub fn linked(_: &fs::File, _: &Path) {}
+    #[inline(always)]
+    pub fn removed(_: &Path) {}
+    #[inline(always)]
+    pub fn evicted(_: &Path) {}
+}
 
 /// Asks the kernel to start writing a range of a file to disk now, without waiting,
 /// so that a later fsync has little left to do. A hint only: failures are ignored.
@@ -27,24 +73,44 @@ pub fn start_writeback(file: &fs::File, offset: u64, length: u64) {
 /// of every file) in one call: cheaper than one fsync per file for a batch.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     let directory = fs::File::open(path)?;
-    rustix::fs::syncfs(&directory).map_err(io::Error::from)
+    let seen = observe::before_sync_filesystem(path);
+    rustix::fs::syncfs(&directory).map_err(io::Error::from)?;
+    observe::synced(seen);
+    Ok(())
 }
 
 /// Flushes a directory's entries (creations, renames) to disk.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
-    fs::File::open(path)?.sync_all()
+    sync_path(path)
+}
+
+/// Flushes the file or directory at `path` to disk.
+fn sync_path(path: &Path) -> io::Result<()> {
+    let file = fs::File::open(path)?;
+    let seen = observe::before_sync_path(path);
+    file.sync_all()?;
+    observe::synced(seen);
+    Ok(())
+}
+
+/// Flushes an open file's bytes to disk.
+pub fn sync_file(file: &fs::File) -> io::Result<()> {
+    let seen = observe::before_sync_file(file);
+    file.sync_all()?;
+    observe::synced(seen);
+    Ok(())
 }
 
 /// Flushes a file, or every file and directory of a tree, to disk.
 pub fn sync_tree(path: &Path) -> io::Result<()> {
     let metadata = fs::symlink_metadata(path)?;
     if !metadata.is_dir() {
-        return fs::File::open(path)?.sync_all();
+        return sync_path(path);
     }
     for entry in walkdir::WalkDir::new(path).contents_first(true) {
         let entry = entry.map_err(io::Error::other)?;
         if entry.file_type().is_file() || entry.file_type().is_dir() {
-            fs::File::open(entry.path())?.sync_all()?;
+            sync_path(entry.path())?;
         }
     }
     Ok(())
@@ -82,12 +148,19 @@ pub fn create_dirs_durably(root: &Path, relative: &Path) -> io::Result<()> {
     for component in relative.components() {
         let parent = current.clone();
         current.push(component);
-        match fs::create_dir(&current) {
+        match make_dir(&current) {
             Ok(()) => sync_dir(&parent)?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && current.is_dir() => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+/// Creates one directory (its parent must exist); not durable by itself.
+pub fn make_dir(path: &Path) -> io::Result<()> {
+    fs::create_dir(path)?;
+    observe::made_dir(path);
     Ok(())
 }
 
@@ -101,7 +174,46 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
         to,
         rustix::fs::RenameFlags::NOREPLACE,
     )
-    .map_err(io::Error::from)
+    .map_err(io::Error::from)?;
+    observe::renamed(from, to);
+    Ok(())
+}
+
+/// Gives the inode behind `file` (an unnamed file, or one opened elsewhere) the
+/// name `target`, unless `target` exists (then `AlreadyExists`).
+pub fn link_no_replace(file: &fs::File, target: &Path) -> io::Result<()> {
+    let own_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        own_fd.as_str(),
+        rustix::fs::CWD,
+        target,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(io::Error::from)?;
+    observe::linked(file, target);
+    Ok(())
+}
+
+/// Removes the name `path` of a file; not durable by itself.
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    fs::remove_file(path)?;
+    observe::removed(path);
+    Ok(())
+}
+
+/// Asks the kernel to drop the cached pages of every file under `path`, so that
+/// the next read comes from the medium. Only clean (synced) pages are dropped;
+/// where the hint is ignored, a read still returns what the filesystem holds.
+pub fn drop_cached_pages(path: &Path) {
+    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if entry.file_type().is_file()
+            && let Ok(file) = fs::File::open(entry.path())
+        {
+            observe::evicted(entry.path());
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+    }
 }
 
 /// Removes a file or a whole tree; a missing path is not an error.
@@ -116,7 +228,10 @@ pub fn remove_path(path: &Path) -> io::Result<()> {
     };
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+        other => {
+            observe::removed(path);
+            other
+        }
     }
 }
 
@@ -139,7 +254,7 @@ fn make_tree_writable(path: &Path) {
 pub fn take_back(target: &Path, device: u64, inode: u64) -> io::Result<bool> {
     match fs::symlink_metadata(target) {
         Ok(metadata) if metadata.dev() == device && metadata.ino() == inode => {
-            fs::remove_file(target)?;
+            remove_file(target)?;
             if let Some(parent) = target.parent() {
                 sync_dir(parent)?;
             }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::durable::{
-    create_dirs_durably, remove_path, rename_no_replace, sync_all_parallel, sync_dir,
+    create_dirs_durably, make_dir, remove_path, rename_no_replace, sync_all_parallel, sync_dir,
     sync_filesystem,
 };
 use crate::config::StoreConfig;
@@ -155,7 +155,7 @@ impl Store {
     pub fn create_staging(&self) -> io::Result<String> {
         let name = uuid::Uuid::new_v4().to_string();
         let dir = self.staging.join(&name);
-        fs::create_dir(&dir)?;
+        make_dir(&dir)?;
         if self.group_write_after_stage {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o2775))?;
         }

@@ -9,12 +9,14 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Store;
-use super::durable::{create_dirs_durably, rename_no_replace, sync_dir, sync_filesystem};
+use super::durable::{
+    create_dirs_durably, link_no_replace, remove_file, rename_no_replace, sync_dir, sync_file,
+    sync_filesystem,
+};
 
 /// Items named at once above which one filesystem sync replaces per-file syncs.
 const SYNCFS_MIN_ITEMS: usize = 16;
@@ -42,7 +44,7 @@ impl UnnamedFile {
 impl Drop for UnnamedFile {
     fn drop(&mut self) {
         if let Some(temporary) = &self.temporary {
-            let _ = fs::remove_file(temporary);
+            let _ = remove_file(temporary);
         }
     }
 }
@@ -127,14 +129,14 @@ impl Store {
             directories.dedup();
             files
                 .iter()
-                .try_for_each(|f| f.file.sync_all())
+                .try_for_each(|f| sync_file(&f.file))
                 .and_then(|()| directories.into_iter().try_for_each(sync_dir))
         };
         if let Err(error) = durable {
             for result in results.iter_mut() {
                 if let Ok(target) = result {
                     // A removal that fails leaves the name to the caller's intent.
-                    if fs::remove_file(&*target).is_ok()
+                    if remove_file(target).is_ok()
                         && let Some(parent) = target.parent()
                     {
                         let _ = sync_dir(parent);
@@ -151,17 +153,7 @@ impl Store {
 fn name_one(file: &UnnamedFile) -> io::Result<()> {
     match &file.temporary {
         Some(temporary) => rename_no_replace(temporary, &file.target),
-        None => {
-            let own_fd = format!("/proc/self/fd/{}", file.file.as_raw_fd());
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                own_fd.as_str(),
-                rustix::fs::CWD,
-                &file.target,
-                rustix::fs::AtFlags::SYMLINK_FOLLOW,
-            )
-            .map_err(io::Error::from)
-        }
+        None => link_no_replace(&file.file, &file.target),
     }
 }
 

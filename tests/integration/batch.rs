@@ -243,14 +243,84 @@ fn batch_put_needs_an_account_that_may_upload() {
     assert_eq!(search(&node, "mine").0, 404);
 }
 
-#[test]
-fn a_caller_that_hangs_up_never_leaves_an_unrecorded_file() {
-    use base64::Engine;
-    use std::io::Write;
+/// How long the node may take to finish what a test started (debug build).
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Waits (polling, with a deadline) until `done` holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
+        // Short: some conditions last only a few milliseconds.
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+}
+
+/// A request sent on a connection of its own, whose answer is never read.
+pub struct Unanswered {
+    socket: std::net::TcpStream,
+}
+
+impl Unanswered {
+    /// Sends `method route` as admin with `body` (of `content_type`, if given).
+    pub fn send(
+        node: &TestNode,
+        method: &str,
+        route: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Unanswered {
+        use base64::Engine;
+        use std::io::Write;
+
+        let url = node.url(route);
+        let (address, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+        let (user, password) = node.admin();
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let content_type = content_type
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .unwrap_or_default();
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            socket,
+            "{method} /{path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\
+             {content_type}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        socket.write_all(body).unwrap();
+        Unanswered { socket }
+    }
+
+    /// Hangs up without reading the answer.
+    pub fn hang_up(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// How many files uploaded as `uploader` are recorded.
+pub fn recorded_by(node: &TestNode, uploader: &str) -> usize {
+    let query = json!({"uploader": uploader, "max_results": 100_000});
+    match node.post_admin("search/file", query) {
+        (404, _) => 0,
+        (200, found) => found.as_array().map_or(0, Vec::len),
+        (status, found) => panic!("search/file: {status} {found}"),
+    }
+}
+
+#[test]
+fn a_caller_that_hangs_up_while_files_are_named_still_gets_every_file_recorded() {
     let node = TestNode::start();
+    // Enough bytes that syncing them after the names appear takes a moment.
     let files: Vec<(String, Vec<u8>)> = (0..64)
-        .map(|i| (format!("gone/f{i}"), format!("bytes {i}").into_bytes()))
+        .map(|i| {
+            let bytes = format!("bytes {i}\n").repeat(8 << 10).into_bytes();
+            (format!("gone/d{}/f{i}", i % 8), bytes)
+        })
         .collect();
     let refs: Vec<(&str, &[u8])> = files
         .iter()
@@ -258,41 +328,31 @@ fn a_caller_that_hangs_up_never_leaves_an_unrecorded_file() {
         .collect();
     let contents: Vec<&[u8]> = refs.iter().map(|(_, b)| *b).collect();
     let body = batch_put_body(&manifest(&refs), &contents);
-    let url = node.url("upload/batch_put");
-    let (address, path) = url.trim_start_matches("http://").split_once('/').unwrap();
-    let (user, password) = node.admin();
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut socket = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        socket,
-        "PUT /{path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    socket.write_all(&body).unwrap();
-    // Hang up without reading the answer: the node may stop before the files are
-    // named, or finish them; never name a file and leave it unrecorded.
-    socket.shutdown(std::net::Shutdown::Both).unwrap();
-    drop(socket);
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let recorded: Vec<bool> = files
-        .iter()
-        .map(|(name, _)| search(&node, name).0 == 200)
-        .collect();
+    // The admin's password is verified (and cached) before.
+    assert_eq!(search(&node, "gone/d0/f0").0, 404);
+    let request = Unanswered::send(&node, "PUT", "upload/batch_put", None, &body);
+    // Hang up once the node names files: from then on the batch must run to the
+    // end, never leaving a named file unrecorded.
+    wait_until("the node names the first file", || {
+        !store_files(&node).is_empty()
+    });
+    request.hang_up();
+    wait_until("every file is recorded after the hang-up", || {
+        recorded_by(&node, "batcher") == files.len()
+    });
     let in_store = store_files(&node);
     assert_eq!(
         in_store.len(),
-        recorded.iter().filter(|r| **r).count(),
-        "every file in the store is recorded: {in_store:?}"
+        files.len(),
+        "the store holds exactly the recorded files: {in_store:?}"
     );
-    // Sending the batch again stores what is missing; only recorded files are 409.
-    let answers = put_files(&node, &refs);
-    for ((answer, recorded), (name, _)) in answers.iter().zip(&recorded).zip(&files) {
-        let expected = if *recorded { Some(409) } else { None };
-        assert_eq!(*answer, expected, "{name}");
+    for (name, bytes) in &files {
+        let stored = std::fs::read(node.store_root().join(name)).unwrap();
+        assert!(stored == *bytes, "the bytes of {name}");
     }
+    // Sending the batch again stores nothing new: every file is taken.
+    let answers = put_files(&node, &refs);
+    assert!(answers.iter().all(|a| *a == Some(409)), "{answers:?}");
     assert_eq!(store_files(&node).len(), files.len());
 }
 

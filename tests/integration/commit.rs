@@ -1,10 +1,12 @@
 //! `upload/commit` with the local provider: what a commit refuses, what it records,
-//! and how staging interacts with transfers already under way.
+//! how staging interacts with transfers already under way, and commits (single and
+//! batch) whose caller hangs up.
 
 use std::fs;
 
 use serde_json::{Value, json};
 
+use crate::batch::{Unanswered, recorded_by, wait_until};
 use crate::node::TestNode;
 use crate::support::{READAPPEND, copy_local, md5, staging_location};
 
@@ -211,4 +213,111 @@ fn identical_bytes_under_two_names_both_commit() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = node.commit(&later);
     assert_eq!(status, 200, "{body}");
+}
+
+/// `upload/commit` whose caller hangs up once the bytes are in the store: the
+/// commit runs to the end, so the upload is recorded and nothing is left behind.
+#[test]
+fn a_commit_whose_caller_hangs_up_after_the_rename_is_still_recorded() {
+    let node = TestNode::start();
+    let bytes = b"hung up on\n".repeat(1 << 20);
+    let staged = node.stage("hung/up/one", &bytes);
+    copy_local(&staged, &bytes);
+    let body = crate::support::commit_body(&staged, "local", "0", "test-uploader");
+    let body = serde_json::to_vec(&body).unwrap();
+    let request = Unanswered::send(
+        &node,
+        "POST",
+        "upload/commit",
+        Some("application/json"),
+        &body,
+    );
+    let target = node.store_root().join("hung/up/one");
+    wait_until("the upload is renamed into the store", || target.exists());
+    request.hang_up();
+    wait_until("the upload is recorded after the hang-up", || {
+        node.search_name("hung/up/one").0 == 200
+    });
+    let record = node.file_record("hung/up/one");
+    assert_eq!(record["checksum"], md5(&bytes), "{record}");
+    assert_eq!(fs::read(&target).unwrap(), bytes);
+    let staging = node.store_root().join(".quire-staging");
+    wait_until("the staging directory is removed", || {
+        fs::read_dir(&staging).unwrap().count() == 0
+    });
+    // The name is taken for good: a second upload of it is refused.
+    let again = node.stage_as("hung/up/one", b"other", "test-uploader", node.admin());
+    assert_eq!(again.0, 409, "{}", again.1);
+}
+
+/// `upload/batch_commit` whose caller hangs up once the first item is in the
+/// store: every item is still recorded and staging is emptied.
+#[test]
+fn a_batch_commit_whose_caller_hangs_up_after_the_first_rename_is_still_recorded() {
+    let node = TestNode::start();
+    // Under 16 items, one directory each: every directory is synced on its own
+    // after the renames, so the items are recorded some time after the first one
+    // appears.
+    let items: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| {
+            let bytes = format!("item {i}\n").repeat(32 << 10).into_bytes();
+            (format!("hung/d{i}/item"), bytes)
+        })
+        .collect();
+    let uploads: Vec<Value> = items
+        .iter()
+        .map(|(name, bytes)| {
+            crate::support::stage_body(name, bytes.len() as i64, &md5(bytes), "hanger")
+        })
+        .collect();
+    let (status, staged) = node.post_admin("upload/batch_stage", json!({ "uploads": uploads }));
+    assert_eq!(status, 201, "{staged}");
+    let commits: Vec<Value> = staged["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&items)
+        .map(|(item, (_, bytes))| {
+            fs::write(item["staging_location"].as_str().unwrap(), bytes).unwrap();
+            json!({
+                "store_name": staged["store_name"],
+                "staging_name": item["staging_name"],
+                "staging_location": item["staging_location"],
+                "upload_name": item["upload_name"],
+                "destination_location": item["destination_location"],
+                "transfer_provider_name": "local",
+                "transfer_provider": {"hostnames": []},
+                "meta_mode": "infer",
+                "deletion_policy": "0",
+                "uploader": "hanger",
+                "transfer_id": item["transfer_id"],
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({ "commits": commits })).unwrap();
+    let request = Unanswered::send(
+        &node,
+        "POST",
+        "upload/batch_commit",
+        Some("application/json"),
+        &body,
+    );
+    let targets: Vec<_> = items
+        .iter()
+        .map(|(name, _)| node.store_root().join(name))
+        .collect();
+    wait_until("the first item is renamed into the store", || {
+        targets.iter().any(|t| t.exists())
+    });
+    request.hang_up();
+    wait_until("every item is recorded after the hang-up", || {
+        recorded_by(&node, "hanger") == items.len()
+    });
+    for ((name, bytes), target) in items.iter().zip(&targets) {
+        assert!(fs::read(target).unwrap() == *bytes, "the bytes of {name}");
+    }
+    let staging = node.store_root().join(".quire-staging");
+    wait_until("staging is emptied", || {
+        fs::read_dir(&staging).unwrap().count() == 0
+    });
 }

@@ -1,5 +1,5 @@
 //! Crash safety: SIGKILL of the node in the middle of a stream of concurrent uploads,
-//! three times over on the same data directory.
+//! round after round on the same data directory.
 //!
 //! After every restart: each upload whose commit was answered 200 is searchable with
 //! its size and checksum and its bytes verify; every recorded file has its bytes;
@@ -7,14 +7,20 @@
 //! recovery must fail every unfinished transfer and remove all staging); and nothing
 //! is in the store that no record points at. Uploads work again after each restart.
 //!
-//! The kill is triggered by a count of acknowledged commits (and a commit request
-//! being under way), not by a clock, so it lands wherever the clients happen to be:
-//! staging, copying, hashing, syncing, renaming or recording. The assertions hold
-//! wherever that is.
+//! The kill is triggered by what the clients see, not by a clock: after a count of
+//! acknowledged commits, a round aims at the window between a name appearing in the
+//! store and its record (a single commit's rename, or a batch_put's link, whose
+//! request is still unanswered), and kills the node the moment it sees one. Rounds
+//! go on until start-up recovery has really restored an interrupted single commit
+//! and taken back an interrupted batch_put (its report says so, and the caught
+//! names are neither recorded nor in the store), within a bound on rounds.
+//! (SIGKILL keeps the page cache: what a power loss would lose is tested by the
+//! `power_loss` unit tests.)
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,7 +32,12 @@ use crate::support::{commit_body, md5, stage_body, staging_location};
 /// Recovery fails every unfinished transfer, so staging must end up empty; every
 /// file must fit in one search.
 const CONFIG: &str = "staging_expiry = 0\nmax_search_results = 1000000\n";
-const ROUNDS: usize = 3;
+/// Rounds always run, and the most that may run until both kinds of interrupted
+/// upload were recovered.
+const MIN_ROUNDS: usize = 3;
+const MAX_ROUNDS: usize = 14;
+/// How long a round looks for its window before it kills the node anyway.
+const AIM_PATIENCE: Duration = Duration::from_secs(40);
 /// Clients that loop stage -> copy -> commit, one upload at a time.
 const SINGLE_CLIENTS: usize = 6;
 /// Clients that loop batch_stage -> copy all -> batch_commit.
@@ -58,6 +69,39 @@ struct Round {
     commits_in_flight: AtomicUsize,
     /// Clients still looping.
     running: AtomicUsize,
+    /// Names of single commits sent and not yet answered.
+    single_in_flight: Mutex<HashSet<String>>,
+    /// Names of batch_put files sent and not yet answered.
+    put_in_flight: Mutex<HashSet<String>>,
+}
+
+/// The window a round kills the node in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aim {
+    /// A single commit renamed into the store and not yet answered.
+    SingleCommit,
+    /// A batch_put file named in the store and not yet answered.
+    BatchPut,
+}
+
+impl Round {
+    /// Names of `aim`'s unanswered requests that are in the store now.
+    fn caught(&self, aim: Aim, store_root: &Path) -> Vec<String> {
+        let in_flight = match aim {
+            Aim::SingleCommit => &self.single_in_flight,
+            Aim::BatchPut => &self.put_in_flight,
+        };
+        let names: Vec<String> = in_flight
+            .lock()
+            .expect("in-flight names")
+            .iter()
+            .cloned()
+            .collect();
+        names
+            .into_iter()
+            .filter(|name| fs::symlink_metadata(store_root.join(name)).is_ok())
+            .collect()
+    }
 }
 
 /// What one client saw.
@@ -181,9 +225,14 @@ impl<'a> Client<'a> {
                 break;
             }
             let body = commit_body(&staged, "local", "0", UPLOADER);
-            let Some((status, reply)) =
-                self.post("upload/commit", &body, &format!("commit {name}"))
-            else {
+            let in_flight = &self.round.single_in_flight;
+            in_flight
+                .lock()
+                .expect("in-flight names")
+                .insert(name.clone());
+            let answer = self.post("upload/commit", &body, &format!("commit {name}"));
+            in_flight.lock().expect("in-flight names").remove(&name);
+            let Some((status, reply)) = answer else {
                 break;
             };
             if status != 200 {
@@ -314,7 +363,16 @@ impl<'a> Client<'a> {
         for (_, bytes) in contents {
             body.extend_from_slice(bytes);
         }
-        let Some((status, reply)) = self.put_batch_body(body, what) else {
+        let in_flight = &self.round.put_in_flight;
+        let names = contents.iter().map(|(upload, _)| upload.name.clone());
+        in_flight.lock().expect("in-flight names").extend(names);
+        let answer = self.put_batch_body(body, what);
+        let mut names = in_flight.lock().expect("in-flight names");
+        for (upload, _) in contents {
+            names.remove(&upload.name);
+        }
+        drop(names);
+        let Some((status, reply)) = answer else {
             return false;
         };
         let answers = reply["files"].as_array().cloned().unwrap_or_default();
@@ -371,16 +429,24 @@ fn content(name: &str, size: usize) -> Vec<u8> {
     bytes
 }
 
-/// Runs one round of concurrent uploads and kills the node once `singles` single
-/// commits and `batches` batch commits have been acknowledged, at a moment when some
-/// commit request is under way; returns every client's report, after all of them
-/// have stopped.
+/// What a round's kill caught: names of `aim`'s unanswered requests that were in
+/// the store at the kill (empty if the round killed without seeing one).
+struct Caught {
+    aim: Aim,
+    names: Vec<String>,
+}
+
+/// Runs one round of concurrent uploads; once `singles` single commits and
+/// `batches` batch commits have been acknowledged, kills the node the moment a
+/// request of `aim` is caught in its window (or, after `AIM_PATIENCE`, while any
+/// commit is under way); returns every client's report, after all of them have
+/// stopped, and what the kill caught.
 fn upload_until_killed(
     node: &mut TestNode,
     round_number: usize,
-    singles: usize,
-    batches: usize,
-) -> Vec<Report> {
+    (singles, batches): (usize, usize),
+    aim: Aim,
+) -> (Vec<Report>, Caught) {
     // Verify the admin's password once, before the clients start.
     let (status, body) = node.post_admin("ping/logged", json!({}));
     assert_eq!(status, 200, "{body}");
@@ -388,7 +454,7 @@ fn upload_until_killed(
     round
         .running
         .store(SINGLE_CLIENTS + BATCH_CLIENTS, Ordering::SeqCst);
-    let (reports, reached) = std::thread::scope(|scope| {
+    let (reports, (reached, caught)) = std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for client in 0..SINGLE_CLIENTS {
             let worker = Client::new(node, &round);
@@ -399,18 +465,29 @@ fn upload_until_killed(
             workers.push(scope.spawn(move || worker.batch_uploads(round_number, client)));
         }
         let deadline = Instant::now() + ROUND_DEADLINE;
-        let reached = loop {
-            // Enough acknowledged, and a commit under way at this very moment.
-            if round.single_commits.load(Ordering::SeqCst) >= singles
-                && round.batch_commits.load(Ordering::SeqCst) >= batches
-                && round.commits_in_flight.load(Ordering::SeqCst) > 0
-            {
-                break true;
+        let store_root = node.store_root();
+        let mut aiming_since = None;
+        let (reached, caught) = loop {
+            let progressed = round.single_commits.load(Ordering::SeqCst) >= singles
+                && round.batch_commits.load(Ordering::SeqCst) >= batches;
+            if progressed {
+                let since = *aiming_since.get_or_insert_with(Instant::now);
+                let caught = round.caught(aim, &store_root);
+                if !caught.is_empty() {
+                    break (true, caught);
+                }
+                // Enough acknowledged, and a commit under way at this very moment.
+                if since.elapsed() > AIM_PATIENCE
+                    && round.commits_in_flight.load(Ordering::SeqCst) > 0
+                {
+                    break (true, Vec::new());
+                }
             }
             if round.running.load(Ordering::SeqCst) == 0 || Instant::now() > deadline {
-                break false;
+                break (false, Vec::new());
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Short: the window is a few milliseconds wide.
+            std::thread::sleep(Duration::from_micros(200));
         };
         round.killed.store(true, Ordering::SeqCst);
         node.kill();
@@ -418,7 +495,7 @@ fn upload_until_killed(
             .into_iter()
             .map(|worker| worker.join().expect("a client thread panicked"))
             .collect();
-        (reports, reached)
+        (reports, (reached, caught))
     });
     let unexpected: Vec<&String> = reports.iter().flat_map(|r| &r.unexpected).collect();
     assert!(
@@ -436,11 +513,12 @@ fn upload_until_killed(
         "round {round_number}: the kill interrupted no request"
     );
     eprintln!(
-        "round {round_number}: {} uploads acknowledged, {} attempted; cut by the kill: {cut:?}",
+        "round {round_number}: {} uploads acknowledged, {} attempted; aiming at {aim:?}, \
+         caught {caught:?}; cut by the kill: {cut:?}",
         reports.iter().map(|r| r.acknowledged.len()).sum::<usize>(),
         reports.iter().map(|r| r.attempted.len()).sum::<usize>(),
     );
-    reports
+    (reports, Caught { aim, names: caught })
 }
 
 /// Every file record, by name.
@@ -545,14 +623,100 @@ fn assert_consistent(node: &TestNode, attempted: &HashMap<String, Upload>, acked
     assert_eq!(stored.len(), instance_paths.len());
 }
 
-/// The node's last start-up recovery line, for the test's output.
-fn last_recovery_report(node: &TestNode) -> String {
-    fs::read_to_string(node.dir.path().join("stderr.log"))
-        .unwrap_or_default()
-        .lines()
-        .rfind(|line| line.contains("start-up recovery done"))
-        .and_then(|line| line.find("RecoveryReport").map(|at| line[at..].to_string()))
-        .unwrap_or_default()
+/// The number logged for `field` in the last line of `log` that has one. Reports
+/// may be logged as fields (`field=3`, or `"field":3` in JSON) or as a debug
+/// struct (`field: 3`); all are read.
+pub fn logged_count(log: &str, field: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find_map(|line| count_in(&without_colours(line), field))
+}
+
+/// `line` without ANSI escape sequences (a coloured log puts them around names).
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn count_in(line: &str, field: &str) -> Option<u64> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = line[from..].find(field) {
+        let at = from + found;
+        from = at + field.len();
+        if line[..at].ends_with(is_word) {
+            continue;
+        }
+        let value = line[from..].trim_start_matches(['"', '\\']).trim_start();
+        let Some(value) = value.strip_prefix([':', '=']) else {
+            continue;
+        };
+        let digits: String = value
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(count) = digits.parse() {
+            return Some(count);
+        }
+    }
+    None
+}
+
+/// What the node logged since `offset` (in bytes) of its log.
+fn log_since(node: &TestNode, offset: usize) -> String {
+    node.log().get(offset..).unwrap_or_default().to_string()
+}
+
+#[test]
+fn logged_counts_are_read_from_fields_json_and_debug_text() {
+    let text = "INFO report=RecoveryReport { restored_commits: 2, taken_back_uploads: 0 }";
+    assert_eq!(logged_count(text, "restored_commits"), Some(2));
+    assert_eq!(logged_count(text, "taken_back_uploads"), Some(0));
+    let fields = "INFO start-up recovery done restored_commits=3 taken_back_uploads=5";
+    assert_eq!(logged_count(fields, "taken_back_uploads"), Some(5));
+    let json = r#"{"fields":{"message":"done","taken_back":7,"taken_back_uploads":1}}"#;
+    assert_eq!(logged_count(json, "taken_back"), Some(7));
+    assert_eq!(logged_count(json, "taken_back_uploads"), Some(1));
+    assert_eq!(logged_count("nothing here", "taken_back"), None);
+    let coloured = "\u{1b}[3mrestored_commits\u{1b}[0m\u{1b}[2m=\u{1b}[0m4";
+    assert_eq!(logged_count(coloured, "restored_commits"), Some(4));
+}
+
+/// Whether a round's kill really interrupted what it aimed at, and recovery
+/// really recovered it: the caught names are neither recorded nor in the store,
+/// and the recovery report counts at least that many.
+fn recovered(node: &TestNode, caught: &Caught, report: &str) -> bool {
+    let field = match caught.aim {
+        Aim::SingleCommit => "restored_commits",
+        Aim::BatchPut => "taken_back_uploads",
+    };
+    let undone = caught
+        .names
+        .iter()
+        .filter(|name| node.search_name(name).0 == 404)
+        .inspect(|name| {
+            assert!(
+                !node.store_root().join(name).exists(),
+                "{name} is neither recorded nor taken out of the store"
+            );
+        })
+        .count();
+    let counted = logged_count(report, field).unwrap_or(0) as usize;
+    undone > 0 && counted >= undone
 }
 
 #[test]
@@ -560,16 +724,42 @@ fn kill_9_during_concurrent_uploads_loses_no_acknowledged_upload_and_leaves_no_o
     let mut node = TestNode::with_config(CONFIG);
     let mut attempted: HashMap<String, Upload> = HashMap::new();
     let mut acked: Vec<Upload> = Vec::new();
-    for round in 0..ROUNDS {
+    let (mut single_recovered, mut put_recovered) = (false, false);
+    let mut rounds = 0;
+    while rounds < MIN_ROUNDS || !(single_recovered && put_recovered) {
+        let round = rounds;
+        assert!(
+            round < MAX_ROUNDS,
+            "after {MAX_ROUNDS} rounds, start-up recovery had restored an interrupted single \
+             commit: {single_recovered}, taken back an interrupted batch_put: {put_recovered}"
+        );
+        rounds += 1;
+        let aim = if !single_recovered && (put_recovered || round % 2 == 0) {
+            Aim::SingleCommit
+        } else {
+            Aim::BatchPut
+        };
         // A different stopping point each round.
-        let singles = 20 + 13 * round;
-        let reports = upload_until_killed(&mut node, round, singles, 1 + round);
+        let progress = (10 + 7 * (round % 3), 1 + round % 3);
+        let (reports, caught) = upload_until_killed(&mut node, round, progress, aim);
         for report in reports {
             attempted.extend(report.attempted.into_iter().map(|u| (u.name.clone(), u)));
             acked.extend(report.acknowledged);
         }
+        let logged_before = node.log().len();
         node.start_again();
-        eprintln!("round {round}: {}", last_recovery_report(&node));
+        let report = log_since(&node, logged_before);
+        let was_recovered = recovered(&node, &caught, &report);
+        match caught.aim {
+            Aim::SingleCommit => single_recovered |= was_recovered,
+            Aim::BatchPut => put_recovered |= was_recovered,
+        }
+        eprintln!(
+            "round {round}: recovered what the kill caught: {was_recovered}; restored \
+             commits {:?}, taken back uploads {:?}",
+            logged_count(&report, "restored_commits"),
+            logged_count(&report, "taken_back_uploads"),
+        );
         assert_consistent(&node, &attempted, &acked);
         // Uploads work again.
         let name = format!("after-restart-{round}");
@@ -602,7 +792,14 @@ fn unrecorded_bytes_of_an_expired_upload_do_not_stay_in_the_store() {
     let in_store = node.store_root().join("expired-commit");
     fs::rename(staging_location(&staged), &in_store).unwrap();
     node.kill();
+    let logged_before = node.log().len();
     node.start_again();
+    let report = log_since(&node, logged_before);
+    assert_eq!(
+        logged_count(&report, "restored_commits"),
+        Some(1),
+        "the recovery report counts the restored commit: {report}"
+    );
     let (status, body) = node.search_name("expired-commit");
     assert_eq!(status, 404, "nothing was recorded: {body}");
     assert!(

@@ -15,7 +15,7 @@ use super::prepare::Opened;
 use crate::config::AfterIngest;
 use crate::dropbox::layout::Layout;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::rename_no_replace;
+use crate::store::durable::{remove_file, rename_no_replace};
 
 /// Most numbered suffixes tried before moving aside gives up.
 const MAX_SUFFIX: u32 = 1000;
@@ -46,7 +46,7 @@ pub fn after_ingest(layout: &Layout, opened: &Opened) -> io::Result<Finished> {
         Err(error) => return Err(error),
     }
     match (layout.config.after_ingest, &layout.move_to) {
-        (AfterIngest::Delete, _) => match fs::remove_file(&opened.path) {
+        (AfterIngest::Delete, _) => match remove_file(&opened.path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(Finished::Done),
         },

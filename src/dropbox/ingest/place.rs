@@ -6,9 +6,7 @@
 //! places can be found and taken back after a crash; a placed path is only ever
 //! taken back while it is still the inode placed there.
 
-use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +16,7 @@ use super::prepare::Opened;
 use crate::checksum::Digests;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::{sync_dir, sync_filesystem, take_back};
+use crate::store::durable::{link_no_replace, sync_dir, sync_file, sync_filesystem, take_back};
 use crate::store::{Store, UnnamedFile};
 
 /// Placed items at or above this count are made durable with one sync of the
@@ -65,7 +63,7 @@ pub fn place_all(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdi
 fn place_links(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdict)>> {
     let directory = |item: &Placement| item.target.parent().map(Path::to_path_buf);
     let results = parallel_map_by_directory(items, directory, |item| {
-        match link_fd(&item.opened.file, &item.target) {
+        match link_no_replace(&item.opened.file, &item.target) {
             Ok(()) => {
                 seal(&item);
                 Ok(item)
@@ -146,19 +144,6 @@ fn place_copies(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdic
     results
 }
 
-/// Links the inode behind `file` at `target`; never replaces (`AlreadyExists`).
-fn link_fd(file: &fs::File, target: &Path) -> io::Result<()> {
-    let own_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        own_fd.as_str(),
-        rustix::fs::CWD,
-        target,
-        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-    )
-    .map_err(io::Error::from)
-}
-
 fn placement_failure(item: &Placement, error: io::Error) -> Verdict {
     let problem = if error.kind() == io::ErrorKind::AlreadyExists {
         Problem::NameTaken {
@@ -185,7 +170,7 @@ fn make_durable(placed: &[&Placement]) -> io::Result<()> {
     directories.sort();
     directories.dedup();
     for item in placed {
-        item.opened.file.sync_all()?;
+        sync_file(&item.opened.file)?;
     }
     directories.into_iter().try_for_each(sync_dir)
 }

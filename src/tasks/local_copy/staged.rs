@@ -3,13 +3,12 @@
 //! cache, read it back from the medium, and commit what read back right.
 
 use std::ffi::OsString;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Copied, CopyError, CopyItem, StagingGuard, adopt_existing};
 use crate::checksum::{copy_and_digest_unsynced, digest_path};
-use crate::store::durable::{sync_all_parallel, sync_filesystem};
+use crate::store::durable::{drop_cached_pages, sync_all_parallel, sync_filesystem};
 
 /// Above this many items, one filesystem sync replaces per-file syncs.
 const SYNCFS_MIN_ITEMS: usize = 16;
@@ -67,7 +66,7 @@ pub(super) fn copy_staged(
                 error.to_string(),
             )));
         }
-        evict_from_cache(path);
+        drop_cached_pages(path);
         if items[*index].expected.matches(&digest_path(path, &[])?) {
             Ok(())
         } else {
@@ -135,18 +134,4 @@ fn in_parallel<T: Sync, R: Send>(elements: &[T], work: impl Fn(usize, &T) -> R +
             .flat_map(|worker| worker.join().expect("copy or read-back thread panicked"))
             .collect()
     })
-}
-
-/// Asks the kernel to drop the cached pages of every file under `path`, so that
-/// the next read comes from the medium. The pages are clean (synced), so nothing
-/// is lost; where the hint is ignored the read-back still compares what the
-/// filesystem returns.
-fn evict_from_cache(path: &Path) {
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_file()
-            && let Ok(file) = fs::File::open(entry.path())
-        {
-            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-        }
-    }
 }
