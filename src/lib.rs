@@ -9,6 +9,7 @@ pub mod clones;
 pub mod config;
 pub mod db;
 pub mod dropbox;
+pub mod fsroot;
 pub mod http;
 pub mod ingest;
 pub mod integrity;
