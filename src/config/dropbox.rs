@@ -15,10 +15,11 @@
 //!   component of the relative path, a pattern with `/` the whole relative path;
 //!   `*` matches any run of characters but `/`, `?` one character.
 //! - `link`: on the store's filesystem, the dropped file's inode is linked into the
-//!   store (no data copy) unless it has other links or belongs to another user;
-//!   otherwise it is copied. With `after_ingest = "move"` the moved-aside file then
-//!   shares its bytes with the stored copy (both read-only when the store is
-//!   `readonly_after_commit`); set `link = false` to keep an independent copy.
+//!   store (no data copy) only when nothing outside the store keeps it: with
+//!   `after_ingest = "delete"`, for a file with one name, owned by the node's user
+//!   and writable by nobody else. Otherwise (another account's file, other links,
+//!   `after_ingest = "move"`, whose moved-aside file would share the stored inode)
+//!   it is copied.
 
 use std::path::PathBuf;
 

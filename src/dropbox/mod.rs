@@ -4,14 +4,18 @@
 //! aside; a file that cannot be ingested stays where it is and is reported.
 //!
 //! Map: `layout` (paths and start-up checks), `filter` (ignore patterns), `watch`
-//! (notify events), `scan` (walkdir rescans), `tracker` (when a file is complete),
+//! (notify events), `scan` (rescans), `tracker` (when a file is complete),
 //! `probe` (is anyone writing a file), `ingest` (one batch, in the commit order),
 //! `problems` (error records, once per problem), `recovery` (batches cut short by
 //! a crash), `runner` (the thread of one drop-box).
 //!
 //! Invariants: bytes are durable in a store before their record; a drop-box file
 //! is removed or moved aside only after its record is durable; after start-up
-//! recovery no bytes placed by a drop-box sit in a store without a record.
+//! recovery no bytes placed by a drop-box sit in a store without a record; every
+//! path in a drop-box is reached from the drop-box directory through
+//! `crate::fsroot`, so a directory swapped for a link is seen as the link (and
+//! reported), never followed; a stored inode is never reachable from a drop-box
+//! or `move_to` path (see `ingest::prepare`).
 
 mod filter;
 mod ingest;
@@ -94,7 +98,10 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
         );
         let runner = Runner {
             node: node.clone(),
-            tracker: Tracker::new(Duration::from_secs_f64(layout.config.settle_seconds)),
+            tracker: Tracker::new(
+                Duration::from_secs_f64(layout.config.settle_seconds),
+                &layout.root,
+            ),
             reporter: Reporter::load(node)?,
             receiver,
             sender: sender.clone(),

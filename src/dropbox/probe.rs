@@ -14,6 +14,8 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+use crate::fsroot::Dir;
+
 /// `fcntl` command choosing the signal that announces a lease break (Linux's
 /// value on every architecture; the libc crate does not name it).
 const F_SETSIG: libc::c_int = 10;
@@ -26,13 +28,10 @@ pub enum Writers {
     Unknown,
 }
 
-/// Whether anyone has `path` open for writing right now.
-pub fn writers(path: &Path) -> Writers {
-    let flags = rustix::fs::OFlags::RDONLY
-        | rustix::fs::OFlags::NOFOLLOW
-        | rustix::fs::OFlags::NONBLOCK
-        | rustix::fs::OFlags::CLOEXEC;
-    let Ok(fd) = rustix::fs::open(path, flags, rustix::fs::Mode::empty()) else {
+/// Whether anyone has the regular file `relative` (beneath the drop-box `dir`)
+/// open for writing right now.
+pub fn writers(dir: &Dir, relative: &Path) -> Writers {
+    let Ok((fd, _)) = dir.open_file(relative) else {
         return Writers::Unknown;
     };
     let raw = fd.as_raw_fd();
@@ -63,12 +62,14 @@ mod tests {
     fn a_file_open_for_writing_has_writers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
+        let root = Dir::open_trusted(dir.path()).unwrap();
+        let name = Path::new("f");
         let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(b"partial").unwrap();
-        assert_eq!(writers(&path), Writers::Some);
+        assert_eq!(writers(&root, name), Writers::Some);
         drop(file);
-        assert_eq!(writers(&path), Writers::None);
+        assert_eq!(writers(&root, name), Writers::None);
         let _reader = std::fs::File::open(&path).unwrap();
-        assert_eq!(writers(&path), Writers::None, "readers do not count");
+        assert_eq!(writers(&root, name), Writers::None, "readers do not count");
     }
 }

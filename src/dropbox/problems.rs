@@ -29,8 +29,11 @@ pub enum Problem {
     BadName {
         why: String,
     },
-    /// A symbolic link, device, socket or pipe.
-    NotRegular,
+    /// A symbolic link (or a path through one), device, socket or FIFO: never
+    /// opened, never followed.
+    NotRegular {
+        what: &'static str,
+    },
     TooLarge {
         size: u64,
         max: u64,
@@ -91,7 +94,7 @@ impl Problem {
                 format!("a different file is already recorded or stored as '{name}'")
             }
             Problem::BadName { why } => format!("it has no valid name: {why}"),
-            Problem::NotRegular => "it is not a regular file".into(),
+            Problem::NotRegular { what } => format!("it is {what}"),
             Problem::TooLarge { size, max } => {
                 format!("its {size} bytes exceed maximal_upload_size_bytes ({max})")
             }

@@ -8,16 +8,17 @@
 //! moved back into the drop-box (beside a file that took their place, if one
 //! did); an intent is forgotten only once nothing it placed is left unrecorded.
 
-use std::fs;
+use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::db::DbError;
 use crate::db::repo::{dropbox_intents, instances};
+use crate::fsroot::{Dir, refusal};
 use crate::model::{DropboxIntent, IntentItem};
 use crate::node::Node;
-use crate::store::durable::{rename_no_replace, sync_dir, take_back};
+use crate::store::Store;
+use crate::store::durable::{create_dirs_in, rename_in, sync_directory, take_back_in};
 
 /// What recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,24 +35,28 @@ pub struct IntentRecovery {
 /// drop-box batch starts.
 pub fn recover_intents(node: &Node) -> Result<IntentRecovery, DbError> {
     let mut report = IntentRecovery::default();
+    let dropboxes = dropbox_roots(node);
     for intent in node.db.read(dropbox_intents::all_intents)? {
         // A store that is not here now cannot be checked: its intent waits for a
         // start-up that finds it.
-        if !node.stores.is_here(intent.store_id) {
-            tracing::warn!(
-                store_id = intent.store_id,
-                files = intent.items.len(),
-                "a drop-box batch was cut short on a store that is unavailable; it is settled at a start-up that finds the store"
-            );
-            report.left += intent.items.len();
-            continue;
-        }
+        let store = match node.stores.by_id(intent.store_id) {
+            Some(store) if store.available() => store,
+            _ => {
+                tracing::warn!(
+                    store_id = intent.store_id,
+                    files = intent.items.len(),
+                    "a drop-box batch was cut short on a store that is unavailable; it is settled at a start-up that finds the store"
+                );
+                report.left += intent.items.len();
+                continue;
+            }
+        };
         let before = report.left;
         for item in &intent.items {
             if is_recorded(node, &intent, item)? {
                 continue;
             }
-            match settle(item) {
+            match settle(store, &dropboxes, item) {
                 Ok(Settled::Nothing) => {}
                 Ok(Settled::TakenBack) => report.taken_back += 1,
                 Ok(Settled::Returned) => report.returned += 1,
@@ -75,6 +80,16 @@ pub fn recover_intents(node: &Node) -> Result<IntentRecovery, DbError> {
     Ok(report)
 }
 
+/// The configured drop-box directories, as their batches recorded them
+/// (canonical paths); those missing now are left out.
+fn dropbox_roots(node: &Node) -> Vec<PathBuf> {
+    node.config
+        .dropbox
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(node.config.resolve(&d.path)).ok())
+        .collect()
+}
+
 /// Whether the item's file is recorded with an instance at the item's target.
 fn is_recorded(node: &Node, intent: &DropboxIntent, item: &IntentItem) -> Result<bool, DbError> {
     node.db
@@ -88,71 +103,119 @@ enum Settled {
     Returned,
 }
 
-/// Takes an unrecorded placement back, or returns it to the drop-box.
-fn settle(item: &IntentItem) -> io::Result<Settled> {
+/// Takes an unrecorded placement back, or returns it to the drop-box. Both the
+/// target (in `store`) and the original (in one of `dropboxes`) are reached
+/// symlink-free from their roots.
+fn settle(store: &Store, dropboxes: &[PathBuf], item: &IntentItem) -> io::Result<Settled> {
     let target = Path::new(&item.target);
-    let ours = match fs::symlink_metadata(target) {
-        Ok(m) => m.dev() == item.target_device && m.ino() == item.target_inode,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+    let relative = store.relative_path(target).ok_or_else(|| {
+        io::Error::other(format!(
+            "{} is not in store '{}'",
+            target.display(),
+            store.name
+        ))
+    })?;
+    let (target_dir, target_name) = match store.root_dir()?.parent_and_name(relative) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || refusal(&e).is_some() => {
+            return Ok(Settled::Nothing);
+        }
         Err(e) => return Err(e),
     };
+    let ours = target_dir
+        .try_stat(target_name)?
+        .is_some_and(|m| m.identity() == (item.target_device, item.target_inode));
     if !ours {
         return Ok(Settled::Nothing);
     }
     let source = Path::new(&item.source);
-    let original_there = match fs::symlink_metadata(source) {
-        Ok(m) => m.dev() == item.source_device && m.ino() == item.source_inode,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+    let (dropbox_root, source_relative) = dropboxes
+        .iter()
+        .find_map(|root| source.strip_prefix(root).ok().map(|r| (root, r)))
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "the drop-box of {} is no longer configured; the placement is kept until it is",
+                source.display()
+            ))
+        })?;
+    let dropbox = Dir::open_trusted(dropbox_root)?;
+    let original_there = match dropbox.try_stat(source_relative) {
+        Ok(meta) => meta.is_some_and(|m| m.identity() == (item.source_device, item.source_inode)),
+        Err(e) if refusal(&e).is_some() => false,
         Err(e) => return Err(e),
     };
     if original_there {
-        take_back(target, item.target_device, item.target_inode)?;
+        take_back_in(
+            &target_dir,
+            target_name,
+            item.target_device,
+            item.target_inode,
+        )?;
         return Ok(Settled::TakenBack);
     }
-    return_to_dropbox(target, source)?;
+    return_to_dropbox(&target_dir, target_name, &dropbox, source_relative)?;
     Ok(Settled::Returned)
 }
 
 /// Moves placed bytes whose original left the drop-box back to the original's
 /// path, or beside it if a new file took that path.
-fn return_to_dropbox(target: &Path, source: &Path) -> io::Result<()> {
-    if let Some(parent) = source.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut destination = source.to_path_buf();
+fn return_to_dropbox(
+    target_dir: &Dir,
+    target_name: &Path,
+    dropbox: &Dir,
+    source: &Path,
+) -> io::Result<()> {
+    let destination = create_dirs_in(dropbox, source.parent().unwrap_or(Path::new("")))?;
+    let base = source
+        .file_name()
+        .ok_or_else(|| io::Error::other("a drop-box file has a name"))?;
+    let mut name = OsString::from(base);
     for attempt in 1..=1000u32 {
-        match rename_no_replace(target, &destination) {
+        match rename_in(target_dir, target_name, &destination, Path::new(&name)) {
             Ok(()) => {
-                for dir in [target.parent(), destination.parent()]
-                    .into_iter()
-                    .flatten()
-                {
-                    sync_dir(dir)?;
-                }
+                sync_directory(target_dir)?;
+                sync_directory(&destination)?;
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let mut name = source.as_os_str().to_owned();
+                name = OsString::from(base);
                 name.push(format!(".recovered-{attempt}"));
-                destination = PathBuf::from(name);
             }
             Err(e) => return Err(e),
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
-        format!("no free name beside {}", source.display()),
+        format!(
+            "no free name beside {}",
+            dropbox.display_path(source).display()
+        ),
     ))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::MetadataExt;
+    use std::sync::Arc;
 
     use super::*;
+    use crate::config::Config;
     use crate::db::repo::{files, next_id};
     use crate::model::{Checksum, DeletionPolicy, File, Instance, Timestamp};
-    use crate::node::open_test_node;
+    use crate::node::open_node;
+
+    /// A node whose drop-box is `<dir>/in`, with its data in `<dir>/data`.
+    fn node_with_dropbox(dir: &Path) -> Arc<Node> {
+        fs::create_dir_all(dir.join("in")).unwrap();
+        let text = format!(
+            "[[dropbox]]\npath = \"{}\"\nprefix = \"p\"\nafter_ingest = \"delete\"\n",
+            dir.join("in").display()
+        );
+        let mut config = Config::from_toml(&text).unwrap();
+        config.data_dir = dir.join("data");
+        open_node(config).unwrap().0
+    }
 
     /// An intent item for `source` placed (linked or copied) at `target`.
     fn item(name: &str, source: &Path, target: &Path) -> IntentItem {
@@ -186,10 +249,10 @@ mod tests {
     #[test]
     fn unrecorded_placements_are_taken_back_or_returned_and_recorded_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let node = open_test_node(dir.path());
+        let base = fs::canonicalize(dir.path()).unwrap();
+        let node = node_with_dropbox(&base);
         let store = node.stores.all()[0].clone();
-        let inbox = dir.path().join("in");
-        fs::create_dir_all(&inbox).unwrap();
+        let inbox = base.join("in");
         fs::create_dir_all(store.root.join("p")).unwrap();
         // Linked, original still in the drop-box: taken back.
         fs::write(inbox.join("linked"), b"l").unwrap();

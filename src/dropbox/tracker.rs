@@ -19,12 +19,11 @@
 //! checked again when they are ingested).
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::probe::{Writers, writers};
+use crate::fsroot::{Dir, Kind, Meta};
 
 /// A new file opened but neither written nor closed after writing is taken as
 /// abandoned (its opener was a reader, whose close is not reported) once it stayed
@@ -34,7 +33,7 @@ const ABANDONED_OPEN: Duration = Duration::from_secs(3600);
 const MAX_BACKOFF_RESCANS: u64 = 64;
 
 /// What identifies one version of a file: a write changes the size or the mtime,
-/// a replacement changes the inode.
+/// a replacement changes the inode (or what the name is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     pub size: u64,
@@ -42,15 +41,17 @@ pub struct Fingerprint {
     pub mtime: (i64, i64),
     pub device: u64,
     pub inode: u64,
+    pub kind: Kind,
 }
 
 impl Fingerprint {
-    pub fn of(metadata: &Metadata) -> Fingerprint {
+    pub fn of(meta: &Meta) -> Fingerprint {
         Fingerprint {
-            size: metadata.size(),
-            mtime: (metadata.mtime(), metadata.mtime_nsec()),
-            device: metadata.dev(),
-            inode: metadata.ino(),
+            size: meta.size,
+            mtime: meta.mtime,
+            device: meta.device,
+            inode: meta.inode,
+            kind: meta.kind,
         }
     }
 }
@@ -97,6 +98,10 @@ struct Failure {
 /// The completeness state of every file of one drop-box.
 #[derive(Debug)]
 pub struct Tracker {
+    /// The drop-box directory, through which every file is looked at (opened
+    /// again at each rescan, in case it was made anew).
+    root_path: PathBuf,
+    root: Option<Dir>,
     entries: HashMap<PathBuf, Entry>,
     ready: VecDeque<ReadyFile>,
     settle: Duration,
@@ -107,8 +112,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(settle: Duration) -> Tracker {
+    /// Tracks the files of the drop-box directory `root`.
+    pub fn new(settle: Duration, root: &Path) -> Tracker {
         Tracker {
+            root_path: root.to_path_buf(),
+            root: Dir::open_trusted(root).ok(),
             entries: HashMap::new(),
             ready: VecDeque::new(),
             settle,
@@ -172,7 +180,7 @@ impl Tracker {
     }
 
     /// A walk of a directory that was moved in whole found this file: complete.
-    pub fn found_moved_in(&mut self, path: &Path, metadata: &Metadata) {
+    pub fn found_moved_in(&mut self, path: &Path, metadata: &Meta) {
         let entry = self.entries.entry(path.to_path_buf()).or_default();
         entry.written = false;
         entry.announced = true;
@@ -187,7 +195,7 @@ impl Tracker {
     pub fn found_in_new_directory(
         &mut self,
         path: &Path,
-        metadata: &Metadata,
+        metadata: &Meta,
         writers: impl FnOnce() -> Writers,
         now: Instant,
     ) {
@@ -218,6 +226,14 @@ impl Tracker {
     /// A rescan starts: failed files whose back-off is over may be retried.
     pub fn rescan_started(&mut self) {
         self.rescans += 1;
+        self.root = Dir::open_trusted(&self.root_path).ok();
+    }
+
+    /// What `path` (in the drop-box) is now, looked at symlink-free from the
+    /// drop-box directory: `None` if it is gone, or reached through a link.
+    fn look(&self, path: &Path) -> Option<Meta> {
+        let relative = path.strip_prefix(&self.root_path).ok()?;
+        self.root.as_ref()?.stat(relative).ok()
     }
 
     /// Events were lost: forget everything learnt from them.
@@ -232,8 +248,8 @@ impl Tracker {
         }
     }
 
-    /// A scan found the regular file `path` as `metadata` describes it.
-    pub fn scanned(&mut self, path: &Path, metadata: &Metadata, now: Instant) {
+    /// A scan found the file `path` (not a directory) as `metadata` describes it.
+    pub fn scanned(&mut self, path: &Path, metadata: &Meta, now: Instant) {
         let fingerprint = Fingerprint::of(metadata);
         let rescans = self.rescans;
         let entry = self.entries.entry(path.to_path_buf()).or_default();
@@ -261,20 +277,29 @@ impl Tracker {
     pub fn settle(&mut self, now: Instant) {
         let mut gone = Vec::new();
         let mut settled = Vec::new();
-        for (path, entry) in &mut self.entries {
-            if entry.queued || entry.in_flight || entry.failure.is_some() || entry.written {
-                continue;
-            }
-            let metadata = match std::fs::symlink_metadata(path) {
-                Ok(metadata) if is_candidate(&metadata) => metadata,
+        let waiting: Vec<PathBuf> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !(e.queued || e.in_flight || e.failure.is_some() || e.written))
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in waiting {
+            let metadata = match self.look(&path) {
+                Some(metadata) if is_candidate(&metadata) => metadata,
                 _ => {
-                    gone.push(path.clone());
+                    gone.push(path);
                     continue;
                 }
             };
             let fingerprint = Fingerprint::of(&metadata);
-            if entry.probing {
-                match writers(path) {
+            let probe = || match (&self.root, path.strip_prefix(&self.root_path)) {
+                (Some(root), Ok(relative)) => writers(root, relative),
+                _ => Writers::Unknown,
+            };
+            let probed = self.entries[&path].probing.then(probe);
+            let entry = self.entries.get_mut(&path).expect("listed above");
+            if let Some(probed) = probed {
+                match probed {
                     Writers::Some => continue,
                     Writers::None => {
                         entry.announced = true;
@@ -291,10 +316,7 @@ impl Tracker {
                         self.settle
                     };
                     if entry.announced || now.duration_since(since) >= wait {
-                        settled.push(ReadyFile {
-                            path: path.clone(),
-                            fingerprint,
-                        });
+                        settled.push(ReadyFile { path, fingerprint });
                     }
                 }
                 _ => entry.seen = Some((fingerprint, now)),
@@ -403,8 +425,12 @@ impl Tracker {
         {
             return;
         }
-        match std::fs::symlink_metadata(path) {
-            Ok(metadata) if is_candidate(&metadata) => {
+        let now = self.look(path);
+        let Some(entry) = self.entries.get_mut(path) else {
+            return;
+        };
+        match now {
+            Some(metadata) if is_candidate(&metadata) => {
                 let fingerprint = Fingerprint::of(&metadata);
                 entry.queued = true;
                 entry.seen = Some((fingerprint, Instant::now()));
@@ -421,10 +447,10 @@ impl Tracker {
     }
 }
 
-/// Regular files are ingested; symbolic links are queued too, so that refusing
-/// them is reported.
-pub fn is_candidate(metadata: &Metadata) -> bool {
-    metadata.is_file() || metadata.file_type().is_symlink()
+/// Regular files are ingested; symbolic links, FIFOs, sockets and devices are
+/// queued too, so that refusing them is reported (they are never opened).
+pub fn is_candidate(metadata: &Meta) -> bool {
+    metadata.kind != Kind::Dir
 }
 
 #[cfg(test)]
@@ -435,11 +461,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"data").unwrap();
-        (dir, path, Tracker::new(Duration::from_secs(5)))
+        let tracker = Tracker::new(Duration::from_secs(5), dir.path());
+        (dir, path, tracker)
     }
 
-    fn metadata(path: &Path) -> Metadata {
-        std::fs::symlink_metadata(path).unwrap()
+    fn metadata(path: &Path) -> Meta {
+        let parent = Dir::open_trusted(path.parent().unwrap()).unwrap();
+        parent.stat(Path::new(path.file_name().unwrap())).unwrap()
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Config, Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::ingest::Verdict;
 use super::layout::Layout;
@@ -34,12 +34,16 @@ pub struct FollowUp {
     pub root_lost: bool,
 }
 
-/// Starts watching `root` and everything below it; events go to `sender`.
+/// Starts watching `root` and every directory below it (links to directories
+/// are not followed: what lies behind them is none of the drop-box's); events go
+/// to `sender`.
 pub fn start_watcher(root: &Path, sender: Sender<Message>) -> notify::Result<RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |event| {
+    let handler = move |event| {
         // The runner is gone only when shutting down; events then do not matter.
         let _ = sender.send(Message::Event(event));
-    })?;
+    };
+    let config = Config::default().with_follow_symlinks(false);
+    let mut watcher = RecommendedWatcher::new(handler, config)?;
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
 }
@@ -79,7 +83,7 @@ pub fn apply(
         if layout.relative(path).is_none() {
             continue;
         }
-        apply_one(tracker, &event.kind, path, follow);
+        apply_one(layout, tracker, &event.kind, path, follow);
     }
 }
 
@@ -95,7 +99,13 @@ fn matters(kind: &EventKind) -> bool {
     )
 }
 
-fn apply_one(tracker: &mut Tracker, kind: &EventKind, path: &Path, follow: &mut FollowUp) {
+fn apply_one(
+    layout: &Layout,
+    tracker: &mut Tracker,
+    kind: &EventKind,
+    path: &Path,
+    follow: &mut FollowUp,
+) {
     match kind {
         EventKind::Access(AccessKind::Open(_)) => tracker.opened(path),
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
@@ -103,7 +113,7 @@ fn apply_one(tracker: &mut Tracker, kind: &EventKind, path: &Path, follow: &mut 
         }
         EventKind::Modify(ModifyKind::Data(_)) => tracker.written(path),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-            if path.is_dir() {
+            if layout.is_directory(path) {
                 follow.moved_in_dirs.push(path.to_path_buf());
             } else {
                 tracker.moved_in(path);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 
-use super::open::{Parent, open_beneath, parent_of};
+use super::open::{open_beneath, parent_of};
 use super::{Dir, Kind, Meta, Refusal, components, file_from, kind_words};
 
 /// An entry opened for reading: a regular file or a directory.
@@ -267,12 +267,10 @@ impl Dir {
     }
 
     /// Opens the parent of `relative` and gives its last component.
-    pub fn parent_and_name<'a>(&'a self, relative: &'a Path) -> io::Result<(Dir, &'a Path)> {
-        let (parent, name) = parent_of(self, relative)?;
-        let dir = match parent {
-            Parent::Same(dir) => dir.try_clone()?,
-            Parent::Opened(dir) => dir,
-        };
-        Ok((dir, Path::new(name)))
+    pub fn parent_and_name<'a>(&self, relative: &'a Path) -> io::Result<(Dir, &'a Path)> {
+        let parts = components(relative, false)?;
+        let name = Path::new(*parts.last().expect("at least one component"));
+        let parent: std::path::PathBuf = parts[..parts.len() - 1].iter().collect();
+        Ok((self.open_dir(&parent)?, name))
     }
 }

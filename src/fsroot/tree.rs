@@ -38,10 +38,24 @@ impl WalkEntry<'_> {
 
 impl Dir {
     /// Visits every entry below this directory, depth first, names sorted, a
-    /// directory before what it holds. A directory that cannot be opened
-    /// (gone, or replaced by a link meanwhile) ends the walk with its error.
+    /// directory before what it holds. A directory that cannot be listed (gone,
+    /// or replaced by a link meanwhile) ends the walk with its error.
     pub fn walk(&self, visit: &mut dyn FnMut(&WalkEntry) -> Visit) -> io::Result<()> {
-        walk_in(self, Path::new(""), visit).map(|_| ())
+        walk_in(self, Path::new(""), visit, &mut |_, e| Err(e)).map(|_| ())
+    }
+
+    /// Like [`Dir::walk`], but a directory below this one that cannot be listed is
+    /// passed to `skipped` and the walk goes on without it.
+    pub fn walk_skipping(
+        &self,
+        visit: &mut dyn FnMut(&WalkEntry) -> Visit,
+        skipped: &mut dyn FnMut(&Path, io::Error),
+    ) -> io::Result<()> {
+        let mut skip = |path: &Path, error: io::Error| {
+            skipped(path, error);
+            Ok(())
+        };
+        walk_in(self, Path::new(""), visit, &mut skip).map(|_| ())
     }
 
     /// Removes `relative` (empty: everything in this directory), a file or a
@@ -71,13 +85,24 @@ impl Dir {
     }
 }
 
+/// What a walk does with a directory it cannot list: fail, or go on.
+type OnError<'a> = dyn FnMut(&Path, io::Error) -> io::Result<()> + 'a;
+
 /// Walks `dir` (found at `prefix` from the start); false when told to stop.
 fn walk_in(
     dir: &Dir,
     prefix: &Path,
     visit: &mut dyn FnMut(&WalkEntry) -> Visit,
+    on_error: &mut OnError,
 ) -> io::Result<bool> {
-    for (name, kind) in dir.entries()? {
+    let entries = match dir.entries() {
+        Ok(entries) => entries,
+        Err(error) => {
+            on_error(prefix, error)?;
+            return Ok(true);
+        }
+    };
+    for (name, kind) in entries {
         let relative: PathBuf = prefix.join(&name);
         let entry = WalkEntry {
             parent: dir,
@@ -91,8 +116,14 @@ fn walk_in(
             Visit::Continue => {}
         }
         if kind == Kind::Dir {
-            let child = dir.open_dir(Path::new(&name))?;
-            if !walk_in(&child, &relative, visit)? {
+            let child = match dir.open_dir(Path::new(&name)) {
+                Ok(child) => child,
+                Err(error) => {
+                    on_error(&relative, error)?;
+                    continue;
+                }
+            };
+            if !walk_in(&child, &relative, visit, on_error)? {
                 return Ok(false);
             }
         }

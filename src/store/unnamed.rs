@@ -6,17 +6,16 @@
 //! kernel frees unnamed files. Filesystems without `O_TMPFILE` get a named
 //! temporary file in the staging area instead, renamed into place.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::Store;
 use super::durable::{
-    create_dirs_durably, link_no_replace, remove_file, rename_no_replace, sync_dir, sync_file,
-    sync_filesystem,
+    link_in, rename_in, sync_directory, sync_file, sync_filesystem_of, unlink_in,
 };
+use super::{ParentDirs, Store};
+use crate::fsroot::Dir;
 
 /// Items named at once above which one filesystem sync replaces per-file syncs.
 const SYNCFS_MIN_ITEMS: usize = 16;
@@ -24,9 +23,13 @@ const SYNCFS_MIN_ITEMS: usize = 16;
 /// A file being written for `<store>/<name>`, not yet visible there.
 pub struct UnnamedFile {
     file: fs::File,
+    /// The directory it will be named in, and its name there.
+    parent: Arc<Dir>,
+    base: PathBuf,
     target: PathBuf,
-    /// The named temporary file used where `O_TMPFILE` is not supported.
-    temporary: Option<PathBuf>,
+    /// The staging area and the name of the temporary file used where
+    /// `O_TMPFILE` is not supported.
+    temporary: Option<(Dir, PathBuf)>,
 }
 
 impl UnnamedFile {
@@ -43,28 +46,30 @@ impl UnnamedFile {
 
 impl Drop for UnnamedFile {
     fn drop(&mut self) {
-        if let Some(temporary) = &self.temporary {
-            let _ = remove_file(temporary);
+        if let Some((staging, temporary)) = &self.temporary {
+            let _ = unlink_in(staging, temporary);
         }
     }
 }
 
 impl Store {
     /// Opens an unnamed file in the directory `<root>/<name>` will live in,
-    /// creating that directory durably if it is not in `made` (the directories a
-    /// batch already made sure of; this call adds to it).
-    pub fn create_unnamed(
+    /// creating that directory durably unless `parents` (the directories a batch
+    /// already made sure of) has it.
+    pub fn create_unnamed(&self, name: &str, parents: &mut ParentDirs) -> io::Result<UnnamedFile> {
+        let (parent, base) = parents.for_name(name)?;
+        self.create_unnamed_in(parent, base, name)
+    }
+
+    /// Opens an unnamed file to be named `base` in `parent`, the directory (opened
+    /// by [`ParentDirs`]) of `<root>/<name>`.
+    pub fn create_unnamed_in(
         &self,
+        parent: Arc<Dir>,
+        base: &Path,
         name: &str,
-        made: &mut HashSet<PathBuf>,
     ) -> io::Result<UnnamedFile> {
         let target = self.file_path(name);
-        let relative_parent = Path::new(name).parent().unwrap_or(Path::new(""));
-        if !made.contains(relative_parent) {
-            create_dirs_durably(&self.root, relative_parent)?;
-            made.insert(relative_parent.to_path_buf());
-        }
-        let parent = target.parent().unwrap_or(&self.root);
         // A store that keeps committed files read-only gets them read-only from
         // the start: the descriptor opened here still writes.
         let mode = if self.readonly_after_commit {
@@ -72,33 +77,32 @@ impl Store {
         } else {
             0o644
         };
-        let unnamed = rustix::fs::open(
-            parent,
-            rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(mode),
-        );
-        match unnamed {
-            Ok(fd) => Ok(UnnamedFile {
-                file: fs::File::from(fd),
+        match parent.create_unnamed(Path::new(""), mode) {
+            Ok(file) => Ok(UnnamedFile {
+                file,
+                parent,
+                base: base.to_path_buf(),
                 target,
                 temporary: None,
             }),
-            Err(
-                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
-            ) => {
-                let temporary = self.staging.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&temporary)?;
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) =>
+            {
+                let staging = self.staging_root()?;
+                let temporary = PathBuf::from(format!(".tmp-{}", uuid::Uuid::new_v4()));
+                let file = staging.create_file(&temporary, mode)?;
                 Ok(UnnamedFile {
                     file,
+                    parent,
+                    base: base.to_path_buf(),
                     target,
-                    temporary: Some(temporary),
+                    temporary: Some((staging, temporary)),
                 })
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
         }
     }
 
@@ -112,34 +116,33 @@ impl Store {
     /// target and inode, so that a name whose bytes a crash cut short is found and
     /// taken back at start-up. That is why the bytes need no sync of their own
     /// before they are named.
-    pub fn name_all(&self, files: Vec<UnnamedFile>) -> Vec<io::Result<PathBuf>> {
+    pub fn name_all(&self, mut files: Vec<UnnamedFile>) -> Vec<io::Result<PathBuf>> {
         let mut results: Vec<io::Result<PathBuf>> = files
-            .iter()
+            .iter_mut()
             .map(|file| name_one(file).map(|()| file.target.clone()))
             .collect();
         let durable = if files.len() >= SYNCFS_MIN_ITEMS {
-            sync_filesystem(&self.root)
+            self.root_dir().and_then(|root| sync_filesystem_of(&root))
         } else {
-            let mut directories: Vec<&Path> = results
+            let mut directories: Vec<&Arc<Dir>> = files
                 .iter()
-                .flatten()
-                .filter_map(|target| target.parent())
+                .zip(&results)
+                .filter(|(_, named)| named.is_ok())
+                .map(|(file, _)| &file.parent)
                 .collect();
-            directories.sort();
-            directories.dedup();
+            directories.sort_by_key(|d| Arc::as_ptr(d));
+            directories.dedup_by_key(|d| Arc::as_ptr(d));
             files
                 .iter()
                 .try_for_each(|f| sync_file(&f.file))
-                .and_then(|()| directories.into_iter().try_for_each(sync_dir))
+                .and_then(|()| directories.into_iter().try_for_each(|d| sync_directory(d)))
         };
         if let Err(error) = durable {
-            for result in results.iter_mut() {
-                if let Ok(target) = result {
+            for (file, result) in files.iter().zip(results.iter_mut()) {
+                if result.is_ok() {
                     // A removal that fails leaves the name to the caller's intent.
-                    if remove_file(target).is_ok()
-                        && let Some(parent) = target.parent()
-                    {
-                        let _ = sync_dir(parent);
+                    if unlink_in(&file.parent, &file.base).is_ok() {
+                        let _ = sync_directory(&file.parent);
                     }
                     *result = Err(io::Error::new(error.kind(), error.to_string()));
                 }
@@ -150,10 +153,16 @@ impl Store {
 }
 
 /// Gives an unnamed file its name; never replaces an existing one.
-fn name_one(file: &UnnamedFile) -> io::Result<()> {
-    match &file.temporary {
-        Some(temporary) => rename_no_replace(temporary, &file.target),
-        None => link_no_replace(&file.file, &file.target),
+fn name_one(file: &mut UnnamedFile) -> io::Result<()> {
+    match file.temporary.take() {
+        Some((staging, temporary)) => {
+            let renamed = rename_in(&staging, &temporary, &file.parent, &file.base);
+            if renamed.is_err() {
+                file.temporary = Some((staging, temporary));
+            }
+            renamed
+        }
+        None => link_in(&file.file, &file.parent, &file.base),
     }
 }
 
@@ -186,7 +195,7 @@ mod tests {
     fn unnamed_files_appear_only_when_named_and_never_replace() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
-        let mut made = HashSet::new();
+        let mut made = ParentDirs::of(&store).unwrap();
         let mut first = store.create_unnamed("a/b/one", &mut made).unwrap();
         first.file().write_all(b"first").unwrap();
         assert!(!store.file_path("a/b/one").exists());
@@ -212,7 +221,9 @@ mod tests {
     fn a_dropped_unnamed_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
-        let mut file = store.create_unnamed("gone", &mut HashSet::new()).unwrap();
+        let mut file = store
+            .create_unnamed("gone", &mut ParentDirs::of(&store).unwrap())
+            .unwrap();
         file.file().write_all(b"x").unwrap();
         drop(file);
         assert!(fs::read_dir(&store.root).unwrap().next().is_none());

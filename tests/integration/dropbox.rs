@@ -20,11 +20,11 @@ use crate::node::TestNode;
 use crate::support::md5;
 
 /// How long the node may take to ingest what a test dropped (debug build).
-const DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A node with one drop-box at `<data>/dropbox`, prefix `p`, JSON logs, and
 /// `extra` lines added to the drop-box table.
-fn dropbox_node(extra: &str) -> TestNode {
+pub(crate) fn dropbox_node(extra: &str) -> TestNode {
     TestNode::with_config(&format!(
         "log_format = \"json\"\n[[dropbox]]\npath = \"dropbox\"\nprefix = \"p\"\n{extra}"
     ))
@@ -32,12 +32,12 @@ fn dropbox_node(extra: &str) -> TestNode {
 
 const DELETE: &str = "after_ingest = \"delete\"\nsettle_seconds = 1\n";
 
-fn dropbox(node: &TestNode) -> PathBuf {
+pub(crate) fn dropbox(node: &TestNode) -> PathBuf {
     node.data_dir.join("dropbox")
 }
 
 /// Waits (polling, with a deadline) until `done` holds.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(
@@ -49,7 +49,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Regular files under `dir`, relative to it.
-fn files_under(dir: &Path) -> BTreeSet<String> {
+pub(crate) fn files_under(dir: &Path) -> BTreeSet<String> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .flatten()
@@ -65,7 +65,7 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
 }
 
 /// The record of `name`, if the node has one.
-fn recorded(node: &TestNode, name: &str) -> Option<Value> {
+pub(crate) fn recorded(node: &TestNode, name: &str) -> Option<Value> {
     let (status, found) = node.search_name(name);
     match status {
         404 => None,
@@ -78,7 +78,7 @@ fn recorded(node: &TestNode, name: &str) -> Option<Value> {
 }
 
 /// Every file the drop-box recorded (uploader `dropbox`), by name.
-fn recorded_by_dropbox(node: &TestNode) -> Vec<Value> {
+pub(crate) fn recorded_by_dropbox(node: &TestNode) -> Vec<Value> {
     let (status, found) = node.post_admin(
         "search/file",
         json!({"uploader": "dropbox", "max_results": 100_000}),
@@ -91,7 +91,7 @@ fn recorded_by_dropbox(node: &TestNode) -> Vec<Value> {
 }
 
 /// Uncleared errors raised by drop-boxes.
-fn dropbox_errors(node: &TestNode) -> Vec<Value> {
+pub(crate) fn dropbox_errors(node: &TestNode) -> Vec<Value> {
     let (status, found) = node.post_admin("search/error", json!({"max_results": 1000}));
     if status == 404 {
         return Vec::new();
@@ -104,7 +104,7 @@ fn dropbox_errors(node: &TestNode) -> Vec<Value> {
 }
 
 /// The node's JSON log lines whose message is `message`.
-fn logged(node: &TestNode, message: &str) -> Vec<Value> {
+pub(crate) fn logged(node: &TestNode, message: &str) -> Vec<Value> {
     let text = fs::read_to_string(node.dir.path().join("stderr.log")).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

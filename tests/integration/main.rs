@@ -9,6 +9,7 @@ mod commit;
 mod config;
 mod crash;
 mod dropbox;
+mod dropbox_attacks;
 mod errors;
 mod librarians;
 mod local_clone;

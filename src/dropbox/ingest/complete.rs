@@ -9,11 +9,12 @@ use super::finish::{Finished, after_ingest};
 use super::parallel::parallel_map_by_directory;
 use super::prepare::Opened;
 use super::record::{RecordAs, forget_intent, record_all};
-use super::{Placed, Verdict};
+use super::{Placed, Target, Verdict};
 use crate::dropbox::layout::Layout;
 use crate::dropbox::problems::Problem;
+use crate::fsroot::Dir;
 use crate::node::Node;
-use crate::store::durable::take_back;
+use crate::store::durable::take_back_in;
 
 /// Steps 5 and 6: records the placed files, takes back what could not be
 /// recorded, and removes or moves aside the recorded files.
@@ -60,10 +61,20 @@ pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf
         }
     }
     take_back_unrecorded(node, intent, &targets, &recorded_names);
+    let root = match Dir::open_trusted(&layout.root) {
+        Ok(root) => root,
+        Err(error) => {
+            let problem = Problem::AfterIngest {
+                error: format!("the drop-box directory cannot be opened: {error}"),
+            };
+            verdicts.extend(finished.into_iter().map(|f| failed(f, problem.clone())));
+            return verdicts;
+        }
+    };
     verdicts.extend(parallel_map_by_directory(
         finished,
         |file| file.path.parent().map(Path::to_path_buf),
-        |file| finish_file(layout, file, Verdict::Ingested),
+        |file| finish_file(layout, &root, file, Verdict::Ingested),
     ));
     verdicts
 }
@@ -74,16 +85,18 @@ pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf
 pub(super) fn take_back_unrecorded(
     node: &Node,
     intent: u64,
-    targets: &[(String, PathBuf, u64, u64)],
+    targets: &[Target],
     recorded: &HashSet<String>,
 ) {
     let mut clean = true;
-    for (name, target, device, inode) in targets {
-        if recorded.contains(name) {
+    for target in targets {
+        if recorded.contains(&target.name) {
             continue;
         }
-        if let Err(error) = take_back(target, *device, *inode) {
-            tracing::error!(target = %target.display(), %error, "cannot take back a drop-box placement; start-up will");
+        if let Err(error) = take_back_in(&target.parent, &target.base, target.device, target.inode)
+        {
+            let shown = target.parent.display_path(&target.base);
+            tracing::error!(target = %shown.display(), %error, "cannot take back a drop-box placement; start-up will");
             clean = false;
         }
     }
@@ -96,8 +109,13 @@ pub(super) fn take_back_unrecorded(
 }
 
 /// Step 6 for a recorded file.
-pub(super) fn finish_file(layout: &Layout, file: Opened, done: Verdict) -> (PathBuf, Verdict) {
-    match after_ingest(layout, &file) {
+pub(super) fn finish_file(
+    layout: &Layout,
+    root: &Dir,
+    file: Opened,
+    done: Verdict,
+) -> (PathBuf, Verdict) {
+    match after_ingest(layout, root, &file) {
         Ok(Finished::Done) => (file.path, done),
         Ok(Finished::ChangedSince(fingerprint)) => {
             (file.path, Verdict::NotReady(Some(fingerprint)))

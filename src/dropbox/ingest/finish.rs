@@ -6,16 +6,16 @@
 //! place, or written to since, is left alone, to be looked at again); a moved file
 //! never replaces one already in `move_to` (a numbered suffix is added instead).
 
-use std::fs;
+use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::prepare::Opened;
 use crate::config::AfterIngest;
 use crate::dropbox::layout::Layout;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::{remove_file, rename_no_replace};
+use crate::fsroot::{Dir, Meta, refusal};
+use crate::store::durable::{create_dirs_in, rename_in, unlink_in};
 
 /// Most numbered suffixes tried before moving aside gives up.
 const MAX_SUFFIX: u32 = 1000;
@@ -28,49 +28,78 @@ pub enum Finished {
     ChangedSince(Fingerprint),
 }
 
-/// Removes or moves aside an ingested file, as configured.
-pub fn after_ingest(layout: &Layout, opened: &Opened) -> io::Result<Finished> {
-    match fs::symlink_metadata(&opened.path) {
-        Ok(metadata)
-            if metadata.dev() == opened.fingerprint.device
-                && metadata.ino() == opened.fingerprint.inode =>
-        {
-            let now = Fingerprint::of(&metadata);
+/// Removes or moves aside an ingested file, as configured. The file is reached
+/// symlink-free from the drop-box directory `root`; its directory is opened once,
+/// and the name acted on there is the one just checked to be the ingested inode.
+pub fn after_ingest(layout: &Layout, root: &Dir, opened: &Opened) -> io::Result<Finished> {
+    let (parent, name) = match root.parent_and_name(&opened.relative) {
+        Ok(found) => found,
+        // Its directory is gone, or is a link now: the file left its place.
+        Err(error) if error.kind() == io::ErrorKind::NotFound || refusal(&error).is_some() => {
+            return Ok(Finished::Done);
+        }
+        Err(error) => return Err(error),
+    };
+    match parent.try_stat(name)? {
+        Some(meta) if meta.identity() == (opened.fingerprint.device, opened.fingerprint.inode) => {
+            let now = Fingerprint::of(&meta);
             if now != opened.fingerprint {
                 return Ok(Finished::ChangedSince(now));
             }
         }
         // Gone already, or replaced by a new file: nothing of ours to act on.
-        Ok(_) => return Ok(Finished::Done),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Finished::Done),
-        Err(error) => return Err(error),
+        _ => return Ok(Finished::Done),
     }
     match (layout.config.after_ingest, &layout.move_to) {
-        (AfterIngest::Delete, _) => match remove_file(&opened.path) {
+        (AfterIngest::Delete, _) => match unlink_in(&parent, name) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(Finished::Done),
+            _ => {
+                sole_name_left(opened);
+                Ok(Finished::Done)
+            }
         },
         (AfterIngest::Move, Some(move_to)) => {
-            move_aside(&opened.path, &move_to.join(&opened.relative)).map(|()| Finished::Done)
+            move_aside(&parent, name, move_to, &opened.relative).map(|()| Finished::Done)
         }
         (AfterIngest::Move, None) => Err(io::Error::other("move_to is not set")),
     }
 }
 
-/// Renames `from` to `to`, or to `to.1`, `to.2` ... if taken.
-fn move_aside(from: &Path, to: &Path) -> io::Result<()> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
+/// A linked inode must keep no name outside the store once its drop-box name is
+/// gone. Its conditions (one name, the node's, writable by nobody else) make a
+/// new name impossible for another account; if one appeared all the same, it is
+/// reported.
+fn sole_name_left(opened: &Opened) {
+    if !opened.sole_and_ours {
+        return;
     }
+    if let Ok(meta) = Meta::of(&opened.file)
+        && meta.nlink > 1
+    {
+        tracing::error!(
+            file = %opened.name,
+            links = meta.nlink,
+            "a stored drop-box file has another name outside the store; check who made it"
+        );
+    }
+}
+
+/// Renames `name` (in `from`) to `<move_to>/<relative>`, or to `.1`, `.2` ...
+/// beside it if taken. The directories under `move_to` are made and opened
+/// symlink-free: a link planted there cannot redirect the file.
+fn move_aside(from: &Dir, name: &Path, move_to: &Path, relative: &Path) -> io::Result<()> {
+    let destination_root = Dir::open_trusted(move_to)?;
+    let destination = create_dirs_in(
+        &destination_root,
+        relative.parent().unwrap_or(Path::new("")),
+    )?;
+    let base = relative.file_name().unwrap_or(name.as_os_str());
     for suffix in 0..=MAX_SUFFIX {
-        let candidate = if suffix == 0 {
-            to.to_path_buf()
-        } else {
-            let mut name = to.as_os_str().to_owned();
-            name.push(format!(".{suffix}"));
-            PathBuf::from(name)
-        };
-        match rename_no_replace(from, &candidate) {
+        let mut candidate = OsString::from(base);
+        if suffix > 0 {
+            candidate.push(format!(".{suffix}"));
+        }
+        match rename_in(from, name, &destination, Path::new(&candidate)) {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
             other => return other,
         }
@@ -79,7 +108,7 @@ fn move_aside(from: &Path, to: &Path) -> io::Result<()> {
         io::ErrorKind::AlreadyExists,
         format!(
             "{} and {MAX_SUFFIX} numbered names beside it are taken",
-            to.display()
+            PathBuf::from(move_to).join(relative).display()
         ),
     ))
 }

@@ -26,7 +26,7 @@ mod prepare;
 mod record;
 mod stores;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,10 +36,10 @@ use crate::db::repo::{files, instances};
 use crate::dropbox::layout::Layout;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::{Fingerprint, ReadyFile};
+use crate::fsroot::Dir;
 use crate::model::{File, Instance};
 use crate::node::Node;
-use crate::store::Store;
-use crate::store::durable::create_dirs_durably;
+use crate::store::{ParentDirs, Store};
 use complete::{failed, finish_file, take_back_unrecorded};
 use parallel::parallel_map;
 use place::{How, Placement, place_all};
@@ -67,9 +67,20 @@ pub enum Verdict {
 /// Files of one store whose bytes are placed and durable, awaiting their record.
 pub struct Placed {
     intent: u64,
-    /// Name, target and identity of everything the intent covers.
-    targets: Vec<(String, PathBuf, u64, u64)>,
+    /// Everything the intent covers.
+    targets: Vec<Target>,
     placed: Vec<Placement>,
+}
+
+/// Where an intent puts a file, and the identity of what it puts there.
+pub struct Target {
+    name: String,
+    /// The directory of `<store>/<name>`, opened symlink-free, and the name's last
+    /// component.
+    parent: Arc<Dir>,
+    base: PathBuf,
+    device: u64,
+    inode: u64,
 }
 
 impl Placed {
@@ -111,28 +122,46 @@ pub fn prepare_batch(
             return (verdicts, Vec::new());
         }
     };
-    let dropbox_device = std::fs::metadata(&layout.root).map_or(0, |m| m.dev());
+    let root = match Dir::open_trusted(&layout.root) {
+        Ok(root) => root,
+        Err(error) => {
+            let problem = Problem::Unreadable {
+                error: format!("the drop-box directory cannot be opened: {error}"),
+            };
+            verdicts.extend(named.into_iter().map(|(ready, _, _)| {
+                let fingerprint = ready.fingerprint;
+                (ready.path, Verdict::Failed(problem.clone(), fingerprint))
+            }));
+            return (verdicts, Vec::new());
+        }
+    };
+    let dropbox_device = root.meta().map_or(0, |m| m.device);
     let mut choice = StoreChoice::for_batch(node, layout.config.store.as_deref(), dropbox_device);
     let mut work = Vec::with_capacity(named.len());
-    let mut made = HashSet::new();
+    let mut made: HashMap<u64, ParentDirs> = HashMap::new();
     for ((ready, relative, name), existing) in named.into_iter().zip(existing) {
         let destination = match existing {
             Some(record) => Destination::Known(record),
             None => match choice.take(ready.fingerprint.size) {
                 Ok((store, device)) => {
                     let link = layout.config.link && device == ready.fingerprint.device;
-                    if let Err(error) = parent_ready(&store, &name, &mut made) {
-                        let problem = Problem::Placement {
-                            error: error.to_string(),
-                        };
-                        let fingerprint = ready.fingerprint;
-                        verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
-                        continue;
-                    }
+                    let (parent, base) = match parent_ready(&store, &name, &mut made) {
+                        Ok(found) => found,
+                        Err(error) => {
+                            let problem = Problem::Placement {
+                                error: error.to_string(),
+                            };
+                            let fingerprint = ready.fingerprint;
+                            verdicts.push((ready.path, Verdict::Failed(problem, fingerprint)));
+                            continue;
+                        }
+                    };
                     Destination::New {
                         store,
                         device,
                         link,
+                        parent,
+                        base,
                     }
                 }
                 Err(problem) => {
@@ -146,17 +175,19 @@ pub fn prepare_batch(
     }
     let algorithms = [layout.config.checksum];
     let read = parallel_map(work, |(ready, relative, name, destination)| {
-        let opened = match open(&ready, relative, name, max_size) {
+        let opened = match open(layout, &root, &ready, relative, name, max_size) {
             Ok(opened) => opened,
             Err(verdict) => return Err((ready.path, verdict)),
         };
         match destination {
-            Destination::Known(record) => Err(finish_known(layout, opened, record)),
+            Destination::Known(record) => Err(finish_known(layout, &root, opened, record)),
             Destination::New {
                 store,
                 device,
                 link,
-            } => read_new(opened, store, device, link, &made, &algorithms),
+                parent,
+                base,
+            } => read_new(opened, store, device, link, (parent, base), &algorithms),
         }
     });
     let mut by_store: Vec<(Arc<Store>, Vec<Placement>)> = Vec::new();
@@ -188,6 +219,9 @@ enum Destination {
         store: Arc<Store>,
         device: u64,
         link: bool,
+        /// The directory the file goes in, and its name there.
+        parent: Arc<Dir>,
+        base: PathBuf,
     },
 }
 
@@ -216,20 +250,30 @@ fn read_existing(
     })
 }
 
-/// Creates (durably, once per batch) the store directory a new file goes in.
-fn parent_ready(store: &Store, name: &str, made: &mut HashSet<PathBuf>) -> std::io::Result<()> {
-    let parent = Path::new(name).parent().unwrap_or(Path::new(""));
-    if !made.contains(parent) {
-        create_dirs_durably(&store.root, parent)?;
-        made.insert(parent.to_path_buf());
-    }
-    Ok(())
+/// Creates (durably, once per batch) and opens, symlink-free, the store directory
+/// a new file goes in; gives it with the file's name there.
+fn parent_ready(
+    store: &Store,
+    name: &str,
+    made: &mut HashMap<u64, ParentDirs>,
+) -> std::io::Result<(Arc<Dir>, PathBuf)> {
+    let parents = match made.entry(store.id) {
+        std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+        std::collections::hash_map::Entry::Vacant(empty) => empty.insert(ParentDirs::of(store)?),
+    };
+    let (parent, base) = parents.for_name(name)?;
+    Ok((parent, base.to_path_buf()))
 }
 
 /// A file whose name is recorded already: the same bytes mean it was ingested
 /// before (a crash came between record and removal, or it was dropped twice), and
 /// it is only removed or moved aside; other bytes are refused.
-fn finish_known(layout: &Layout, file: Opened, (record, copies): Existing) -> (PathBuf, Verdict) {
+fn finish_known(
+    layout: &Layout,
+    root: &Dir,
+    file: Opened,
+    (record, copies): Existing,
+) -> (PathBuf, Verdict) {
     let algorithm = record.checksum.algorithm;
     let digests = match read_once(&file, &[algorithm], None) {
         Ok(digests) => digests,
@@ -242,7 +286,7 @@ fn finish_known(layout: &Layout, file: Opened, (record, copies): Existing) -> (P
         let name = file.name.clone();
         return failed(file, Problem::NameTaken { name });
     }
-    finish_file(layout, file, Verdict::AlreadyIngested)
+    finish_file(layout, root, file, Verdict::AlreadyIngested)
 }
 
 /// Reads a new file once: hashed, and copied into an unnamed file in its store
@@ -252,7 +296,7 @@ fn read_new(
     store: Arc<Store>,
     device: u64,
     same_filesystem_link: bool,
-    made: &HashSet<PathBuf>,
+    (parent, base): (Arc<Dir>, PathBuf),
     algorithms: &[crate::model::Algorithm],
 ) -> Result<Placement, (PathBuf, Verdict)> {
     let link = same_filesystem_link && opened.sole_and_ours;
@@ -260,9 +304,8 @@ fn read_new(
     let (mut how, target_inode) = if link {
         (How::Link, opened.fingerprint.inode)
     } else {
-        // The parent exists (made above); the set only saves a second check.
         let created = store
-            .create_unnamed(&opened.name, &mut made.clone())
+            .create_unnamed_in(parent.clone(), &base, &opened.name)
             .and_then(|mut unnamed| {
                 let inode = unnamed.file().metadata()?.ino();
                 Ok((unnamed, inode))
@@ -291,6 +334,8 @@ fn read_new(
         digests,
         how,
         target,
+        parent,
+        base,
         target_device: device,
         target_inode,
     })
@@ -315,13 +360,12 @@ fn place_group(
     };
     let targets = group
         .iter()
-        .map(|p| {
-            (
-                p.opened.name.clone(),
-                p.target.clone(),
-                p.target_device,
-                p.target_inode,
-            )
+        .map(|p| Target {
+            name: p.opened.name.clone(),
+            parent: p.parent.clone(),
+            base: p.base.clone(),
+            device: p.target_device,
+            inode: p.target_inode,
         })
         .collect();
     let mut placed = Vec::with_capacity(group.len());

@@ -7,7 +7,7 @@
 //! taken back while it is still the inode placed there.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Verdict;
@@ -16,7 +16,8 @@ use super::prepare::Opened;
 use crate::checksum::Digests;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::Fingerprint;
-use crate::store::durable::{link_no_replace, sync_dir, sync_file, sync_filesystem, take_back};
+use crate::fsroot::{Dir, Meta};
+use crate::store::durable::{link_in, sync_directory, sync_file, sync_filesystem_of, take_back_in};
 use crate::store::{Store, UnnamedFile};
 
 /// Placed items at or above this count are made durable with one sync of the
@@ -40,6 +41,10 @@ pub struct Placement {
     pub digests: Digests,
     pub how: How,
     pub target: PathBuf,
+    /// The directory of `target` (opened symlink-free from the store root) and
+    /// the name there.
+    pub parent: Arc<Dir>,
+    pub base: PathBuf,
     /// Identity of what is (or will be) at `target`.
     pub target_device: u64,
     pub target_inode: u64,
@@ -61,9 +66,9 @@ pub fn place_all(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdi
 /// Links each opened inode at its target (its directory exists), then makes the
 /// new entries (and the bytes, which may never have been synced) durable.
 fn place_links(items: Vec<Placement>) -> Vec<Result<Placement, (PathBuf, Verdict)>> {
-    let directory = |item: &Placement| item.target.parent().map(Path::to_path_buf);
+    let directory = |item: &Placement| item.target.parent().map(|p| p.to_path_buf());
     let results = parallel_map_by_directory(items, directory, |item| {
-        match link_no_replace(&item.opened.file, &item.target) {
+        match link_in(&item.opened.file, &item.parent, &item.base) {
             Ok(()) => {
                 seal(&item);
                 Ok(item)
@@ -164,21 +169,21 @@ fn make_durable(placed: &[&Placement]) -> io::Result<()> {
     };
     if placed.len() >= SYNCFS_MIN_ITEMS {
         // One store filesystem per batch of links: links never cross filesystems.
-        return sync_filesystem(&first.store.root);
+        return sync_filesystem_of(&first.parent);
     }
-    let mut directories: Vec<&Path> = placed.iter().filter_map(|p| p.target.parent()).collect();
-    directories.sort();
-    directories.dedup();
+    let mut directories: Vec<&Arc<Dir>> = placed.iter().map(|p| &p.parent).collect();
+    directories.sort_by_key(|d| Arc::as_ptr(d));
+    directories.dedup_by_key(|d| Arc::as_ptr(d));
     for item in placed {
         sync_file(&item.opened.file)?;
     }
-    directories.into_iter().try_for_each(sync_dir)
+    directories.into_iter().try_for_each(|d| sync_directory(d))
 }
 
 /// Checks, after the bytes are durable, that nobody wrote to the file while it was
 /// read and placed; if somebody did, the placement is taken back.
 fn still_unchanged(item: Placement) -> Result<Placement, (PathBuf, Verdict)> {
-    let now = item.opened.file.metadata().map(|m| Fingerprint::of(&m));
+    let now = Meta::of(&item.opened.file).map(|m| Fingerprint::of(&m));
     match now {
         Ok(fingerprint) if fingerprint == item.opened.fingerprint => Ok(item),
         other => {
@@ -190,7 +195,12 @@ fn still_unchanged(item: Placement) -> Result<Placement, (PathBuf, Verdict)> {
 
 /// Takes a placement back, logging a failure (recovery retries at start-up).
 fn take_back_quietly(item: &Placement) {
-    if let Err(error) = take_back(&item.target, item.target_device, item.target_inode) {
+    if let Err(error) = take_back_in(
+        &item.parent,
+        &item.base,
+        item.target_device,
+        item.target_inode,
+    ) {
         tracing::error!(target = %item.target.display(), %error, "cannot take back a drop-box placement");
     }
 }

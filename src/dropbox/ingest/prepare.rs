@@ -7,14 +7,15 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::Verdict;
 use crate::checksum::{Digester, Digests};
+use crate::config::AfterIngest;
 use crate::dropbox::layout::Layout;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::{Fingerprint, ReadyFile};
+use crate::fsroot::{Dir, Kind, Refusal, refusal};
 use crate::model::Algorithm;
 
 /// Largest read when copying.
@@ -27,9 +28,12 @@ pub struct Opened {
     pub name: String,
     pub file: fs::File,
     pub fingerprint: Fingerprint,
-    /// Whether its inode may be linked into a store: it has no other name, and it
-    /// is ours (so that it can be made read-only and linked under
-    /// `fs.protected_hardlinks`).
+    /// Whether its inode may be linked into a store: the drop-box name goes away
+    /// after ingest (`delete`), it has no other name, it belongs to the node's
+    /// own user, and nobody else may write it. Then, once its drop-box name is
+    /// removed, nothing outside the store reaches the stored inode (another
+    /// account can neither write it nor, under `fs.protected_hardlinks`, link
+    /// it). Anything else is copied.
     pub sole_and_ours: bool,
     /// Its permission bits.
     pub mode: u32,
@@ -48,43 +52,47 @@ pub fn name_of(layout: &Layout, ready: &ReadyFile) -> Result<(PathBuf, String), 
     Ok((relative, name))
 }
 
-/// Opens a ready file, checking that it is still what was found complete.
+/// Opens a ready file symlink-free from the drop-box directory `root`, checking
+/// that it is still what was found complete (the same inode, unchanged). Links,
+/// FIFOs, sockets and devices are refused without being opened.
 pub fn open(
+    layout: &Layout,
+    root: &Dir,
     ready: &ReadyFile,
     relative: PathBuf,
     name: String,
     max_size: u64,
 ) -> Result<Opened, Verdict> {
     let failed = |problem| Verdict::Failed(problem, ready.fingerprint);
-    let flags = rustix::fs::OFlags::RDONLY
-        | rustix::fs::OFlags::NOFOLLOW
-        | rustix::fs::OFlags::CLOEXEC
-        | rustix::fs::OFlags::NONBLOCK;
-    let file = match rustix::fs::open(&ready.path, flags, rustix::fs::Mode::empty()) {
-        Ok(fd) => fs::File::from(fd),
-        Err(rustix::io::Errno::NOENT) => return Err(Verdict::Gone),
-        Err(rustix::io::Errno::LOOP) => return Err(failed(Problem::NotRegular)),
+    if ready.fingerprint.kind != Kind::File {
+        return Err(failed(Problem::NotRegular {
+            what: not_regular(ready.fingerprint.kind),
+        }));
+    }
+    let (file, metadata) = match root.open_file(&relative) {
+        Ok(opened) => opened,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(Verdict::Gone),
         Err(error) => {
-            return Err(failed(Problem::Unreadable {
-                error: io::Error::from(error).to_string(),
+            return Err(failed(match refusal(&error) {
+                Some(Refusal::Symlink(_)) => Problem::NotRegular {
+                    what: "reached through a symbolic link, which is never followed",
+                },
+                Some(Refusal::WrongKind { .. }) => Problem::NotRegular {
+                    what: "no longer a regular file",
+                },
+                _ => Problem::Unreadable {
+                    error: error.to_string(),
+                },
             }));
         }
     };
-    let metadata = file.metadata().map_err(|e| {
-        failed(Problem::Unreadable {
-            error: e.to_string(),
-        })
-    })?;
-    if !metadata.is_file() {
-        return Err(failed(Problem::NotRegular));
-    }
     let fingerprint = Fingerprint::of(&metadata);
     if fingerprint != ready.fingerprint {
         return Err(Verdict::NotReady(Some(fingerprint)));
     }
-    if metadata.size() > max_size {
+    if metadata.size > max_size {
         return Err(failed(Problem::TooLarge {
-            size: metadata.size(),
+            size: metadata.size,
             max: max_size,
         }));
     }
@@ -95,9 +103,22 @@ pub fn open(
         name,
         file,
         fingerprint,
-        sole_and_ours: metadata.nlink() == 1 && (metadata.uid() == euid || euid == 0),
-        mode: metadata.mode(),
+        sole_and_ours: layout.config.after_ingest == AfterIngest::Delete
+            && metadata.nlink == 1
+            && metadata.uid == euid
+            && metadata.mode & 0o022 == 0,
+        mode: metadata.mode,
     })
+}
+
+/// What a file that is not regular is, as a problem says it.
+pub fn not_regular(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Symlink => "a symbolic link, which is never followed",
+        Kind::Special => "a FIFO, socket or device, not a regular file",
+        Kind::Dir => "a directory, not a regular file",
+        Kind::File => "a regular file",
+    }
 }
 
 /// Reads the file once (positioned reads: the descriptor's offset is untouched),

@@ -2,10 +2,8 @@
 //! manifest order, each written into an unnamed file in its target directory and
 //! hashed in the same pass, then verified against what the manifest declared.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use bytes::Bytes;
 
@@ -13,7 +11,7 @@ use crate::checksum::{Digester, Digests};
 use crate::ingest::IngestError;
 use crate::ingest::commit::verify::matches_declared;
 use crate::model::Checksum;
-use crate::store::{Store, UnnamedFile};
+use crate::store::{ParentDirs, Store, UnnamedFile};
 
 /// What the bytes of one file must be; `checksum` is `None` for a file refused
 /// before its bytes arrive, whose bytes are skipped.
@@ -65,11 +63,15 @@ pub fn receive(
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<Vec<Result<Option<Received>, IngestError>>, IngestError> {
     let mut results = Vec::with_capacity(expected.len());
-    let mut made_dirs = HashSet::new();
+    // The directories of the batch's files, each opened (symlink-free) once.
+    let mut made_dirs = store
+        .map(ParentDirs::of)
+        .transpose()
+        .map_err(|e| IngestError::io("cannot open the store", e))?;
     let mut files = expected.into_iter();
     let mut current = files
         .next()
-        .map(|e| Current::start(store, e, &mut made_dirs));
+        .map(|e| Current::start(store, e, made_dirs.as_mut()));
     while let Some(mut chunk) = chunks.blocking_recv() {
         while !chunk.is_empty() {
             let Some(file) = current.as_mut() else {
@@ -85,7 +87,7 @@ pub fn receive(
                 results.push(current.take().expect("a current file").finish());
                 current = files
                     .next()
-                    .map(|e| Current::start(store, e, &mut made_dirs));
+                    .map(|e| Current::start(store, e, made_dirs.as_mut()));
             }
         }
     }
@@ -101,7 +103,7 @@ pub fn receive(
         }
         current = files
             .next()
-            .map(|e| Current::start(store, e, &mut made_dirs));
+            .map(|e| Current::start(store, e, made_dirs.as_mut()));
     }
     Ok(results)
 }
@@ -116,9 +118,9 @@ struct Current {
 }
 
 impl Current {
-    fn start(store: Option<&Store>, expected: Expected, made: &mut HashSet<PathBuf>) -> Current {
-        let sink = match (&expected.checksum, store) {
-            (Some(checksum), Some(store)) => store
+    fn start(store: Option<&Store>, expected: Expected, made: Option<&mut ParentDirs>) -> Current {
+        let sink = match (&expected.checksum, store, made) {
+            (Some(checksum), Some(store), Some(made)) => store
                 .create_unnamed(&expected.name, made)
                 .map(|file| {
                     let digester = Digester::new(&[checksum.algorithm], Some(expected.size));
