@@ -18,7 +18,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 const PARALLEL_BLAKE3_BYTES: u64 = 64 << 20;
 
 /// BLAKE3 of a large file over a memory map, on every core.
-fn digest_blake3_parallel(path: &Path, size: u64) -> io::Result<Digests> {
+pub(super) fn digest_blake3_parallel(path: &Path, size: u64) -> io::Result<Digests> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_mmap_rayon(path)?;
     let digest = hasher.finalize().as_bytes().to_vec();
@@ -155,7 +155,7 @@ fn copy_file_reporting(
 
 /// Reads `input` to its end in large chunks, handing each to `sink` and then to the
 /// digester. `expected_size` only sizes the buffers (small files get small ones).
-fn pump(
+pub(super) fn pump(
     mut input: impl Read,
     expected_size: u64,
     digester: &mut Digester,
@@ -196,30 +196,57 @@ pub fn digest_directory(
     algorithms: &[Algorithm],
     mut per_file: impl FnMut(&Path) -> io::Result<Digests>,
 ) -> io::Result<Digests> {
-    let mut wanted: Vec<Algorithm> = algorithms.to_vec();
-    wanted.push(Algorithm::Blake3);
-    wanted.sort();
-    wanted.dedup();
-    let mut hex_lists: Vec<Vec<String>> = vec![Vec::new(); wanted.len()];
-    let mut size = 0;
+    let mut rule = DirectoryRule::new(algorithms);
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         let entry = entry.map_err(io::Error::other)?;
         if !entry.file_type().is_file() {
             continue;
         }
-        let digests = per_file(entry.path())?;
-        size += digests.size;
-        for (algorithm, list) in wanted.iter().zip(&mut hex_lists) {
+        rule.add(&per_file(entry.path())?);
+    }
+    Ok(rule.finish())
+}
+
+/// The directory rule, fed one regular file's digests at a time (in any order).
+pub(super) struct DirectoryRule {
+    wanted: Vec<Algorithm>,
+    hex_lists: Vec<Vec<String>>,
+    size: u64,
+}
+
+impl DirectoryRule {
+    pub(super) fn new(algorithms: &[Algorithm]) -> DirectoryRule {
+        let mut wanted: Vec<Algorithm> = algorithms.to_vec();
+        wanted.push(Algorithm::Blake3);
+        wanted.sort();
+        wanted.dedup();
+        DirectoryRule {
+            hex_lists: vec![Vec::new(); wanted.len()],
+            wanted,
+            size: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, digests: &Digests) {
+        self.size += digests.size;
+        for (algorithm, list) in self.wanted.iter().zip(&mut self.hex_lists) {
             let checksum = digests.get(*algorithm).expect("every wanted algorithm");
             list.push(checksum.hex());
         }
     }
-    let checksums = wanted
-        .iter()
-        .zip(hex_lists)
-        .map(|(algorithm, mut list)| combine_hex_digests(*algorithm, &mut list))
-        .collect();
-    Ok(Digests { size, checksums })
+
+    pub(super) fn finish(self) -> Digests {
+        let checksums = self
+            .wanted
+            .iter()
+            .zip(self.hex_lists)
+            .map(|(algorithm, mut list)| combine_hex_digests(*algorithm, &mut list))
+            .collect();
+        Digests {
+            size: self.size,
+            checksums,
+        }
+    }
 }
 
 /// Combines per-file hex digests into a directory checksum.

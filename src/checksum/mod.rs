@@ -4,6 +4,7 @@
 mod digester;
 mod files;
 mod hasher;
+mod trees;
 
 pub use digester::{Digester, Digests, WORKER_THRESHOLD_BYTES};
 pub use files::{
@@ -11,3 +12,4 @@ pub use files::{
     digest_directory, digest_file, digest_open_file, digest_path,
 };
 pub use hasher::{Hasher, hash_bytes};
+pub use trees::{CopySync, copy_in, digest_in, digest_opened};

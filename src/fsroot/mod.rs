@@ -142,7 +142,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn into_io(self) -> io::Error {
+    /// The refusal as an I/O error (kind `InvalidInput`), found again by
+    /// [`refusal`].
+    pub fn into_io(self) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidInput, self)
     }
 }
@@ -152,7 +154,8 @@ pub fn refusal(error: &io::Error) -> Option<&Refusal> {
     error.get_ref()?.downcast_ref::<Refusal>()
 }
 
-fn kind_words(kind: Kind) -> &'static str {
+/// What a kind of entry is, in words.
+pub fn kind_words(kind: Kind) -> &'static str {
     match kind {
         Kind::File => "a regular file",
         Kind::Dir => "a directory",

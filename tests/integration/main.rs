@@ -8,6 +8,7 @@ mod cli_upload;
 mod commit;
 mod config;
 mod crash;
+mod drive_attacks;
 mod dropbox;
 mod dropbox_attacks;
 mod errors;

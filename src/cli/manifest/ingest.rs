@@ -8,6 +8,12 @@
 //! failed by the node when the file is staged again (406), and staged afresh. The
 //! copy is made before the transfer is marked ONGOING, so an interruption during a
 //! copy leaves an INITIATED transfer, which a re-run replaces.
+//!
+//! A carried drive is untrusted: every listed file is opened from the
+//! `--store-root` directory symlink-free (`crate::fsroot`), so a link on the drive,
+//! as the file or as any directory on its path, is refused without reading what it
+//! points at, and no digest of anything but the drive's own regular files is ever
+//! reported.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,9 +26,10 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use super::IngestArgs;
-use crate::checksum::copy_and_digest_reporting;
+use crate::checksum::{CopySync, copy_in};
 use crate::cli::failure::Failure as CliFailure;
 use crate::cli::output::{bytes_bar, human_rate, human_size, print_json};
+use crate::fsroot::{Dir, refusal};
 use crate::model::Checksum;
 use crate::peer::{LibrarianClient, PeerError};
 use crate::protocol::clone::{CloneFailRequest, CloneIds, CloneInitiationRequest};
@@ -205,11 +212,25 @@ async fn ingest_entry(shared: &Shared<'_>, entry: &ManifestEntry) -> Ended {
 
 async fn ingest_one(shared: &Shared<'_>, entry: &ManifestEntry) -> anyhow::Result<Ended> {
     let source = shared.store_root.join(&entry.name);
-    if std::fs::symlink_metadata(&source).is_err() {
-        return Ok(Ended::Failed(format!(
-            "{} is not on the drive",
-            source.display()
-        )));
+    let on_drive = Dir::open_trusted(shared.store_root)
+        .and_then(|drive| drive.try_stat(Path::new(&entry.name)));
+    match on_drive {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Ok(Ended::Failed(format!(
+                "{} is not on the drive",
+                source.display()
+            )));
+        }
+        Err(error) if refusal(&error).is_some() => {
+            return Ok(Ended::Failed(format!("{error}; the file is not ingested")));
+        }
+        Err(error) => {
+            return Ok(Ended::Failed(format!(
+                "cannot look at {} on the drive: {error}",
+                source.display()
+            )));
+        }
     }
     let expected = Checksum::parse(&entry.checksum)
         .map_err(|e| anyhow::anyhow!("the manifest's checksum {}: {e}", entry.checksum))?;
@@ -241,7 +262,7 @@ async fn ingest_one(shared: &Shared<'_>, entry: &ManifestEntry) -> anyhow::Resul
         destination_transfer_id: staged.destination_transfer_id,
     };
     let target = PathBuf::from(&staged.staging_location);
-    if let Err(problem) = copy_verified(shared, &source, &target, entry, &expected).await {
+    if let Err(problem) = copy_verified(shared, &target, entry, &expected).await {
         let reason = format!("{problem:#}");
         let fail = CloneFailRequest {
             source_transfer_id: ids.source_transfer_id,
@@ -272,11 +293,11 @@ async fn stage(
     }
 }
 
-/// Copies `source` into the staging location, hashing in the same pass, and checks
-/// size and checksum against the manifest.
+/// Copies the entry from the drive (opened symlink-free from the store root) into
+/// the staging location, hashing in the same pass, and checks size and checksum
+/// against the manifest.
 async fn copy_verified(
     shared: &Shared<'_>,
-    source: &Path,
     target: &Path,
     entry: &ManifestEntry,
     expected: &Checksum,
@@ -289,16 +310,36 @@ async fn copy_verified(
             staging_dir.display()
         );
     }
-    let (source_path, target_path) = (source.to_path_buf(), target.to_path_buf());
+    let Some(staged_name) = target.file_name().map(PathBuf::from) else {
+        bail!("the node gave no staging location for {}", entry.name);
+    };
+    let (store_root, staging_dir) = (shared.store_root.to_path_buf(), staging_dir.to_path_buf());
+    let name = PathBuf::from(&entry.name);
     let algorithm = expected.algorithm;
     let progress = shared.progress.clone();
     let digests = tokio::task::spawn_blocking(move || {
-        copy_and_digest_reporting(&source_path, &target_path, &[algorithm], &|bytes| {
-            progress.inc(bytes)
-        })
+        let drive = Dir::open_trusted(&store_root)?;
+        let staging = Dir::open_trusted(&staging_dir)?;
+        copy_in(
+            &drive,
+            &name,
+            &staging,
+            &staged_name,
+            &[algorithm],
+            &|bytes| progress.inc(bytes),
+            CopySync::EachFile,
+        )
     })
     .await?
-    .with_context(|| format!("cannot copy {} to {}", source.display(), target.display()))?;
+    .map_err(|error| match refusal(&error) {
+        // Nothing behind the link was read: the refusal names the path alone.
+        Some(_) => anyhow::anyhow!("{error}; the file is not ingested"),
+        None => anyhow::anyhow!(
+            "cannot copy {} to {}: {error}",
+            shared.store_root.join(&entry.name).display(),
+            target.display()
+        ),
+    })?;
     shared.copied.fetch_add(digests.size, Ordering::Relaxed);
     let found = digests.get(algorithm).expect("computed");
     if digests.size != entry.size || found != expected {
