@@ -6,6 +6,7 @@
 //! made of standard tools, interleaved run by run. Benchmarks print; they never assert
 //! on timings.
 
+pub mod api;
 pub mod measure;
 pub mod node;
 pub mod tree;

@@ -2,7 +2,8 @@
 //! create staging, and record INITIATED incoming transfers in one transaction.
 //!
 //! A single upload gets a staging directory of its own, `<staging>/<uuid>/`, as the
-//! protocol describes. A batch shares one staging directory, each item staged as
+//! protocol describes (the emptied directory of an earlier single upload is lent
+//! again: see `store::staging_pool`). A batch shares one staging directory, each item staged as
 //! `<staging>/<uuid>/<index>-<name>`: creating (and later removing) a directory per
 //! small file would double the inodes a batch allocates.
 
@@ -376,6 +377,14 @@ async fn create_staging(
     upload_names: &[String],
     layout: StagingLayout,
 ) -> Result<Vec<String>, IngestError> {
+    // A spare directory is a few quick system calls away: no blocking thread.
+    if layout == StagingLayout::PerUpload
+        && let [upload_name] = upload_names
+        && !upload_name.contains('/')
+        && let Some(spare) = store.lend_spare_staging()
+    {
+        return Ok(vec![spare]);
+    }
     let store = store.clone();
     let upload_names = upload_names.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -383,7 +392,10 @@ async fn create_staging(
         for upload_name in &upload_names {
             let made = match (layout, created.first()) {
                 (StagingLayout::SharedByBatch, Some(shared)) => Ok(shared.clone()),
-                _ => store.create_staging(),
+                (StagingLayout::SharedByBatch, None) => store.create_staging(),
+                // Possibly an emptied directory of an earlier upload: it is empty,
+                // ours, and nothing else names it.
+                (StagingLayout::PerUpload, _) => store.lend_staging(),
             }
             .and_then(|staging_name| {
                 let parent = std::path::Path::new(upload_name).parent();
