@@ -23,24 +23,24 @@
 //! `cargo bench --bench protocol_upload`. Settings: QUIRE_BENCH_FILES (uploads per
 //! run, default 2000), QUIRE_BENCH_FILE_SIZE (default 4K), QUIRE_BENCH_PAIRS
 //! (default 5), QUIRE_BENCH_CLIENTS (concurrency levels, default `1,4,16`),
-//! QUIRE_BENCH_DIR (parent of the scratch directory).
+//! QUIRE_BENCH_DIR (parent of the scratch directory),
+//! QUIRE_BENCH_BINARY (another quire binary to measure).
 
 // Each benchmark uses its own part of the shared helpers.
 #[allow(dead_code)]
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::api::{Api, ExpectedRecords, check_records, sample_indexes};
+use common::api::{Api, check_records};
 use common::measure::{Run, Series, Work, own_cpu_seconds, print_summary};
 use common::node::Node;
-use common::tree::{FILES_PER_DIR, count_files};
+use common::tree::{FILES_PER_DIR, count_files, expected_tree_records, relative_name};
 use common::{PAIRS_VAR, Scratch, env_count};
 use quire::model::{Algorithm, Timestamp};
 use quire::protocol::upload::{
@@ -52,11 +52,10 @@ const TARGET: f64 = 0.5;
 const FILES_VAR: &str = "QUIRE_BENCH_FILES";
 const FILE_SIZE_VAR: &str = "QUIRE_BENCH_FILE_SIZE";
 const CLIENTS_VAR: &str = "QUIRE_BENCH_CLIENTS";
-/// Checksums compared with the source per run.
-const SAMPLES: u64 = 32;
 
 /// The synced source files and the md5 of each, in `upload/stage`'s form.
 struct Source {
+    root: PathBuf,
     paths: Vec<PathBuf>,
     checksums: Vec<String>,
 }
@@ -163,17 +162,16 @@ fn write_source(root: &Path, files: u64, size: u64) -> Source {
             quire::checksum::hash_bytes(Algorithm::Md5, &bytes).to_string()
         })
         .collect();
-    Source { paths, checksums }
+    Source {
+        root: root.to_path_buf(),
+        paths,
+        checksums,
+    }
 }
 
 /// Where file `index` of a tree rooted at `root` lives.
 fn source_path(root: &Path, index: u64) -> PathBuf {
     root.join(relative_name(index))
-}
-
-/// `dNNN/fNNNNNN` of file `index`.
-fn relative_name(index: u64) -> String {
-    format!("d{:03}/f{index:06}", index / FILES_PER_DIR)
 }
 
 /// Runs `clients` threads that share the indexes `0..files`, each calling `work`
@@ -319,23 +317,7 @@ fn upload_one(client: &mut Api, source: &Source, prefix: &str, index: u64) {
 fn check_run(node: &Node, api: &Api, source: &Source, prefix: &str, since: Timestamp) {
     let files = source.paths.len() as u64;
     // Records are stamped before the commit answers, so "now" is after all of them.
-    std::thread::sleep(Duration::from_millis(2));
-    let expected = ExpectedRecords {
-        since,
-        until: common::api::now(),
-        names: (0..files)
-            .map(|i| format!("{prefix}/{}", relative_name(i)))
-            .collect::<BTreeSet<_>>(),
-        samples: sample_indexes(files, SAMPLES)
-            .into_iter()
-            .map(|i| {
-                (
-                    format!("{prefix}/{}", relative_name(i)),
-                    source.paths[i as usize].as_path(),
-                )
-            })
-            .collect(),
-    };
+    let expected = expected_tree_records(&source.root, prefix, files, since, common::api::now());
     check_records(api, &expected);
     let stored = node.data_dir().join("store").join(prefix);
     let on_disk = count_files(&stored);

@@ -2,7 +2,7 @@
 //! check that a run's records are all there with the source's checksums.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -95,12 +95,12 @@ impl Api {
 /// The records a timed run must have produced: `expected` names, all recorded between
 /// `since` and `until`, no others in that window, and for each sampled name the
 /// checksum of its source bytes.
-pub struct ExpectedRecords<'a> {
+pub struct ExpectedRecords {
     pub since: Timestamp,
     pub until: Timestamp,
     pub names: BTreeSet<String>,
     /// (recorded name, source file) pairs whose checksums are compared.
-    pub samples: Vec<(String, &'a Path)>,
+    pub samples: Vec<(String, PathBuf)>,
 }
 
 /// Checks (untimed) that the node recorded exactly the expected names in the run's
