@@ -91,7 +91,13 @@ fn main() {
         assert_eq!(count_files(&destination), files, "cp -r copied every file");
 
         let prepared = scratch.path().join(format!("prepared-{pair}"));
+        let copying = Instant::now();
         copy_tree(&source, &prepared);
+        println!(
+            "  {:<15} (untimed: cp -r of the tree to move in took {:.2} s)",
+            "",
+            copying.elapsed().as_secs_f64()
+        );
         rustix::fs::sync();
         let tree = format!("mv-{pair}");
         let since = now();
@@ -120,6 +126,7 @@ fn timed_drop(node: &Node, dropbox: &Path, drop: impl FnOnce()) -> Run {
     let node_before = node.cpu_seconds();
     let started = Instant::now();
     drop();
+    let dropped = started.elapsed().as_secs_f64();
     while holds_a_file(dropbox) {
         assert!(
             started.elapsed() < DROP_DEADLINE,
@@ -127,8 +134,14 @@ fn timed_drop(node: &Node, dropbox: &Path, drop: impl FnOnce()) -> Run {
         );
         std::thread::sleep(POLL);
     }
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "  {:<15} (the drop itself took {dropped:.2} s; the drop-box was empty {:.2} s later)",
+        "",
+        wall - dropped
+    );
     Run {
-        wall: started.elapsed().as_secs_f64(),
+        wall,
         cpu: 0.0,
         node_cpu: Some(node.cpu_seconds() - node_before),
         stdout: String::new(),
