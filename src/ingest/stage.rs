@@ -2,7 +2,8 @@
 //! create staging, and record INITIATED incoming transfers in one transaction.
 //!
 //! A single upload gets a staging directory of its own, `<staging>/<uuid>/`, as the
-//! protocol describes. A batch shares one staging directory, each item staged as
+//! protocol describes (the emptied directory of an earlier single upload is lent
+//! again: see `store::staging_pool`). A batch shares one staging directory, each item staged as
 //! `<staging>/<uuid>/<index>-<name>`: creating (and later removing) a directory per
 //! small file would double the inodes a batch allocates.
 
@@ -49,6 +50,10 @@ pub struct StageOutput {
 pub enum StagingLayout {
     /// One directory per upload, named by the upload's own name.
     PerUpload,
+    /// Like `PerUpload`, possibly in the emptied directory of an earlier single
+    /// upload, and given back for the next one once committed
+    /// (`store::staging_pool`).
+    PerUploadReusing,
     /// One directory shared by all uploads of a batch.
     SharedByBatch,
 }
@@ -91,7 +96,7 @@ pub(super) fn check(node: &Node, input: &StageInput) -> Result<Checked, IngestEr
 /// same caller returns the transfer already under way, so an interrupted upload can
 /// resume from the bytes already staged.
 pub async fn stage_upload(node: &Arc<Node>, input: StageInput) -> Result<StageOutput, IngestError> {
-    stage_uploads(node, vec![input], StagingLayout::PerUpload)
+    stage_uploads(node, vec![input], StagingLayout::PerUploadReusing)
         .await?
         .pop()
         .expect("one result per input")
@@ -257,7 +262,9 @@ pub(super) async fn stage_fresh(
             .collect());
     };
     let upload_names: Vec<String> = match layout {
-        StagingLayout::PerUpload => fresh.iter().map(|f| f.input.upload_name.clone()).collect(),
+        StagingLayout::PerUpload | StagingLayout::PerUploadReusing => {
+            fresh.iter().map(|f| f.input.upload_name.clone()).collect()
+        }
         StagingLayout::SharedByBatch => fresh
             .iter()
             .enumerate()
@@ -376,6 +383,14 @@ async fn create_staging(
     upload_names: &[String],
     layout: StagingLayout,
 ) -> Result<Vec<String>, IngestError> {
+    // A spare directory is a few quick system calls away: no blocking thread.
+    if layout == StagingLayout::PerUploadReusing
+        && let [upload_name] = upload_names
+        && !upload_name.contains('/')
+        && let Some(spare) = store.lend_spare_staging()
+    {
+        return Ok(vec![spare]);
+    }
     let store = store.clone();
     let upload_names = upload_names.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -383,7 +398,12 @@ async fn create_staging(
         for upload_name in &upload_names {
             let made = match (layout, created.first()) {
                 (StagingLayout::SharedByBatch, Some(shared)) => Ok(shared.clone()),
-                _ => store.create_staging(),
+                (StagingLayout::SharedByBatch, None) | (StagingLayout::PerUpload, _) => {
+                    store.create_staging()
+                }
+                // Possibly an emptied directory of an earlier upload: it is empty,
+                // ours, and nothing else names it.
+                (StagingLayout::PerUploadReusing, _) => store.lend_staging(),
             }
             .and_then(|staging_name| {
                 let parent = std::path::Path::new(upload_name).parent();

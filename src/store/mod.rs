@@ -4,8 +4,11 @@
 pub mod durable;
 mod local;
 mod registry;
+mod shared_sync;
+mod staging_pool;
 mod unnamed;
 
 pub use local::{AvailabilityChange, Space, Store};
 pub use registry::Stores;
+pub use staging_pool::GivenBack;
 pub use unnamed::UnnamedFile;

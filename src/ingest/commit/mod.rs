@@ -7,7 +7,8 @@
 //! 2. sync the staged data, rename it into the store without replacing anything,
 //!    sync the parent directory;
 //! 3. commit File + Instance + transfer COMPLETED in one database transaction;
-//! 4. remove the now-empty staging directory.
+//! 4. remove the now-empty staging directory (or give a single upload's back to
+//!    its store, to be lent to the next one).
 //!
 //! A batch does each step for all its items together, so durability is paid per
 //! batch. A crash between 2 and 3 leaves bytes in the store that no record points
@@ -22,7 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::IngestError;
-use super::transfer_state::{discard_staging_of, fail_in, remove_emptied_staging};
+use super::transfer_state::{
+    discard_staging_of, fail_in, give_back_staging, remove_emptied_staging,
+};
 use crate::db::DbError;
 use crate::db::repo::{callbacks, files, transfers};
 use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
@@ -103,12 +106,31 @@ async fn commit_prepared(
     prepared: Vec<(usize, Prepared)>,
     outcome: &mut Outcome,
 ) -> Result<(), IngestError> {
+    // Verifying, checking names and placing run as one blocking job: for a small
+    // upload each is a few system calls, and a hop between threads costs as much.
+    let worker = node.clone();
+    let collecting = std::mem::replace(outcome, Outcome::new(0));
+    let (collected, placed) =
+        tokio::task::spawn_blocking(move || verify_and_place(&worker, prepared, collecting))
+            .await??;
+    *outcome = collected;
+    record_placed(node, placed, outcome).await?;
+    Ok(())
+}
+
+/// Verifies prepared items, refuses those whose name is taken, and moves the rest
+/// into their stores durably. Blocking.
+fn verify_and_place(
+    node: &Node,
+    prepared: Vec<(usize, Prepared)>,
+    mut outcome: Outcome,
+) -> Result<(Outcome, Vec<InPlace>), IngestError> {
     let verifications = {
         let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
             .iter()
             .map(|(_, p)| (&p.transfer, p.staged.as_path()))
             .collect();
-        verify_all(node, &items).await?
+        verify_all(node, &items)
     };
     let mut verified = Vec::new();
     for ((index, item), result) in prepared.into_iter().zip(verifications) {
@@ -132,9 +154,8 @@ async fn commit_prepared(
             to_place.push((index, item, digests));
         }
     }
-    let placed = place_all(to_place, outcome).await?;
-    record_placed(node, placed, outcome).await?;
-    Ok(())
+    let placed = place_all(to_place, &mut outcome);
+    Ok((outcome, placed))
 }
 
 /// Results being collected, plus the transfers to fail and the staging to remove.
@@ -173,7 +194,9 @@ impl Outcome {
     /// recorded in the same transaction.
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
-        let completed = std::mem::take(&mut self.completed);
+        let mut completed = std::mem::take(&mut self.completed);
+        // Directories lent to one upload go back to their store without any I/O.
+        completed.retain(|transfer| !give_back_staging(node, transfer));
         let mut refused = Vec::new();
         if !ids.is_empty() {
             let failed = node
@@ -285,11 +308,11 @@ struct InPlace {
     placed: Placed,
 }
 
-/// Moves verified items into their stores, one durable batch per store.
-async fn place_all(
+/// Moves verified items into their stores, one durable batch per store. Blocking.
+fn place_all(
     to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
     outcome: &mut Outcome,
-) -> Result<Vec<InPlace>, IngestError> {
+) -> Vec<InPlace> {
     let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
         HashMap::new();
     for entry in to_place {
@@ -307,7 +330,7 @@ async fn place_all(
                 )
             })
             .collect();
-        let placed = tokio::task::spawn_blocking(move || store.commit_many(&items)).await?;
+        let placed = store.commit_many(&items);
         for ((index, item, digests), result) in group.into_iter().zip(placed) {
             match result {
                 Ok(target) => {
@@ -334,7 +357,7 @@ async fn place_all(
             }
         }
     }
-    Ok(in_place)
+    in_place
 }
 
 /// Records placed items in one transaction. Items the database refuses, or all of
