@@ -6,6 +6,7 @@
 
 mod dropbox;
 mod duration;
+mod http;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use dropbox::{AfterIngest, DropboxConfig};
 pub use duration::parse_duration;
 use duration::serde_duration;
+pub use http::HttpConfig;
 pub use validate::ConfigError;
 
 use crate::tasks::TaskSpec;
@@ -99,6 +101,9 @@ pub struct Config {
     /// Directories whose files are ingested automatically (`[[dropbox]]` tables).
     #[serde(default)]
     pub dropbox: Vec<DropboxConfig>,
+    /// Timeouts, the connection cap and login limits (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 /// One `[[stores]]` table.
@@ -162,6 +167,7 @@ impl Default for Config {
             background_config: None,
             task_specs: Vec::new(),
             dropbox: Vec::new(),
+            http: HttpConfig::default(),
         }
     }
 }

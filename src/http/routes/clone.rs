@@ -230,6 +230,10 @@ fn not_found() -> (StatusCode, String) {
     )
 }
 
+/// The store ids a peer may report: librarians (quire and the reference) number
+/// stores from 1, in a 32-bit signed column for the reference.
+const STORE_IDS: std::ops::RangeInclusive<i64> = 1..=i32::MAX as i64;
+
 /// `clone/complete`: the destination stored its copy; the outgoing transfer
 /// completes and a remote instance is recorded.
 pub async fn complete(
@@ -242,6 +246,19 @@ pub async fn complete(
         source_transfer_id: request.source_transfer_id,
         destination_transfer_id: request.destination_transfer_id,
     };
+    if !STORE_IDS.contains(&request.store_id) {
+        return Err(failed(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "store_id {} is not a store id (store ids run from {} to {}).",
+                request.store_id,
+                STORE_IDS.start(),
+                STORE_IDS.end()
+            ),
+            "Send the id of the store that holds your copy; nothing was changed.",
+            ids,
+        ));
+    }
     let not_found = (
         StatusCode::BAD_REQUEST,
         "Could not find transfer.".to_string(),
