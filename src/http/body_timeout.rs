@@ -8,10 +8,16 @@
 //! (hashing, syncing) is never cut off.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -21,8 +27,20 @@ use tokio::time::{Instant, Sleep};
 #[error("the client sent no byte of the request body for {} s", .0.as_secs())]
 pub struct BodyStalled(pub Duration);
 
-/// Wraps `body` so that it fails after `idle` without a frame.
-pub fn with_idle_timeout<B>(body: B, idle: Duration) -> Body
+/// Set (in a request's extensions) once its body stalled.
+#[derive(Debug, Clone, Default)]
+pub struct StallFlag(Arc<AtomicBool>);
+
+impl StallFlag {
+    /// Whether the body stalled.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Wraps `body` so that it fails after `idle` without a frame, and raises `flag`
+/// when it does.
+pub fn with_idle_timeout<B>(body: B, idle: Duration, flag: StallFlag) -> Body
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -31,7 +49,28 @@ where
         inner: Box::pin(body),
         idle,
         deadline: None,
+        flag,
     })
+}
+
+/// Middleware: a request whose body stalled is the client's failure, so a 5xx
+/// that a handler made of it becomes a 408 that says so.
+pub async fn answer_stalls_with_408(request: Request, next: Next) -> Response {
+    let flag = request.extensions().get::<StallFlag>().cloned();
+    let response = next.run(request).await;
+    match flag {
+        Some(flag) if flag.is_set() && response.status().is_server_error() => {
+            super::error::ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the client stopped sending the request body; the bytes that arrived before \
+                 are kept",
+                "Send the rest (an upload stream resumes from its staged length: GET \
+                 upload/stream/{id}).",
+            )
+            .into_response()
+        }
+        _ => response,
+    }
 }
 
 struct IdleTimeout<B> {
@@ -39,6 +78,7 @@ struct IdleTimeout<B> {
     idle: Duration,
     /// Armed while a poll waits for the client; dropped when a frame arrives.
     deadline: Option<Pin<Box<Sleep>>>,
+    flag: StallFlag,
 }
 
 impl<B> HttpBody for IdleTimeout<B>
@@ -67,6 +107,7 @@ where
                 match deadline.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.deadline = None;
+                        this.flag.0.store(true, Ordering::Relaxed);
                         Poll::Ready(Some(Err(Box::new(BodyStalled(idle)))))
                     }
                     Poll::Pending => Poll::Pending,
@@ -105,9 +146,12 @@ mod tests {
     async fn a_silent_body_fails_and_a_trickling_one_does_not() {
         let (mut sender, body) =
             http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(4);
-        let mut body = with_idle_timeout(body, Duration::from_secs(2));
+        let flag = StallFlag::default();
+        let mut body = with_idle_timeout(body, Duration::from_secs(2), flag.clone());
+        let flag_seen_by_feeder = flag.clone();
         let feeder = tokio::spawn(async move {
             for _ in 0..5 {
+                assert!(!flag_seen_by_feeder.is_set());
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 sender.send_data(Bytes::from_static(b"x")).await.unwrap();
             }
@@ -120,6 +164,7 @@ mod tests {
         }
         let error = body.frame().await.unwrap().unwrap_err();
         assert!(is_stalled(&error), "{error}");
+        assert!(flag.is_set());
         feeder.abort();
     }
 }

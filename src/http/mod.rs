@@ -134,6 +134,9 @@ pub fn router(node: Arc<Node>) -> Router {
         );
     Router::new()
         .nest(crate::protocol::API_PREFIX, api)
+        .layer(axum::middleware::from_fn(
+            body_timeout::answer_stalls_with_408,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::overriding(
             header::SERVER,

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use super::body_timeout::with_idle_timeout;
+use super::body_timeout::{StallFlag, with_idle_timeout};
 use crate::config::HttpConfig;
 
 /// Reaching the connection cap is logged at most this often.
@@ -85,7 +85,10 @@ pub async fn serve(
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(|body| with_idle_timeout(body, body_idle));
+            let stalled = StallFlag::default();
+            let mut request =
+                request.map(|body| with_idle_timeout(body, body_idle, stalled.clone()));
+            request.extensions_mut().insert(stalled);
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(remote));

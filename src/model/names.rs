@@ -54,11 +54,13 @@ pub fn validate_file_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    if name.starts_with('/') {
-        return Err(NameError::Absolute(name.into()));
-    }
+    // First, so that no other refusal (whose message quotes the name as it is)
+    // carries a control character into a log line.
     if name.chars().any(|c| c.is_control()) {
         return Err(NameError::ControlCharacter(name.into()));
+    }
+    if name.starts_with('/') {
+        return Err(NameError::Absolute(name.into()));
     }
     if !is_nfc(name) {
         return Err(NameError::NotNfc {
@@ -138,6 +140,9 @@ mod tests {
             validate_file_name("a\0b"),
             Err(NameError::ControlCharacter(_))
         ));
+        // A refused name never puts a line break into a message.
+        let refused = validate_file_name("/x\nforged line").unwrap_err();
+        assert!(!refused.to_string().contains('\n'), "{refused}");
         let decomposed = "cafe\u{301}/x";
         assert_eq!(
             validate_file_name(decomposed),

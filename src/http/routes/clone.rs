@@ -90,8 +90,8 @@ pub async fn stage(
         .map_err(|error| stage_refusal(error, source_transfer_id))?;
     tracing::info!(
         transfer = staged.transfer_id,
-        name = %request.destination_location,
-        by = %caller.username,
+        name = ?request.destination_location,
+        by = ?caller.username,
         "clone staged"
     );
     let response = CloneInitiationResponse {
@@ -274,8 +274,8 @@ pub async fn complete(
     .map_err(|e| refusal(e, ids, not_found))?;
     tracing::info!(
         transfer = request.source_transfer_id,
-        file = %remote.file_name,
-        librarian = %remote.librarian_name,
+        file = ?remote.file_name,
+        librarian = ?remote.librarian_name,
         "clone completed"
     );
     Ok(Json(ids))
@@ -300,7 +300,9 @@ pub async fn fail(
     clones::fail_incoming(&node, requester(&caller), id)
         .await
         .map_err(|e| refusal(e, ids, not_found))?;
-    tracing::info!(transfer = id, reason = %request.reason, by = %caller.username, "clone failed by its sender");
+    // The reason is the peer's free text: Debug-formatted, so a line break in it
+    // cannot start a forged log line.
+    tracing::info!(transfer = id, reason = ?request.reason, by = ?caller.username, "clone failed by its sender");
     Ok(Json(CloneFailResponse {
         source_transfer_id: ids.source_transfer_id,
         destination_transfer_id: ids.destination_transfer_id,
