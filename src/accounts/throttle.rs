@@ -6,7 +6,8 @@
 //! argon2 runs; an empty bucket refuses the attempt (the caller answers 429 with
 //! the time until a token is back). A correct password gives the address its token
 //! back and refills its pair, so only failures count. Taking the token before
-//! verifying, not after failing, bounds a flood of parallel attempts too.
+//! verifying, not after failing, bounds a flood of parallel attempts too (a
+//! verification in flight holds its tokens until it is settled).
 //!
 //! Invariant: nothing here is keyed by account alone, so failures from one address
 //! can never refuse a login from another address; a real user is locked out only
