@@ -79,7 +79,20 @@ fn make_private(path: &Path) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+                let narrowed = std::fs::Permissions::from_mode(mode & 0o700);
+                match std::fs::set_permissions(path, narrowed) {
+                    Ok(()) => {}
+                    // Another owner's file: say so, and open it all the same.
+                    Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                        tracing::warn!(
+                            path = %path.display(),
+                            mode = format!("{mode:o}"),
+                            %error,
+                            "the database is readable by others and cannot be narrowed; make it 0600"
+                        );
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             Ok(())
         }

@@ -77,14 +77,25 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
 fn restrict_data_dir(path: &Path) -> std::io::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
     let narrowed = mode & !0o027;
-    if narrowed != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(narrowed))?;
-        tracing::info!(
+    if narrowed == mode {
+        return Ok(());
+    }
+    let shown = |mode: u32| format!("{mode:o}");
+    match fs::set_permissions(path, fs::Permissions::from_mode(narrowed)) {
+        Ok(()) => tracing::info!(
             path = %path.display(),
-            from = format!("{mode:o}"),
-            to = format!("{narrowed:o}"),
+            from = shown(mode),
+            to = shown(narrowed),
             "narrowed the data directory's permissions"
-        );
+        ),
+        // Not ours to change (another owner): say so, and run.
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => tracing::warn!(
+            path = %path.display(),
+            mode = shown(mode),
+            %error,
+            "the data directory is open to others and cannot be narrowed; make it 0750"
+        ),
+        Err(error) => return Err(error),
     }
     Ok(())
 }
