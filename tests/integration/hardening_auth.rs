@@ -58,6 +58,7 @@ fn an_unknown_account_takes_as_long_as_a_wrong_password() {
     }
     let (wrong, unknown) = (median(wrong), median(unknown));
     let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+    eprintln!("median unknown account {unknown:?}, wrong password {wrong:?}, ratio {ratio:.2}");
     assert!(
         (0.5..=2.0).contains(&ratio),
         "median unknown account {unknown:?} against wrong password {wrong:?} (ratio {ratio:.2})"
