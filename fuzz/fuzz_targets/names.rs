@@ -18,5 +18,8 @@ fuzz_target!(|data: &[u8]| {
     for part in name.split('/') {
         assert!(!part.is_empty() && part != "." && part != "..", "{name:?}");
     }
-    assert!(quire::model::is_nfc(name), "accepted a name not in NFC: {name:?}");
+    assert!(
+        quire::model::is_nfc(name),
+        "accepted a name not in NFC: {name:?}"
+    );
 });
