@@ -52,6 +52,11 @@ pub async fn serve(
     let body_idle = limits.body_idle_timeout;
     let mut cap_logged: Option<Instant> = None;
     tokio::pin!(shutdown);
+    // Polled once now: a signal handler it installs is in place before the first
+    // connection is taken.
+    if futures_util::poll!(&mut shutdown).is_ready() {
+        return Ok(());
+    }
     loop {
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
