@@ -25,7 +25,7 @@ pub use dropbox::{DropboxIntent, IntentItem};
 pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CopyStat, CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;
-pub use names::{NameError, validate_file_name};
+pub use names::{NameError, is_nfc, validate_file_name};
 pub use store::StoreState;
 pub use time::Timestamp;
 pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};

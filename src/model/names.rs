@@ -1,5 +1,13 @@
 //! The rules for a file's name (its `destination_location`): a relative path that
-//! stays inside the store root and is already in normal form.
+//! stays inside the store root and is already in normal form, Unicode NFC included.
+//!
+//! Names are compared byte for byte, so `café` written precomposed (NFC) and
+//! decomposed (NFD) would be two files that look the same. Non-NFC names are
+//! refused with the NFC spelling rather than silently rewritten: a client that
+//! stages one name and later searches, validates or deletes by the name it sent
+//! would otherwise never find its file.
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Prefix of the directories quire keeps inside a store root (its staging area);
 /// no file name may start with it.
@@ -16,8 +24,13 @@ pub enum NameError {
     ParentComponent(String),
     #[error("the name '{name}' is not in normal form; use '{normal}'")]
     NotNormal { name: String, normal: String },
-    #[error("the name '{0}' contains a NUL or control character")]
+    #[error("the name {0:?} contains a NUL or control character")]
     ControlCharacter(String),
+    #[error(
+        "the name '{name}' is not in Unicode normalization form C (NFC); send it as '{nfc}' \
+         (precomposed characters), so that one name cannot be spelt two ways"
+    )]
+    NotNfc { name: String, nfc: String },
     #[error("the name '{0}' contains a backslash; use '/' between directories")]
     Backslash(String),
     #[error("the name '{0}' starts with the reserved '{RESERVED_PREFIX}' prefix")]
@@ -26,17 +39,34 @@ pub enum NameError {
     TooLong(String),
 }
 
+/// Whether `text` is in Unicode normalization form C.
+pub fn is_nfc(text: &str) -> bool {
+    match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => text.nfc().eq(text.chars()),
+    }
+}
+
 /// Checks a file name. A name is accepted only if it is already in normal form, so
 /// that two different strings can never name the same stored path.
 pub fn validate_file_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
+    // First, so that no other refusal (whose message quotes the name as it is)
+    // carries a control character into a log line.
+    if name.chars().any(|c| c.is_control()) {
+        return Err(NameError::ControlCharacter(name.into()));
+    }
     if name.starts_with('/') {
         return Err(NameError::Absolute(name.into()));
     }
-    if name.chars().any(|c| c.is_control()) {
-        return Err(NameError::ControlCharacter(name.into()));
+    if !is_nfc(name) {
+        return Err(NameError::NotNfc {
+            name: name.into(),
+            nfc: name.nfc().collect(),
+        });
     }
     if name.contains('\\') {
         return Err(NameError::Backslash(name.into()));
@@ -110,6 +140,18 @@ mod tests {
             validate_file_name("a\0b"),
             Err(NameError::ControlCharacter(_))
         ));
+        // A refused name never puts a line break into a message.
+        let refused = validate_file_name("/x\nforged line").unwrap_err();
+        assert!(!refused.to_string().contains('\n'), "{refused}");
+        let decomposed = "cafe\u{301}/x";
+        assert_eq!(
+            validate_file_name(decomposed),
+            Err(NameError::NotNfc {
+                name: decomposed.into(),
+                nfc: "caf\u{e9}/x".into()
+            })
+        );
+        assert_eq!(validate_file_name("caf\u{e9}/x"), Ok(()));
         assert!(matches!(
             validate_file_name(".quire-staging/x"),
             Err(NameError::Reserved(_))

@@ -8,7 +8,7 @@ mod staged;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{CredentialCache, PeerKeyring};
+use crate::accounts::{BucketRule, CredentialCache, PeerKeyring};
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
@@ -40,8 +40,18 @@ pub struct Node {
 impl Node {
     /// Bundles the parts of a node.
     pub fn new(config: Config, db: Db, stores: Stores, peer_keyring: PeerKeyring) -> Arc<Node> {
-        let credentials =
-            CredentialCache::new(Duration::from_secs(config.credential_cache_seconds));
+        let limits = &config.http;
+        let credentials = CredentialCache::with_limits(
+            Duration::from_secs(config.credential_cache_seconds),
+            BucketRule {
+                burst: limits.login_address_burst,
+                refill: limits.login_address_refill,
+            },
+            BucketRule {
+                burst: limits.login_account_burst,
+                refill: limits.login_account_refill,
+            },
+        );
         let tasks = Tasks::new(config.task_specs.clone());
         Arc::new(Node {
             tasks,
