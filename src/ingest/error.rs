@@ -120,3 +120,16 @@ impl From<tokio::task::JoinError> for IngestError {
         IngestError::Task(error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_name_is_told_as_clients_expect() {
+        let reason = IngestError::NameTaken("x".into()).to_string();
+        assert!(reason.starts_with(crate::protocol::upload::NAME_TAKEN_START));
+        let nested = IngestError::obstacle("d/x", Obstacle::Inside("d".into())).to_string();
+        assert!(!nested.starts_with(crate::protocol::upload::NAME_TAKEN_START));
+    }
+}

@@ -137,7 +137,7 @@ mod tests {
         let claims = Arc::new(NameClaims::default());
         let (first, answers) = claims.claim(&["d", "e/f"], "an upload");
         assert_eq!(answers, vec![Ok(()), Ok(())]);
-        let (_second, answers) = claims.claim(&["d/x", "e", "e/f", "de", "e/g"], "a drop-box");
+        let (_second, answers) = claims.claim(&["d/x", "e", "e/f", "de", "f/g"], "a drop-box");
         let busy = |other: &str| {
             Err(Busy {
                 other: other.into(),

@@ -269,3 +269,24 @@ fn a_drop_box_refuses_names_nested_with_stored_files() {
     assert!(!node.store_root().join("p/d/x").exists());
     assert_eq!(node.search_name("p/d/x").0, 404);
 }
+
+#[test]
+fn quire_upload_reports_a_name_inside_a_stored_file_with_the_nodes_reason() {
+    let node = TestNode::start();
+    upload_directory(&node, "d");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x");
+    fs::write(&file, b"x").unwrap();
+    let single = node.cli(&["upload", file.to_str().unwrap(), "d/x"]);
+    let stderr = String::from_utf8_lossy(&single.stderr);
+    assert!(!single.status.success(), "{stderr}");
+    assert!(stderr.contains("inside the stored file 'd'"), "{stderr}");
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("y"), b"y").unwrap();
+    let batch = node.cli(&["upload", "--batch", tree.to_str().unwrap(), "d"]);
+    let stderr = String::from_utf8_lossy(&batch.stderr);
+    assert!(!batch.status.success(), "{stderr}");
+    assert!(stderr.contains("inside the stored file 'd'"), "{stderr}");
+    assert_eq!(node.search_name("d/y").0, 404);
+}

@@ -63,7 +63,7 @@ pub fn record_with_instances(
     work: &[(File, Instance)],
 ) -> Result<Vec<bool>, DbError> {
     let names: Vec<&str> = work.iter().map(|(f, _)| f.name.as_str()).collect();
-    let accepted: Vec<bool> = obstacles(txn, &names)?
+    let accepted: Vec<bool> = obstacles_in_order(txn, &names)?
         .into_iter()
         .map(|obstacle| obstacle.is_none())
         .collect();
@@ -98,12 +98,28 @@ pub enum Obstacle {
     Holds(String),
 }
 
-/// For each name, the recorded file in its way, if any; names are checked in
-/// order, and a name also meets the earlier names of `names` that had no obstacle
-/// (as if they were recorded first). Each name costs a point lookup per parent
-/// path and one range scan for `<name>/` (names sort byte-wise, so every name
-/// under it follows that key).
+/// For each name, the recorded file in its way, if any. Each name costs a point
+/// lookup per parent path and one range scan for `<name>/` (names sort
+/// byte-wise, so every name under it follows that key).
 pub fn obstacles(tx: &impl Reads, names: &[&str]) -> Result<Vec<Option<Obstacle>>, DbError> {
+    find_obstacles(tx, names, false)
+}
+
+/// Like [`obstacles`], but names are taken in order as if each one without an
+/// obstacle were recorded before the next: for recording them all in one
+/// transaction.
+pub fn obstacles_in_order(
+    tx: &impl Reads,
+    names: &[&str],
+) -> Result<Vec<Option<Obstacle>>, DbError> {
+    find_obstacles(tx, names, true)
+}
+
+fn find_obstacles(
+    tx: &impl Reads,
+    names: &[&str],
+    in_order: bool,
+) -> Result<Vec<Option<Obstacle>>, DbError> {
     let table = tx.table(FILES)?;
     let mut earlier: BTreeSet<&str> = BTreeSet::new();
     let mut found = Vec::with_capacity(names.len());
@@ -151,7 +167,7 @@ pub fn obstacles(tx: &impl Reads, names: &[&str]) -> Result<Vec<Option<Obstacle>
             };
             obstacle = in_table.or(in_earlier).map(Obstacle::Holds);
         }
-        if obstacle.is_none() {
+        if in_order && obstacle.is_none() {
             earlier.insert(name);
         }
         found.push(obstacle);
@@ -240,4 +256,54 @@ pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> 
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::model::{Algorithm, Checksum};
+
+    fn file(name: &str) -> File {
+        File {
+            name: name.to_string(),
+            create_time: Timestamp::now(),
+            size: 1,
+            checksum: Checksum::new(Algorithm::Md5, vec![0; 16]),
+            uploader: "ann".into(),
+            source: "ann".into(),
+        }
+    }
+
+    #[test]
+    fn obstacles_name_the_file_a_name_lies_inside_or_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("test.redb")).unwrap();
+        let stored: Vec<File> = ["d", "p/q/r", "p.x", "p0"].map(file).to_vec();
+        db.write_blocking(move |txn| Ok(Ok::<_, DbError>(insert_all(txn, &stored)?)))
+            .unwrap();
+        let names = ["d", "d/x", "d/x/y", "p", "p/q", "p/q2", "dd", "n", "n/m"];
+        let found = db.read(|tx| obstacles(tx, &names)).unwrap();
+        let inside = |f: &str| Some(Obstacle::Inside(f.into()));
+        let holds = |f: &str| Some(Obstacle::Holds(f.into()));
+        assert_eq!(
+            found,
+            vec![
+                Some(Obstacle::Same),
+                inside("d"),
+                inside("d"),
+                holds("p/q/r"),
+                holds("p/q/r"),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        // In order, a name meets the earlier ones as if they were recorded.
+        let found = db
+            .read(|tx| obstacles_in_order(tx, &["n", "n/m", "o/p", "o"]))
+            .unwrap();
+        assert_eq!(found, vec![None, inside("n"), None, holds("o/p")]);
+    }
 }

@@ -68,7 +68,7 @@ pub async fn record_all(
             let ids: Vec<u64> = work.iter().map(|(id, _, _)| *id).collect();
             let names: Vec<&str> = work.iter().map(|(_, file, _)| file.name.as_str()).collect();
             let current = transfers::get_incoming_many(txn, &ids)?;
-            let obstacles = files::obstacles(txn, &names)?;
+            let obstacles = files::obstacles_in_order(txn, &names)?;
             let mut results = Vec::with_capacity(work.len());
             let mut accepted = Vec::new();
             for ((id, file, instance), (transfer, obstacle)) in
