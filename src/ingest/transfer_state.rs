@@ -23,10 +23,12 @@ pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbEr
     Ok(Some(transfer))
 }
 
-/// Removes what the transfers staged and forgets their staged digests; each
-/// staging directory is removed once it holds nothing else (a batch shares one).
-/// Blocking.
+/// Removes what the transfers staged, releases the space reserved for them and
+/// forgets their staged digests; each staging directory is removed once it holds
+/// nothing else (a batch shares one). Blocking.
 pub fn discard_staging_of(node: &Node, transfers: &[IncomingTransfer]) {
+    node.reservations
+        .release_transfers(transfers.iter().map(|t| t.id));
     for transfer in transfers {
         if let Some(staged) = staged_path(node, transfer)
             && let Err(error) = remove_path(&staged)

@@ -26,6 +26,7 @@ pub use error_record::{ErrorCategory, ErrorRecord, ErrorSeverity};
 pub use file::{CopyStat, CorruptFile, DeletionPolicy, File, Instance, RemoteInstance};
 pub use librarian::Librarian;
 pub use names::{NameError, is_nfc, validate_file_name};
+pub use names::{NameTooLong, PathLimits, check_path_limits};
 pub use store::StoreState;
 pub use time::Timestamp;
 pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};

@@ -97,6 +97,68 @@ pub fn validate_file_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The limits of the filesystem a name is stored on: how long one component (a
+/// directory or file name) and a whole path may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathLimits {
+    /// Longest component in bytes (`NAME_MAX`, or the filesystem's own, smaller
+    /// limit).
+    pub name_max: usize,
+    /// Longest path in bytes, without its terminating NUL (`PATH_MAX - 1`).
+    pub path_max: usize,
+}
+
+/// Why a name cannot be stored under a directory, with both lengths.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameTooLong {
+    #[error(
+        "the name has a component of {length} bytes ('{start}...'); this node's filesystem \
+         allows at most {max} bytes per component"
+    )]
+    Component {
+        start: String,
+        length: usize,
+        max: usize,
+    },
+    #[error(
+        "the name is {length} bytes long; under the directory where it goes ({base} bytes) \
+         it would make a path of {total} bytes, and this node allows at most {max}"
+    )]
+    Path {
+        length: usize,
+        base: usize,
+        total: usize,
+        max: usize,
+    },
+}
+
+/// Checks that `name` (already valid) can be created as `<base>/<name>`: each
+/// component fits `limits.name_max`, and the whole path `limits.path_max`. A path
+/// the kernel would refuse is refused here, before anything is created for it.
+pub fn check_path_limits(name: &str, base: usize, limits: PathLimits) -> Result<(), NameTooLong> {
+    if let Some(long) = name.split('/').find(|part| part.len() > limits.name_max) {
+        let mut end = 40.min(long.len());
+        while !long.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Err(NameTooLong::Component {
+            start: long[..end].to_string(),
+            length: long.len(),
+            max: limits.name_max,
+        });
+    }
+    let total = base + 1 + name.len();
+    if total > limits.path_max {
+        return Err(NameTooLong::Path {
+            length: name.len(),
+            base,
+            total,
+            max: limits.path_max,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +218,29 @@ mod tests {
             validate_file_name(".quire-staging/x"),
             Err(NameError::Reserved(_))
         ));
+    }
+
+    #[test]
+    fn path_limits_count_every_component_and_the_base() {
+        let limits = PathLimits {
+            name_max: 255,
+            path_max: 4095,
+        };
+        let component = "c".repeat(255);
+        assert_eq!(check_path_limits(&component, 100, limits), Ok(()));
+        let too_wide = format!("a/{}", "c".repeat(256));
+        assert!(matches!(
+            check_path_limits(&too_wide, 1, limits),
+            Err(NameTooLong::Component { length: 256, .. })
+        ));
+        // Sixteen components of 255 bytes: a valid name, but no room for a base.
+        let deep = vec![component.as_str(); 16].join("/");
+        assert_eq!(deep.len(), 4095);
+        assert!(matches!(
+            check_path_limits(&deep, 20, limits),
+            Err(NameTooLong::Path { total: 4116, .. })
+        ));
+        let fits = vec![component.as_str(); 15].join("/");
+        assert_eq!(check_path_limits(&fits, 200, limits), Ok(()));
     }
 }

@@ -1,7 +1,9 @@
 //! The running node: configuration, database, stores and in-memory caches shared by
 //! the HTTP handlers and the background work, plus start-up and recovery.
 
+mod claims;
 mod recovery;
+mod reservations;
 mod setup;
 mod staged;
 
@@ -14,7 +16,9 @@ use crate::db::Db;
 use crate::store::Stores;
 use crate::tasks::Tasks;
 
+pub use claims::{Busy, Claim, NameClaims};
 pub use recovery::{RecoveryMode, RecoveryReport, recover};
+pub use reservations::{Reservations, Reserved};
 pub use setup::{
     ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, SetupError, open_node,
     write_listen_address as setup_write_listen_address, write_secret,
@@ -35,6 +39,10 @@ pub struct Node {
     pub tasks: Tasks,
     /// The key that seals peer librarians' credentials (its file may be missing).
     pub peer_keyring: PeerKeyring,
+    /// Names being placed in a store now (nothing nested may be placed meanwhile).
+    pub claims: Arc<NameClaims>,
+    /// Space promised to staged uploads.
+    pub reservations: Reservations,
 }
 
 impl Node {
@@ -61,6 +69,8 @@ impl Node {
             credentials,
             staged_digests: StagedDigests::default(),
             peer_keyring,
+            claims: Arc::default(),
+            reservations: Reservations::default(),
         })
     }
 }

@@ -23,9 +23,9 @@ use crate::ingest::{self, CloneStageError, CloneStageInput, IngestError};
 use crate::model::AuthLevel;
 use crate::node::Node;
 use crate::protocol::clone::{
-    CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest, CloneFailResponse,
-    CloneFailedResponse, CloneIds, CloneInitiationRequest, CloneInitiationResponse,
-    CloneStagedResponse,
+    ALREADY_EXISTS, CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest,
+    CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
+    CloneInitiationResponse, CloneStagedResponse,
 };
 
 /// A refused request, with its complete answer.
@@ -128,7 +128,7 @@ fn stage_refusal(error: CloneStageError, source_transfer_id: i64) -> Refused {
         CloneStageError::Refused(refusal) => {
             let reason = match &refusal {
                 IngestError::NameTaken(name) => {
-                    format!("File already exists on librarian. ({name})")
+                    format!("{ALREADY_EXISTS} ({name})")
                 }
                 IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
                 IngestError::NoStore { why, .. } => {

@@ -19,17 +19,18 @@ mod record;
 pub(crate) mod verify;
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::IngestError;
+use super::leftovers::remove_empty_parents;
 use super::transfer_state::{
     discard_staging_of, fail_in, give_back_staging, remove_emptied_staging,
 };
-use crate::db::DbError;
 use crate::db::repo::{callbacks, files, transfers};
 use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
-use crate::node::Node;
+use crate::node::{Claim, Node};
 use crate::store::Store;
 use record::{Placed, record_all};
 use verify::verify_all;
@@ -110,21 +111,22 @@ async fn commit_prepared(
     // upload each is a few system calls, and a hop between threads costs as much.
     let worker = node.clone();
     let collecting = std::mem::replace(outcome, Outcome::new(0));
-    let (collected, placed) =
+    let (collected, placed, claim) =
         tokio::task::spawn_blocking(move || verify_and_place(&worker, prepared, collecting))
             .await??;
     *outcome = collected;
-    record_placed(node, placed, outcome).await?;
+    record_placed(node, placed, outcome, &claim).await?;
     Ok(())
 }
 
-/// Verifies prepared items, refuses those whose name is taken, and moves the rest
-/// into their stores durably. Blocking.
+/// Verifies prepared items, claims their names, refuses those whose name is taken
+/// or nests with a stored file, and moves the rest into their stores durably; the
+/// claim is held until the caller has recorded them or taken them back. Blocking.
 fn verify_and_place(
-    node: &Node,
+    node: &Arc<Node>,
     prepared: Vec<(usize, Prepared)>,
     mut outcome: Outcome,
-) -> Result<(Outcome, Vec<InPlace>), IngestError> {
+) -> Result<(Outcome, Vec<InPlace>, Arc<Claim>), IngestError> {
     let verifications = {
         let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
             .iter()
@@ -139,23 +141,61 @@ fn verify_and_place(
             Err(error) => outcome.refuse(index, &item, error),
         }
     }
-    let taken = node.db.read(|tx| {
-        verified
+    // Claimed until recorded or taken back: nothing nested is placed meanwhile.
+    let (claim, verified) = claim_names(node, verified, &mut outcome);
+    let obstacles = node.db.read(|tx| {
+        let names: Vec<&str> = verified
             .iter()
-            .map(|(_, item, _)| files::exists(tx, &item.transfer.destination_location))
-            .collect::<Result<Vec<bool>, DbError>>()
+            .map(|(_, item, _)| item.transfer.destination_location.as_str())
+            .collect();
+        files::obstacles(tx, &names)
     })?;
     let mut to_place = Vec::new();
-    for ((index, item, digests), taken) in verified.into_iter().zip(taken) {
-        if taken {
-            let name = item.transfer.destination_location.clone();
-            outcome.refuse(index, &item, IngestError::NameTaken(name));
-        } else {
-            to_place.push((index, item, digests));
+    for ((index, item, digests), obstacle) in verified.into_iter().zip(obstacles) {
+        match obstacle {
+            Some(obstacle) => {
+                let name = &item.transfer.destination_location;
+                outcome.refuse(index, &item, IngestError::obstacle(name, obstacle));
+            }
+            None => to_place.push((index, item, digests)),
         }
     }
-    let placed = place_all(to_place, &mut outcome);
-    Ok((outcome, placed))
+    let placed = place_all(node, to_place, &mut outcome, &claim)?;
+    Ok((outcome, placed, claim))
+}
+
+type Verified = (usize, Prepared, crate::checksum::Digests);
+
+/// Claims the names of verified items; an item whose name nests with one being
+/// placed now (by another request, or earlier in this one) is answered busy, and
+/// its transfer stays live so that the commit can be retried.
+fn claim_names(
+    node: &Node,
+    verified: Vec<Verified>,
+    outcome: &mut Outcome,
+) -> (Arc<Claim>, Vec<Verified>) {
+    let names: Vec<&str> = verified
+        .iter()
+        .map(|(_, item, _)| item.transfer.destination_location.as_str())
+        .collect();
+    let (claim, answers) = node.claims.claim(&names, "an upload");
+    let mut claimed = Vec::with_capacity(verified.len());
+    for (entry, answer) in verified.into_iter().zip(answers) {
+        match answer {
+            Ok(()) => claimed.push(entry),
+            Err(busy) => {
+                let by = if claim.holds(&busy.other) {
+                    "this same request"
+                } else {
+                    busy.by
+                };
+                let name = entry.1.transfer.destination_location.clone();
+                let other = busy.other;
+                outcome.answer(entry.0, Err(IngestError::NameBusy { name, other, by }));
+            }
+        }
+    }
+    (Arc::new(claim), claimed)
 }
 
 /// Results being collected, plus the transfers to fail and the staging to remove.
@@ -195,6 +235,10 @@ impl Outcome {
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
         let mut completed = std::mem::take(&mut self.completed);
+        // Completed transfers release their reserved room; refused ones release
+        // theirs with their staging.
+        node.reservations
+            .release_transfers(completed.iter().map(|t| t.id));
         // Directories lent to one upload go back to their store without any I/O.
         completed.retain(|transfer| !give_back_staging(node, transfer));
         let mut refused = Vec::new();
@@ -308,11 +352,15 @@ struct InPlace {
     placed: Placed,
 }
 
-/// Moves verified items into their stores, one durable batch per store. Blocking.
+/// Moves verified items into their stores, one durable batch per store. A name
+/// found occupied is refused with what is in its way; the directories a failed
+/// item created are removed. Blocking.
 fn place_all(
+    node: &Node,
     to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
     outcome: &mut Outcome,
-) -> Vec<InPlace> {
+    claim: &Claim,
+) -> Result<Vec<InPlace>, IngestError> {
     let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
         HashMap::new();
     for entry in to_place {
@@ -331,6 +379,14 @@ fn place_all(
             })
             .collect();
         let placed = store.commit_many(&items);
+        for ((_, name), result) in items.iter().zip(&placed) {
+            if result
+                .as_ref()
+                .is_err_and(|e| e.kind() != ErrorKind::AlreadyExists)
+            {
+                remove_empty_parents(node, &store, name, claim);
+            }
+        }
         for ((index, item, digests), result) in group.into_iter().zip(placed) {
             match result {
                 Ok(target) => {
@@ -346,9 +402,9 @@ fn place_all(
                         placed,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let name = item.transfer.destination_location.clone();
-                    outcome.refuse(index, &item, IngestError::NameTaken(name));
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let error = occupied(node, &item)?;
+                    outcome.refuse(index, &item, error);
                 }
                 Err(e) => outcome.answer(
                     index,
@@ -357,7 +413,21 @@ fn place_all(
             }
         }
     }
-    in_place
+    Ok(in_place)
+}
+
+/// Why an item's name was found occupied in its store: the recorded file in its
+/// way, or something no record describes.
+fn occupied(node: &Node, item: &Prepared) -> Result<IngestError, IngestError> {
+    let name = &item.transfer.destination_location;
+    let obstacle = node.db.read(|tx| files::obstacle(tx, name))?;
+    Ok(match obstacle {
+        Some(obstacle) => IngestError::obstacle(name, obstacle),
+        None => IngestError::OccupiedOnDisk {
+            name: name.clone(),
+            store: item.store.name.clone(),
+        },
+    })
 }
 
 /// Records placed items in one transaction. Items the database refuses, or all of
@@ -367,6 +437,7 @@ async fn record_placed(
     node: &Arc<Node>,
     in_place: Vec<InPlace>,
     outcome: &mut Outcome,
+    claim: &Arc<Claim>,
 ) -> Result<(), IngestError> {
     if in_place.is_empty() {
         return Ok(());
@@ -376,7 +447,7 @@ async fn record_placed(
     let results = match recorded {
         Ok(results) => results,
         Err(error) => {
-            unplace(in_place.iter().map(|p| &p.item)).await;
+            unplace(node, in_place.iter().map(|p| &p.item), claim).await;
             return Err(error);
         }
     };
@@ -393,12 +464,17 @@ async fn record_placed(
             }
         }
     }
-    unplace(undo.into_iter()).await;
+    unplace(node, undo.into_iter(), claim).await;
     Ok(())
 }
 
-/// Moves placed-but-unrecorded items back into their staging.
-async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
+/// Moves placed-but-unrecorded items back into their staging, and removes the
+/// directories they leave empty.
+async fn unplace<'a>(
+    node: &Arc<Node>,
+    items: impl Iterator<Item = &'a Prepared>,
+    claim: &Arc<Claim>,
+) {
     let work: Vec<(Arc<Store>, String, PathBuf)> = items
         .map(|i| {
             (
@@ -411,10 +487,14 @@ async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
     if work.is_empty() {
         return;
     }
+    let (node, claim) = (node.clone(), claim.clone());
     let _ = tokio::task::spawn_blocking(move || {
         for (store, name, staged) in work {
-            if let Err(error) = store.uncommit(&name, &staged) {
-                tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging");
+            match store.uncommit(&name, &staged) {
+                Ok(()) => remove_empty_parents(&node, &store, &name, &claim),
+                Err(error) => {
+                    tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging")
+                }
             }
         }
     })
