@@ -38,7 +38,16 @@ pub struct FollowUp {
 /// are not followed: what lies behind them is none of the drop-box's); events go
 /// to `sender`.
 pub fn start_watcher(root: &Path, sender: Sender<Message>) -> notify::Result<RecommendedWatcher> {
-    let handler = move |event| {
+    let handler = move |event: notify::Result<Event>| {
+        // Events that change nothing the tracker knows (the node's own links and
+        // permission changes among them: two per ingested file) are dropped here,
+        // so they cost the runner neither a message nor a wake-up.
+        if let Ok(event) = &event
+            && !event.need_rescan()
+            && !matters(&event.kind)
+        {
+            return;
+        }
         // The runner is gone only when shutting down; events then do not matter.
         let _ = sender.send(Message::Event(event));
     };

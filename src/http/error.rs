@@ -171,6 +171,33 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::CONFLICT,
                 "Names are never reused: choose a name that does not exist yet.",
             ),
+            E::InsideStoredFile { .. } => (
+                S::CONFLICT,
+                "Nothing is ever stored inside a stored file: choose a name outside it.",
+            ),
+            E::HoldsStoredFile { .. } => (
+                S::CONFLICT,
+                "A name that is the directory of stored files cannot name a file: choose \
+                 another name.",
+            ),
+            E::NameBusy { .. } => (
+                S::CONFLICT,
+                "Try again in a moment; once the other file is stored, this name is refused \
+                 if it lies inside that file or holds it.",
+            ),
+            E::OccupiedOnDisk { .. } => (
+                S::CONFLICT,
+                "Choose another name, or ask the node's operator to look at that path.",
+            ),
+            E::NameTooLong(_) => (
+                S::BAD_REQUEST,
+                "Use a shorter name: fewer or shorter directories.",
+            ),
+            E::NoSpace { .. } => (
+                S::INSUFFICIENT_STORAGE,
+                "Nothing was stored. Try again later, or upload to a node with room; the \
+                 node's administrator can add room.",
+            ),
             E::TransferNotFound(_) => {
                 (S::NOT_FOUND, "Stage the upload again to get a transfer id.")
             }

@@ -6,6 +6,7 @@ use crate::db::repo::transfers;
 use crate::db::{DbError, WriteTxn};
 use crate::model::{IncomingTransfer, Timestamp, TransferStatus};
 use crate::node::Node;
+use crate::store::GivenBack;
 use crate::store::durable::remove_path;
 
 /// Marks a live transfer FAILED inside a write job; returns it if it changed.
@@ -22,10 +23,12 @@ pub fn fail_in(txn: &WriteTxn, id: u64) -> Result<Option<IncomingTransfer>, DbEr
     Ok(Some(transfer))
 }
 
-/// Removes what the transfers staged and forgets their staged digests; each
-/// staging directory is removed once it holds nothing else (a batch shares one).
-/// Blocking.
+/// Removes what the transfers staged, releases the space reserved for them and
+/// forgets their staged digests; each staging directory is removed once it holds
+/// nothing else (a batch shares one). Blocking.
 pub fn discard_staging_of(node: &Node, transfers: &[IncomingTransfer]) {
+    node.reservations
+        .release_transfers(transfers.iter().map(|t| t.id));
     for transfer in transfers {
         if let Some(staged) = staged_path(node, transfer)
             && let Err(error) = remove_path(&staged)
@@ -33,15 +36,34 @@ pub fn discard_staging_of(node: &Node, transfers: &[IncomingTransfer]) {
             tracing::warn!(transfer = transfer.id, %error, "cannot remove staged data");
         }
     }
-    remove_emptied_staging(node, transfers);
+    remove_staging_dirs(node, transfers, |node, transfer| {
+        node.staged_digests.forget(transfer.id);
+        if let Some(store) = node.stores.by_id(transfer.store_id) {
+            store.forget_staging(&transfer.staging_name);
+        }
+        false
+    });
 }
 
 /// After the transfers' staged data moved into a store: forgets their staged
-/// digests and removes their staging directories once empty. Blocking.
+/// digests and removes their staging directories once empty (or gives them back,
+/// see [`give_back_staging`]). Blocking.
 pub fn remove_emptied_staging(node: &Node, transfers: &[IncomingTransfer]) {
+    remove_staging_dirs(node, transfers, give_back_staging);
+}
+
+/// Removes the staging directories of `transfers` once empty, except those that
+/// `kept` (called once per transfer) took care of.
+fn remove_staging_dirs(
+    node: &Node,
+    transfers: &[IncomingTransfer],
+    kept: impl Fn(&Node, &IncomingTransfer) -> bool,
+) {
     let mut directories = BTreeSet::new();
     for transfer in transfers {
-        node.staged_digests.forget(transfer.id);
+        if kept(node, transfer) {
+            continue;
+        }
         if let Some(directory) = node
             .stores
             .by_id(transfer.store_id)
@@ -53,6 +75,20 @@ pub fn remove_emptied_staging(node: &Node, transfers: &[IncomingTransfer]) {
     for directory in directories {
         remove_if_empty(&directory);
     }
+}
+
+/// After a transfer's staged data moved into a store: forgets its staged digests
+/// and, if its staging directory was lent to it alone and the data left it empty,
+/// gives the directory back to its store for the next upload. Returns whether that
+/// happened (else the directory is still to be removed). Never blocks.
+pub fn give_back_staging(node: &Node, transfer: &IncomingTransfer) -> bool {
+    node.staged_digests.forget(transfer.id);
+    let Some(store) = node.stores.by_id(transfer.store_id) else {
+        return false;
+    };
+    // A nested upload name leaves its parent directories behind.
+    let emptied = !transfer.upload_name.contains('/');
+    store.give_back_staging(&transfer.staging_name, emptied) == GivenBack::Kept
 }
 
 /// Where a transfer's bytes are staged.

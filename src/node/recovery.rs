@@ -3,8 +3,9 @@
 //! After a crash at any moment:
 //! - bytes renamed into a store whose commit never reached the database are moved
 //!   back into their transfer's staging (the client may retry the commit);
-//! - transfers that can no longer complete (store gone, name taken elsewhere, idle
-//!   for longer than `staging_expiry`) are failed and their staging removed;
+//! - transfers that can no longer complete (store gone, name taken elsewhere or
+//!   nested with a recorded file, idle for longer than `staging_expiry`) are failed
+//!   and their staging removed; the others get back the space reserved for them;
 //! - staging directories that belong to no live transfer are removed;
 //! - files a batch upload named in a store but never recorded are taken back
 //!   (after the transfers above, so that bytes an interrupted commit renamed into
@@ -63,6 +64,15 @@ pub fn recover(node: &Node, mode: RecoveryMode) -> Result<RecoveryReport, DbErro
     for transfer in live {
         if settle_transfer(node, &transfer, mode, &mut report)? {
             keep.insert((transfer.store_id, transfer.staging_name.clone()));
+            if let (RecoveryMode::StartUp, Some(store)) =
+                (mode, node.stores.by_id(transfer.store_id))
+            {
+                let staged = store
+                    .staging
+                    .join(&transfer.staging_name)
+                    .join(&transfer.upload_name);
+                node.reservations.restore(&transfer, staged);
+            }
         }
     }
     for (store_id, staging_name, age) in listed {
@@ -138,9 +148,12 @@ fn settle_transfer(
     report: &mut RecoveryReport,
 ) -> Result<bool, DbError> {
     let store = node.stores.by_id(transfer.store_id);
+    // A recorded file of that name, inside which it would lie, or under it: the
+    // transfer can never complete, and what is at its name belongs to that file.
     let taken = node
         .db
-        .read(|tx| files::exists(tx, &transfer.destination_location))?;
+        .read(|tx| files::obstacle(tx, &transfer.destination_location))?
+        .is_some();
     let age = store
         .filter(|s| s.staging_dir(&transfer.staging_name).is_some())
         .and_then(|s| age_of(s, &transfer.staging_name));

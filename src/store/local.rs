@@ -15,6 +15,8 @@ use super::durable::{
     create_dirs_durably, make_dir, remove_path, rename_no_replace, sync_all_parallel, sync_dir,
     sync_filesystem,
 };
+use super::shared_sync::SharedDirSyncs;
+use super::staging_pool::{GivenBack, StagingPool};
 use crate::config::StoreConfig;
 
 /// Batches of at least this many items are made durable with one sync of the
@@ -46,6 +48,10 @@ pub struct Store {
     /// Availability at the last `observe_availability`, so that an outage is
     /// reported once when it starts and once when it ends, never per file.
     seen_available: AtomicBool,
+    /// Staging directories of single uploads, reused once emptied.
+    staging_pool: StagingPool,
+    /// Directory syncs shared by concurrent commits.
+    dir_syncs: SharedDirSyncs,
 }
 
 /// What `observe_availability` saw change since it last looked.
@@ -87,6 +93,8 @@ impl Store {
             readonly_after_commit: config.readonly_after_commit,
             enabled: AtomicBool::new(enabled),
             seen_available: AtomicBool::new(true),
+            staging_pool: StagingPool::default(),
+            dir_syncs: SharedDirSyncs::default(),
         }
     }
 
@@ -162,6 +170,32 @@ impl Store {
         Ok(name)
     }
 
+    /// A staging directory for one upload alone: an emptied one given back by an
+    /// earlier upload (see `staging_pool`), or a new one. Returns its name.
+    pub fn lend_staging(&self) -> io::Result<String> {
+        if let Some(name) = self.lend_spare_staging() {
+            return Ok(name);
+        }
+        let name = self.create_staging()?;
+        self.staging_pool.lend_new(&name);
+        Ok(name)
+    }
+
+    /// An emptied directory given back by an earlier upload, now lent to one upload
+    /// alone, if there is one fit to be lent. A few quick system calls, no
+    /// allocation on disk.
+    pub fn lend_spare_staging(&self) -> Option<String> {
+        self.staging_pool.lend_spare(&self.staging)
+    }
+
+    /// Takes back the staging directory of an upload that is over (committed or
+    /// failed). `emptied` says nothing of the upload is left in it. `Remove` means
+    /// the caller removes it as before (it was not lent, or there are spares
+    /// enough).
+    pub fn give_back_staging(&self, staging_name: &str, emptied: bool) -> GivenBack {
+        self.staging_pool.give_back(staging_name, emptied)
+    }
+
     /// The staging directory called `staging_name`, if the name is one this store
     /// could have made (a plain single path component).
     pub fn staging_dir(&self, staging_name: &str) -> Option<PathBuf> {
@@ -226,7 +260,7 @@ impl Store {
         } else {
             touched
                 .into_iter()
-                .map(|(directory, indexes)| (indexes, sync_dir(&directory)))
+                .map(|(directory, indexes)| (indexes, self.dir_syncs.sync_dir(&directory)))
                 .collect()
         };
         for (indexes, synced) in entries_synced {
@@ -257,8 +291,14 @@ impl Store {
         sync_dir(staged.parent().unwrap_or(&self.staging))
     }
 
+    /// Forgets that a staging directory was lent (it is being removed).
+    pub fn forget_staging(&self, staging_name: &str) {
+        self.staging_pool.forget(staging_name);
+    }
+
     /// Removes a staging directory and everything in it.
     pub fn remove_staging(&self, staging_name: &str) -> io::Result<()> {
+        self.staging_pool.forget(staging_name);
         match self.staging_dir(staging_name) {
             Some(dir) => remove_path(&dir),
             None => Ok(()),

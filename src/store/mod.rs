@@ -5,9 +5,12 @@ mod dirs;
 pub mod durable;
 mod local;
 mod registry;
+mod shared_sync;
+mod staging_pool;
 mod unnamed;
 
 pub use dirs::ParentDirs;
 pub use local::{AvailabilityChange, Space, Store};
 pub use registry::Stores;
+pub use staging_pool::GivenBack;
 pub use unnamed::UnnamedFile;

@@ -26,8 +26,8 @@ use crate::checksum::hash_bytes;
 use crate::cli::output::{human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
-    BatchItemError, TransferProvider, UploadBatchCommitRequest, UploadBatchPutFile,
-    UploadBatchPutManifest, UploadBatchStageRequest, UploadCompletionRequest,
+    BatchItemError, NAME_TAKEN_START, TransferProvider, UploadBatchCommitRequest,
+    UploadBatchPutFile, UploadBatchPutManifest, UploadBatchStageRequest, UploadCompletionRequest,
     UploadInitiationRequest,
 };
 
@@ -383,7 +383,7 @@ async fn stage_and_send(
             item.staging_location,
             item.staging_name,
         ) {
-            (Some(error), ..) if error.status == 409 => outcomes.push(taken(file, error)),
+            (Some(error), ..) if is_taken(&error) => outcomes.push(taken(file, error)),
             (Some(error), ..) => outcomes.push((file.source, FileOutcome::Failed(error.reason))),
             (None, Some(id), Some(location), Some(staging_name)) => {
                 let staged = Staged {
@@ -459,12 +459,19 @@ async fn stage_and_send(
 fn commit_outcome(file: Checked, error: Option<BatchItemError>) -> (PathBuf, FileOutcome) {
     match error {
         None => (file.source, FileOutcome::Uploaded(file.size)),
-        Some(error) if error.status == 409 => taken(file, error),
+        Some(error) if is_taken(&error) => taken(file, error),
         Some(error) => (
             file.source,
             FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy)),
         ),
     }
+}
+
+/// Whether an item was refused because its very name is taken (a name nested with
+/// a stored file is a failure, told by the node's reason).
+fn is_taken(error: &BatchItemError) -> bool {
+    error.status == 409
+        && (error.recorded_checksum.is_some() || error.reason.starts_with(NAME_TAKEN_START))
 }
 
 /// A file refused because its name is taken, with what the node recorded for

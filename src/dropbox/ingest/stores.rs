@@ -64,7 +64,9 @@ impl StoreChoice {
         let mut candidates: Vec<Candidate> = stores
             .into_iter()
             .filter_map(|store| {
-                let free = store.space().ok()?.free;
+                // Less the room promised to uploads staged there.
+                let promised = node.reservations.still_due_on(&store, &node.db);
+                let free = store.space().ok()?.free.saturating_sub(promised);
                 let device = std::fs::metadata(&store.root).ok()?.dev();
                 Some(Candidate {
                     store,

@@ -8,11 +8,13 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::checksum::digest_in;
+use crate::db::repo::files::Obstacle;
 use crate::db::repo::{files, instances, next_id, stores};
 use crate::fsroot::Dir;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
+use crate::ingest::IngestError;
 use crate::model::{AuthLevel, Checksum, DeletionPolicy, File, Instance, StoreState, Timestamp};
 use crate::node::Node;
 use crate::protocol::admin::{
@@ -106,12 +108,26 @@ pub async fn add_file(
         .map_err(|e| ApiError::bad_request(e.to_string(), "Use a relative name in normal form."))?;
     let checksum = Checksum::parse(&request.checksum)
         .map_err(|e| ApiError::bad_request(e.to_string(), "Send the checksum as <alg>:::<hex>."))?;
-    if node.db.read(|tx| files::exists(tx, &request.name))? {
-        return Ok(Json(AddFileResponse {
-            already_exists: true,
-            file_exists: true,
-            success: true,
-        }));
+    // Claimed while checked and recorded: nothing nested is placed meanwhile.
+    let (claim, answers) = node.claims.claim(&[&request.name], "an upload");
+    if let Some(Err(busy)) = answers.into_iter().next() {
+        return Err(IngestError::NameBusy {
+            name: request.name.clone(),
+            other: busy.other,
+            by: busy.by,
+        }
+        .into());
+    }
+    match node.db.read(|tx| files::obstacle(tx, &request.name))? {
+        None => {}
+        Some(Obstacle::Same) => {
+            return Ok(Json(AddFileResponse {
+                already_exists: true,
+                file_exists: true,
+                success: true,
+            }));
+        }
+        Some(obstacle) => return Err(IngestError::obstacle(&request.name, obstacle).into()),
     }
     let expected = store.file_path(&request.name);
     let given = if Path::new(&request.path).is_absolute() {
@@ -175,8 +191,12 @@ pub async fn add_file(
     let created = node
         .db
         .write(move |txn| {
-            if files::exists(txn, &file.name)? {
-                return Ok(Ok::<_, ApiError>(false));
+            match files::obstacle(txn, &file.name)? {
+                Some(Obstacle::Same) => return Ok(Ok::<_, ApiError>(false)),
+                Some(obstacle) => {
+                    return Ok(Err(IngestError::obstacle(&file.name, obstacle).into()));
+                }
+                None => {}
             }
             files::insert(txn, &file)?;
             instance.id = next_id(txn, "instances")?;
@@ -184,6 +204,7 @@ pub async fn add_file(
             Ok(Ok(true))
         })
         .await?;
+    drop(claim);
     Ok(Json(AddFileResponse {
         already_exists: !created,
         file_exists: true,

@@ -7,7 +7,8 @@
 //! 2. sync the staged data, rename it into the store without replacing anything,
 //!    sync the parent directory;
 //! 3. commit File + Instance + transfer COMPLETED in one database transaction;
-//! 4. remove the now-empty staging directory.
+//! 4. remove the now-empty staging directory (or give a single upload's back to
+//!    its store, to be lent to the next one).
 //!
 //! A batch does each step for all its items together, so durability is paid per
 //! batch. A crash between 2 and 3 leaves bytes in the store that no record points
@@ -18,15 +19,18 @@ mod record;
 pub(crate) mod verify;
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::IngestError;
-use super::transfer_state::{discard_staging_of, fail_in, remove_emptied_staging};
-use crate::db::DbError;
+use super::leftovers::remove_empty_parents;
+use super::transfer_state::{
+    discard_staging_of, fail_in, give_back_staging, remove_emptied_staging,
+};
 use crate::db::repo::{callbacks, files, transfers};
 use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
-use crate::node::Node;
+use crate::node::{Claim, Node};
 use crate::store::Store;
 use record::{Placed, record_all};
 use verify::verify_all;
@@ -103,12 +107,32 @@ async fn commit_prepared(
     prepared: Vec<(usize, Prepared)>,
     outcome: &mut Outcome,
 ) -> Result<(), IngestError> {
+    // Verifying, checking names and placing run as one blocking job: for a small
+    // upload each is a few system calls, and a hop between threads costs as much.
+    let worker = node.clone();
+    let collecting = std::mem::replace(outcome, Outcome::new(0));
+    let (collected, placed, claim) =
+        tokio::task::spawn_blocking(move || verify_and_place(&worker, prepared, collecting))
+            .await??;
+    *outcome = collected;
+    record_placed(node, placed, outcome, &claim).await?;
+    Ok(())
+}
+
+/// Verifies prepared items, claims their names, refuses those whose name is taken
+/// or nests with a stored file, and moves the rest into their stores durably; the
+/// claim is held until the caller has recorded them or taken them back. Blocking.
+fn verify_and_place(
+    node: &Arc<Node>,
+    prepared: Vec<(usize, Prepared)>,
+    mut outcome: Outcome,
+) -> Result<(Outcome, Vec<InPlace>, Arc<Claim>), IngestError> {
     let verifications = {
         let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
             .iter()
             .map(|(_, p)| (&p.transfer, p.staged.as_path()))
             .collect();
-        verify_all(node, &items).await?
+        verify_all(node, &items)
     };
     let mut verified = Vec::new();
     for ((index, item), result) in prepared.into_iter().zip(verifications) {
@@ -117,24 +141,61 @@ async fn commit_prepared(
             Err(error) => outcome.refuse(index, &item, error),
         }
     }
-    let taken = node.db.read(|tx| {
-        verified
+    // Claimed until recorded or taken back: nothing nested is placed meanwhile.
+    let (claim, verified) = claim_names(node, verified, &mut outcome);
+    let obstacles = node.db.read(|tx| {
+        let names: Vec<&str> = verified
             .iter()
-            .map(|(_, item, _)| files::exists(tx, &item.transfer.destination_location))
-            .collect::<Result<Vec<bool>, DbError>>()
+            .map(|(_, item, _)| item.transfer.destination_location.as_str())
+            .collect();
+        files::obstacles(tx, &names)
     })?;
     let mut to_place = Vec::new();
-    for ((index, item, digests), taken) in verified.into_iter().zip(taken) {
-        if taken {
-            let name = item.transfer.destination_location.clone();
-            outcome.refuse(index, &item, IngestError::NameTaken(name));
-        } else {
-            to_place.push((index, item, digests));
+    for ((index, item, digests), obstacle) in verified.into_iter().zip(obstacles) {
+        match obstacle {
+            Some(obstacle) => {
+                let name = &item.transfer.destination_location;
+                outcome.refuse(index, &item, IngestError::obstacle(name, obstacle));
+            }
+            None => to_place.push((index, item, digests)),
         }
     }
-    let placed = place_all(to_place, outcome).await?;
-    record_placed(node, placed, outcome).await?;
-    Ok(())
+    let placed = place_all(node, to_place, &mut outcome, &claim)?;
+    Ok((outcome, placed, claim))
+}
+
+type Verified = (usize, Prepared, crate::checksum::Digests);
+
+/// Claims the names of verified items; an item whose name nests with one being
+/// placed now (by another request, or earlier in this one) is answered busy, and
+/// its transfer stays live so that the commit can be retried.
+fn claim_names(
+    node: &Node,
+    verified: Vec<Verified>,
+    outcome: &mut Outcome,
+) -> (Arc<Claim>, Vec<Verified>) {
+    let names: Vec<&str> = verified
+        .iter()
+        .map(|(_, item, _)| item.transfer.destination_location.as_str())
+        .collect();
+    let (claim, answers) = node.claims.claim(&names, "an upload");
+    let mut claimed = Vec::with_capacity(verified.len());
+    for (entry, answer) in verified.into_iter().zip(answers) {
+        match answer {
+            Ok(()) => claimed.push(entry),
+            Err(busy) => {
+                let by = if claim.holds(&busy.other) {
+                    "this same request"
+                } else {
+                    busy.by
+                };
+                let name = entry.1.transfer.destination_location.clone();
+                let other = busy.other;
+                outcome.answer(entry.0, Err(IngestError::NameBusy { name, other, by }));
+            }
+        }
+    }
+    (Arc::new(claim), claimed)
 }
 
 /// Results being collected, plus the transfers to fail and the staging to remove.
@@ -173,7 +234,13 @@ impl Outcome {
     /// recorded in the same transaction.
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
-        let completed = std::mem::take(&mut self.completed);
+        let mut completed = std::mem::take(&mut self.completed);
+        // Completed transfers release their reserved room; refused ones release
+        // theirs with their staging.
+        node.reservations
+            .release_transfers(completed.iter().map(|t| t.id));
+        // Directories lent to one upload go back to their store without any I/O.
+        completed.retain(|transfer| !give_back_staging(node, transfer));
         let mut refused = Vec::new();
         if !ids.is_empty() {
             let failed = node
@@ -285,10 +352,14 @@ struct InPlace {
     placed: Placed,
 }
 
-/// Moves verified items into their stores, one durable batch per store.
-async fn place_all(
+/// Moves verified items into their stores, one durable batch per store. A name
+/// found occupied is refused with what is in its way; the directories a failed
+/// item created are removed. Blocking.
+fn place_all(
+    node: &Node,
     to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
     outcome: &mut Outcome,
+    claim: &Claim,
 ) -> Result<Vec<InPlace>, IngestError> {
     let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
         HashMap::new();
@@ -307,7 +378,15 @@ async fn place_all(
                 )
             })
             .collect();
-        let placed = tokio::task::spawn_blocking(move || store.commit_many(&items)).await?;
+        let placed = store.commit_many(&items);
+        for ((_, name), result) in items.iter().zip(&placed) {
+            if result
+                .as_ref()
+                .is_err_and(|e| e.kind() != ErrorKind::AlreadyExists)
+            {
+                remove_empty_parents(node, &store, name, claim);
+            }
+        }
         for ((index, item, digests), result) in group.into_iter().zip(placed) {
             match result {
                 Ok(target) => {
@@ -323,9 +402,9 @@ async fn place_all(
                         placed,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let name = item.transfer.destination_location.clone();
-                    outcome.refuse(index, &item, IngestError::NameTaken(name));
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let error = occupied(node, &item)?;
+                    outcome.refuse(index, &item, error);
                 }
                 Err(e) => outcome.answer(
                     index,
@@ -337,6 +416,20 @@ async fn place_all(
     Ok(in_place)
 }
 
+/// Why an item's name was found occupied in its store: the recorded file in its
+/// way, or something no record describes.
+fn occupied(node: &Node, item: &Prepared) -> Result<IngestError, IngestError> {
+    let name = &item.transfer.destination_location;
+    let obstacle = node.db.read(|tx| files::obstacle(tx, name))?;
+    Ok(match obstacle {
+        Some(obstacle) => IngestError::obstacle(name, obstacle),
+        None => IngestError::OccupiedOnDisk {
+            name: name.clone(),
+            store: item.store.name.clone(),
+        },
+    })
+}
+
 /// Records placed items in one transaction. Items the database refuses, or all of
 /// them if the transaction fails, go back to staging so that nothing unrecorded
 /// stays in a store.
@@ -344,6 +437,7 @@ async fn record_placed(
     node: &Arc<Node>,
     in_place: Vec<InPlace>,
     outcome: &mut Outcome,
+    claim: &Arc<Claim>,
 ) -> Result<(), IngestError> {
     if in_place.is_empty() {
         return Ok(());
@@ -353,7 +447,7 @@ async fn record_placed(
     let results = match recorded {
         Ok(results) => results,
         Err(error) => {
-            unplace(in_place.iter().map(|p| &p.item)).await;
+            unplace(node, in_place.iter().map(|p| &p.item), claim).await;
             return Err(error);
         }
     };
@@ -370,12 +464,17 @@ async fn record_placed(
             }
         }
     }
-    unplace(undo.into_iter()).await;
+    unplace(node, undo.into_iter(), claim).await;
     Ok(())
 }
 
-/// Moves placed-but-unrecorded items back into their staging.
-async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
+/// Moves placed-but-unrecorded items back into their staging, and removes the
+/// directories they leave empty.
+async fn unplace<'a>(
+    node: &Arc<Node>,
+    items: impl Iterator<Item = &'a Prepared>,
+    claim: &Arc<Claim>,
+) {
     let work: Vec<(Arc<Store>, String, PathBuf)> = items
         .map(|i| {
             (
@@ -388,10 +487,14 @@ async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
     if work.is_empty() {
         return;
     }
+    let (node, claim) = (node.clone(), claim.clone());
     let _ = tokio::task::spawn_blocking(move || {
         for (store, name, staged) in work {
-            if let Err(error) = store.uncommit(&name, &staged) {
-                tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging");
+            match store.uncommit(&name, &staged) {
+                Ok(()) => remove_empty_parents(&node, &store, &name, &claim),
+                Err(error) => {
+                    tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging")
+                }
             }
         }
     })

@@ -17,67 +17,46 @@ pub fn algorithms_for(transfer: &IncomingTransfer) -> Vec<Algorithm> {
 }
 
 /// Checks staged bytes against each transfer's size and checksum. Digests taken
-/// while the bytes streamed in are used when they still describe the file; large
-/// items are hashed one by one, each while its data is flushed to disk; small
-/// items are hashed together on one blocking thread.
-pub async fn verify_all(
+/// while the bytes streamed in are used when they still describe the file; other
+/// items are hashed one by one, a large one while its data is flushed to disk on
+/// another thread. Blocking.
+pub fn verify_all(
     node: &Node,
     items: &[(&IncomingTransfer, &Path)],
-) -> Result<Vec<Result<Digests, IngestError>>, IngestError> {
-    let mut results: Vec<Option<Result<Digests, IngestError>>> =
-        (0..items.len()).map(|_| None).collect();
-    let mut small = Vec::new();
-    let mut large = Vec::new();
-    for (index, (transfer, staged)) in items.iter().enumerate() {
-        let algorithms = algorithms_for(transfer);
-        let remembered = node
-            .staged_digests
-            .take(transfer.id)
-            .filter(|d| d.still_describes(staged))
-            .filter(|d| algorithms.iter().all(|a| d.digests.get(*a).is_some()));
-        if let Some(remembered) = remembered {
-            results[index] = Some(compare(transfer, remembered.digests));
-        } else if transfer.transfer_size >= WORKER_THRESHOLD_BYTES {
-            large.push(index);
-        } else {
-            small.push((index, transfer.id, staged.to_path_buf(), algorithms));
-        }
-    }
-    if !small.is_empty() {
-        let hashed = tokio::task::spawn_blocking(move || {
-            small
-                .into_iter()
-                .map(|(index, id, staged, algorithms)| {
-                    (index, hash_staged(id, &staged, &algorithms))
-                })
-                .collect::<Vec<_>>()
+) -> Vec<Result<Digests, IngestError>> {
+    items
+        .iter()
+        .map(|(transfer, staged)| {
+            let algorithms = algorithms_for(transfer);
+            let remembered = node
+                .staged_digests
+                .take(transfer.id)
+                .filter(|d| d.still_describes(staged))
+                .filter(|d| algorithms.iter().all(|a| d.digests.get(*a).is_some()));
+            if let Some(remembered) = remembered {
+                compare(transfer, remembered.digests)
+            } else if transfer.transfer_size >= WORKER_THRESHOLD_BYTES {
+                verify_large(transfer, staged, &algorithms)
+            } else {
+                hash_staged(transfer.id, staged, &algorithms).and_then(|d| compare(transfer, d))
+            }
         })
-        .await?;
-        for (index, digests) in hashed {
-            results[index] = Some(digests.and_then(|d| compare(items[index].0, d)));
-        }
-    }
-    for index in large {
-        let (transfer, staged) = items[index];
-        results[index] = Some(verify_large(transfer, staged).await);
-    }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every item verified"))
-        .collect())
+        .collect()
 }
 
 /// Hashes a large staged item while flushing it to disk, instead of after.
-async fn verify_large(transfer: &IncomingTransfer, staged: &Path) -> Result<Digests, IngestError> {
-    let syncing = {
-        let staged = staged.to_path_buf();
-        tokio::task::spawn_blocking(move || sync_tree(&staged))
-    };
-    let (id, staged, algorithms) = (transfer.id, staged.to_path_buf(), algorithms_for(transfer));
-    let hashed = tokio::task::spawn_blocking(move || hash_staged(id, &staged, &algorithms)).await;
-    // The commit syncs again, so a failure here only costs time.
-    let _ = syncing.await;
-    compare(transfer, hashed??)
+fn verify_large(
+    transfer: &IncomingTransfer,
+    staged: &Path,
+    algorithms: &[Algorithm],
+) -> Result<Digests, IngestError> {
+    std::thread::scope(|scope| {
+        let syncing = scope.spawn(|| sync_tree(staged));
+        let hashed = hash_staged(transfer.id, staged, algorithms);
+        // The commit syncs again, so a failure here only costs time.
+        let _ = syncing.join();
+        compare(transfer, hashed?)
+    })
 }
 
 /// Accepts digests that match the transfer's declared size and checksum.
