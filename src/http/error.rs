@@ -210,6 +210,12 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::BAD_REQUEST,
                 "Commit with the values upload/stage returned.",
             ),
+            E::NotPlain(_) => (
+                S::BAD_REQUEST,
+                "Stage regular files and directories only: symbolic links, FIFOs, devices \
+                 and files with several names are never followed, read or written. Stage \
+                 the upload again.",
+            ),
             E::Mismatch { .. } => (
                 S::NOT_ACCEPTABLE,
                 "The data changed or was damaged in transit; stage and upload it again.",

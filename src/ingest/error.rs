@@ -44,6 +44,8 @@ pub enum IngestError {
     WrongTransferDetails { id: u64, detail: String },
     #[error("the staged data of transfer {0} is missing")]
     StagedDataMissing(u64),
+    #[error("{0}")]
+    NotPlain(String),
     #[error("the staged data does not match: expected {expected}, found {found}")]
     Mismatch { expected: String, found: String },
     #[error("store '{0}' is disabled")]
@@ -85,6 +87,16 @@ impl IngestError {
             IngestError::NoSpace { context, source }
         } else {
             IngestError::Io { context, source }
+        }
+    }
+
+    /// Wraps an I/O error met under staging: a symbolic link (or FIFO, device,
+    /// or hard-linked file) where only plain files and directories belong is the
+    /// client's doing and refused as such; anything else is as [`IngestError::io`].
+    pub fn staging(context: impl Into<String>, source: std::io::Error) -> IngestError {
+        match crate::fsroot::refusal(&source) {
+            Some(refusal) => IngestError::NotPlain(refusal.to_string()),
+            None => IngestError::io(context, source),
         }
     }
 

@@ -15,6 +15,9 @@ use crate::store::Store;
 /// stopping at the first one that is not empty or that another claimed name
 /// needs. `mine` is the claim that holds `name`. Blocking.
 pub fn remove_empty_parents(node: &Node, store: &Store, name: &str, mine: &Claim) {
+    // Reached from the store's root symlink-free: a directory replaced by a
+    // link is never followed.
+    let root = store.root_dir();
     let mut parent = Path::new(name).parent();
     while let Some(directory) = parent.filter(|p| !p.as_os_str().is_empty()) {
         let relative = directory.to_string_lossy();
@@ -24,9 +27,10 @@ pub fn remove_empty_parents(node: &Node, store: &Store, name: &str, mine: &Claim
                 // `remove_dir` refuses a directory that is not empty, and a symbolic
                 // link (it is not followed). One never made is gone already.
                 !needed
-                    && match std::fs::remove_dir(store.file_path(&relative)) {
-                        Ok(()) => true,
-                        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+                    && match root.as_ref().map(|root| root.remove_dir(directory)) {
+                        Ok(Ok(())) => true,
+                        Ok(Err(error)) => error.kind() == std::io::ErrorKind::NotFound,
+                        Err(_) => false,
                     }
             });
         if !removed {

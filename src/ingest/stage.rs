@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::node::Node;
 use crate::store::Store;
+use crate::store::durable::create_dirs_in;
 
 /// What a client asks to stage.
 #[derive(Debug, Clone)]
@@ -472,7 +473,9 @@ async fn create_staging(
             .and_then(|staging_name| {
                 let parent = std::path::Path::new(upload_name).parent();
                 if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(store.staging.join(&staging_name).join(parent))?;
+                    // Symlink-free from the staging area: clients write there.
+                    let staging = store.staging_root()?;
+                    create_dirs_in(&staging, &std::path::Path::new(&staging_name).join(parent))?;
                 }
                 Ok(staging_name)
             });

@@ -162,10 +162,6 @@ fn settle_transfer(
     // transfer next: if it is failed, they are removed with its staging. Only at
     // start-up: while serving, those bytes may belong to a commit in progress.
     if let (Some(store), false, RecoveryMode::StartUp) = (store, taken, mode) {
-        let staged = store
-            .staging
-            .join(&transfer.staging_name)
-            .join(&transfer.upload_name);
         let staged_relative = Path::new(&transfer.staging_name).join(&transfer.upload_name);
         let staged_absent = store
             .staging_root()
@@ -173,7 +169,7 @@ fn settle_transfer(
             .is_ok_and(|found| found.is_none());
         let committed = Path::new(&transfer.destination_location);
         if staged_absent && size_of(store, committed) == Some(transfer.transfer_size) {
-            match store.uncommit(&transfer.destination_location, &staged) {
+            match store.uncommit(&transfer.destination_location, &staged_relative) {
                 Ok(()) => report.restored_commits += 1,
                 Err(error) => {
                     tracing::error!(transfer = transfer.id, %error, "cannot restore an interrupted commit")

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use super::Node;
 use crate::db::Db;
 use crate::db::repo::transfers;
+use crate::fsroot::{Dir, Kind, Visit};
 use crate::model::IncomingTransfer;
 use crate::store::{Store, Stores};
 
@@ -120,7 +121,7 @@ impl Reservations {
             let mut left = available.saturating_sub(promised);
             if left < total {
                 // The quick sum counts staged bytes twice; measure what is still due.
-                left = available.saturating_sub(inner.still_due(store.id, db));
+                left = available.saturating_sub(inner.still_due(store, db));
             }
             if left >= total {
                 let tokens = sizes
@@ -194,7 +195,7 @@ impl Reservations {
     /// What the reservations on `store` still need (see the module's comment).
     pub fn still_due_on(&self, store: &Store, db: &Db) -> u64 {
         let mut inner = self.inner.lock().expect("reservations lock");
-        inner.still_due(store.id, db)
+        inner.still_due(store, db)
     }
 }
 
@@ -230,7 +231,8 @@ impl Inner {
     /// What the reservations on a store still need: each declared size less the
     /// bytes already staged. Reservations of transfers that are no longer live
     /// (closed somewhere that did not release them) are dropped on the way.
-    fn still_due(&mut self, store_id: u64, db: &Db) -> u64 {
+    fn still_due(&mut self, store: &Store, db: &Db) -> u64 {
+        let store_id = store.id;
         let bound: Vec<(u64, u64)> = self
             .held
             .iter()
@@ -246,11 +248,19 @@ impl Inner {
                 }
             }
         }
+        // Staged data is looked at from the staging area, symlink-free: clients
+        // write there.
+        let staging = store.staging_root().ok();
         self.held
             .values()
             .filter(|h| h.store_id == store_id)
             .map(|h| {
-                let staged = h.staged.as_deref().map_or(0, staged_bytes);
+                let staged = match (&staging, h.staged.as_deref()) {
+                    (Some(staging), Some(path)) => path
+                        .strip_prefix(&store.staging)
+                        .map_or(0, |relative| staged_bytes(staging, relative)),
+                    _ => 0,
+                };
                 h.bytes.saturating_sub(staged)
             })
             .sum()
@@ -274,18 +284,27 @@ fn usable(store: &Store) -> Result<u64, String> {
         .map_err(|error| format!("of unknown free space ({error})"))
 }
 
-/// Bytes staged at `path` so far: a file's length, or the sum of a directory's
-/// files. Links are not followed; a missing path holds nothing.
-fn staged_bytes(path: &Path) -> u64 {
-    match std::fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_file() => metadata.len(),
-        Ok(metadata) if metadata.is_dir() => walkdir::WalkDir::new(path)
-            .into_iter()
-            .flatten()
-            .filter(|entry| entry.file_type().is_file())
-            .filter_map(|entry| entry.metadata().ok())
-            .map(|metadata| metadata.len())
-            .sum(),
+/// Bytes staged at `relative` (beneath the staging area `staging`) so far: a
+/// file's length, or the sum of a directory's files. Links are not followed; a
+/// missing path holds nothing.
+fn staged_bytes(staging: &Dir, relative: &Path) -> u64 {
+    match staging.try_stat(relative) {
+        Ok(Some(meta)) if meta.kind == Kind::File => meta.size,
+        Ok(Some(meta)) if meta.kind == Kind::Dir => {
+            let Ok(tree) = staging.open_dir(relative) else {
+                return 0;
+            };
+            let mut total = 0;
+            let _ = tree.walk(&mut |entry| {
+                if entry.kind == Kind::File
+                    && let Ok(meta) = entry.meta()
+                {
+                    total += meta.size;
+                }
+                Visit::Continue
+            });
+            total
+        }
         _ => 0,
     }
 }

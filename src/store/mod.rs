@@ -1,6 +1,7 @@
 //! Local stores: directories on POSIX filesystems that hold each file at
 //! `<root>/<name>`, with durable staging and commit.
 
+mod commit;
 mod dirs;
 pub mod durable;
 mod local;
@@ -9,6 +10,7 @@ mod shared_sync;
 mod staging_pool;
 mod unnamed;
 
+pub use commit::{Changed, StagedEntry, changed};
 pub use dirs::ParentDirs;
 pub use local::{AvailabilityChange, Space, Store};
 pub use registry::Stores;

@@ -19,6 +19,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+
+use crate::fsroot::Dir;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -74,7 +76,7 @@ impl StagingPool {
                 state.lent.insert(name.clone());
                 name
             };
-            if is_own_empty_dir_refreshed(&staging.join(&name)) {
+            if is_own_empty_dir_refreshed(staging, &name) {
                 return Some(name);
             }
             // Someone wrote into it, or replaced it: it is no spare. Whatever is
@@ -116,8 +118,11 @@ fn remove_in_background(staging: &Path, stale: Vec<(String, Instant)>) {
     let spawned = std::thread::Builder::new()
         .name("quire-staging-spares".into())
         .spawn(move || {
+            let Ok(staging) = Dir::open_trusted(&staging) else {
+                return;
+            };
             for (name, _) in stale {
-                let _ = std::fs::remove_dir(staging.join(name));
+                let _ = staging.remove_dir(Path::new(&name));
             }
         });
     if let Err(error) = spawned {
@@ -125,16 +130,11 @@ fn remove_in_background(staging: &Path, stale: Vec<(String, Instant)>) {
     }
 }
 
-/// Whether `path` is still an empty directory of this process's user (opened
-/// without following a link); if so its access and modification times are set
-/// to now.
-fn is_own_empty_dir_refreshed(path: &Path) -> bool {
-    use rustix::fs::{Mode, OFlags};
-    let Ok(directory) = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+/// Whether `name` is still an empty directory of this process's user in the
+/// staging area `staging` (opened without following a link); if so its access
+/// and modification times are set to now.
+fn is_own_empty_dir_refreshed(staging: &Path, name: &str) -> bool {
+    let Ok(directory) = Dir::open_trusted(staging).and_then(|s| s.open_dir(Path::new(name))) else {
         return false;
     };
     let owned = rustix::fs::fstat(&directory)

@@ -20,7 +20,7 @@ pub(crate) mod verify;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::IngestError;
@@ -29,9 +29,10 @@ use super::transfer_state::{
     discard_staging_of, fail_in, give_back_staging, remove_emptied_staging,
 };
 use crate::db::repo::{callbacks, files, transfers};
+use crate::fsroot::{Dir, refusal};
 use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
 use crate::node::{Claim, Node};
-use crate::store::Store;
+use crate::store::{StagedEntry, Store, changed};
 use record::{Placed, record_all};
 use verify::verify_all;
 
@@ -53,6 +54,7 @@ pub struct CommitInput {
 struct Prepared {
     transfer: IncomingTransfer,
     store: Arc<Store>,
+    /// The staged data, relative to the store's staging area.
     staged: PathBuf,
     deletion_policy: DeletionPolicy,
 }
@@ -127,17 +129,38 @@ fn verify_and_place(
     prepared: Vec<(usize, Prepared)>,
     mut outcome: Outcome,
 ) -> Result<(Outcome, Vec<InPlace>, Arc<Claim>), IngestError> {
+    // Each store's staging area, opened once: staged data is reached from it
+    // symlink-free.
+    let mut staging_roots: HashMap<u64, Dir> = HashMap::new();
+    let mut reachable = Vec::with_capacity(prepared.len());
+    for (index, item) in prepared {
+        if let std::collections::hash_map::Entry::Vacant(vacant) =
+            staging_roots.entry(item.store.id)
+        {
+            match item.store.staging_root() {
+                Ok(root) => {
+                    vacant.insert(root);
+                }
+                Err(e) => {
+                    let error = IngestError::io("cannot open the staging area", e);
+                    outcome.answer(index, Err(error));
+                    continue;
+                }
+            }
+        }
+        reachable.push((index, item));
+    }
     let verifications = {
-        let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
+        let items: Vec<(&IncomingTransfer, &Dir, &std::path::Path)> = reachable
             .iter()
-            .map(|(_, p)| (&p.transfer, p.staged.as_path()))
+            .map(|(_, p)| (&p.transfer, &staging_roots[&p.store.id], p.staged.as_path()))
             .collect();
         verify_all(node, &items)
     };
     let mut verified = Vec::new();
-    for ((index, item), result) in prepared.into_iter().zip(verifications) {
+    for ((index, item), result) in reachable.into_iter().zip(verifications) {
         match result {
-            Ok(digests) => verified.push((index, item, digests)),
+            Ok((digests, entry)) => verified.push((index, item, digests, entry)),
             Err(error) => outcome.refuse(index, &item, error),
         }
     }
@@ -146,25 +169,25 @@ fn verify_and_place(
     let obstacles = node.db.read(|tx| {
         let names: Vec<&str> = verified
             .iter()
-            .map(|(_, item, _)| item.transfer.destination_location.as_str())
+            .map(|(_, item, _, _)| item.transfer.destination_location.as_str())
             .collect();
         files::obstacles(tx, &names)
     })?;
     let mut to_place = Vec::new();
-    for ((index, item, digests), obstacle) in verified.into_iter().zip(obstacles) {
+    for ((index, item, digests, entry), obstacle) in verified.into_iter().zip(obstacles) {
         match obstacle {
             Some(obstacle) => {
                 let name = &item.transfer.destination_location;
                 outcome.refuse(index, &item, IngestError::obstacle(name, obstacle));
             }
-            None => to_place.push((index, item, digests)),
+            None => to_place.push((index, item, digests, entry)),
         }
     }
     let placed = place_all(node, to_place, &mut outcome, &claim)?;
     Ok((outcome, placed, claim))
 }
 
-type Verified = (usize, Prepared, crate::checksum::Digests);
+type Verified = (usize, Prepared, crate::checksum::Digests, StagedEntry);
 
 /// Claims the names of verified items; an item whose name nests with one being
 /// placed now (by another request, or earlier in this one) is answered busy, and
@@ -176,7 +199,7 @@ fn claim_names(
 ) -> (Arc<Claim>, Vec<Verified>) {
     let names: Vec<&str> = verified
         .iter()
-        .map(|(_, item, _)| item.transfer.destination_location.as_str())
+        .map(|(_, item, _, _)| item.transfer.destination_location.as_str())
         .collect();
     let (claim, answers) = node.claims.claim(&names, "an upload");
     let mut claimed = Vec::with_capacity(verified.len());
@@ -307,10 +330,10 @@ fn prepare(
     if !store.enabled() {
         return Err(IngestError::StoreDisabled(store.name.clone()));
     }
-    let staged = store
-        .staging
-        .join(&transfer.staging_name)
-        .join(&transfer.upload_name);
+    if store.staging_dir(&transfer.staging_name).is_none() {
+        return Err(IngestError::StagedDataMissing(id));
+    }
+    let staged = Path::new(&transfer.staging_name).join(&transfer.upload_name);
     Ok(Prepared {
         transfer,
         store,
@@ -353,15 +376,17 @@ struct InPlace {
 }
 
 /// Moves verified items into their stores, one durable batch per store. A name
-/// found occupied is refused with what is in its way; the directories a failed
-/// item created are removed. Blocking.
+/// found occupied (or reached through a link planted in the store) is refused
+/// with what is in its way; staged data that changed after it was verified is
+/// refused as a mismatch; the directories a failed item created are removed.
+/// Blocking.
 fn place_all(
     node: &Node,
-    to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
+    to_place: Vec<(usize, Prepared, crate::checksum::Digests, StagedEntry)>,
     outcome: &mut Outcome,
     claim: &Claim,
 ) -> Result<Vec<InPlace>, IngestError> {
-    let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
+    let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests, StagedEntry)>> =
         HashMap::new();
     for entry in to_place {
         by_store.entry(entry.1.store.id).or_default().push(entry);
@@ -369,25 +394,23 @@ fn place_all(
     let mut in_place = Vec::new();
     for (_, group) in by_store {
         let store = group[0].1.store.clone();
-        let items: Vec<(PathBuf, String)> = group
-            .iter()
-            .map(|(_, item, _)| {
-                (
-                    item.staged.clone(),
-                    item.transfer.destination_location.clone(),
-                )
-            })
-            .collect();
-        let placed = store.commit_many(&items);
-        for ((_, name), result) in items.iter().zip(&placed) {
+        let mut items = Vec::with_capacity(group.len());
+        let mut rest = Vec::with_capacity(group.len());
+        for (index, item, digests, entry) in group {
+            items.push((entry, item.transfer.destination_location.clone()));
+            rest.push((index, item, digests));
+        }
+        let placed = store.commit_many(items);
+        for ((_, item, _), result) in rest.iter().zip(&placed) {
             if result
                 .as_ref()
                 .is_err_and(|e| e.kind() != ErrorKind::AlreadyExists)
             {
+                let name = &item.transfer.destination_location;
                 remove_empty_parents(node, &store, name, claim);
             }
         }
-        for ((index, item, digests), result) in group.into_iter().zip(placed) {
+        for ((index, item, digests), result) in rest.into_iter().zip(placed) {
             match result {
                 Ok(target) => {
                     let placed = Placed {
@@ -404,6 +427,21 @@ fn place_all(
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     let error = occupied(node, &item)?;
+                    outcome.refuse(index, &item, error);
+                }
+                Err(e) if refusal(&e).is_some() => {
+                    let error = IngestError::OccupiedOnDisk {
+                        name: item.transfer.destination_location.clone(),
+                        store: item.store.name.clone(),
+                    };
+                    tracing::warn!(name = %item.transfer.destination_location, store = %item.store.name, error = %e, "an upload was not placed: its path in the store is not plain");
+                    outcome.refuse(index, &item, error);
+                }
+                Err(e) if changed(&e) => {
+                    let error = IngestError::Mismatch {
+                        expected: "the staged data that was verified".into(),
+                        found: e.to_string(),
+                    };
                     outcome.refuse(index, &item, error);
                 }
                 Err(e) => outcome.answer(

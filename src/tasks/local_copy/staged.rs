@@ -7,8 +7,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Copied, CopyError, CopyItem, StagingGuard, adopt_existing};
-use crate::checksum::{CopySync, copy_in, digest_in};
+use crate::checksum::{CopySync, copy_in, digest_opened};
 use crate::fsroot::Dir;
+use crate::store::StagedEntry;
 use crate::store::durable::{drop_cached_pages_in, sync_all_in_parallel, sync_filesystem_of};
 
 /// Above this many items, one filesystem sync replaces per-file syncs.
@@ -22,7 +23,6 @@ pub(super) fn copy_staged(
     indexes: &[usize],
 ) -> Vec<(usize, Result<Copied, CopyError>)> {
     let target = staging.store;
-    let directory = target.staging.join(&staging.name);
     // The staging directory, opened symlink-free: every copy, sync, eviction and
     // read-back below goes through it.
     let opened = target
@@ -90,35 +90,40 @@ pub(super) fn copy_staged(
         sync_all_in_parallel(&entries)
     };
     // Only clean (synced) pages can be evicted, so the read-back reads the medium.
-    let read_back: Vec<Result<(), CopyError>> = in_parallel(&staged, |position, (index, name)| {
-        let sync = &synced[if whole_filesystem { 0 } else { position }];
-        if let Err(error) = sync {
-            return Err(CopyError::Io(io::Error::new(
-                error.kind(),
-                error.to_string(),
-            )));
-        }
-        drop_cached_pages_in(&staging_dir, name);
-        if items[*index]
-            .expected
-            .matches(&digest_in(&staging_dir, name, &[])?)
-        {
-            Ok(())
-        } else {
-            Err(CopyError::ReadBackDiffers {
-                store: target.name.clone(),
-            })
-        }
-    });
+    let read_back: Vec<Result<StagedEntry, CopyError>> =
+        in_parallel(&staged, |position, (index, name)| {
+            let sync = &synced[if whole_filesystem { 0 } else { position }];
+            if let Err(error) = sync {
+                return Err(CopyError::Io(io::Error::new(
+                    error.kind(),
+                    error.to_string(),
+                )));
+            }
+            drop_cached_pages_in(&staging_dir, name);
+            // The handle read back is the one committed: what lands at the name is
+            // what was verified.
+            let entry = StagedEntry::open(&staging_dir, name)?;
+            let read = digest_opened(entry.opened.try_clone()?, &[])?;
+            if items[*index].expected.matches(&read) {
+                Ok(entry)
+            } else {
+                Err(CopyError::ReadBackDiffers {
+                    store: target.name.clone(),
+                })
+            }
+        });
     let mut to_commit = Vec::new();
-    for ((index, name), verdict) in staged.into_iter().zip(read_back) {
+    let mut names = Vec::new();
+    for ((index, _), verdict) in staged.into_iter().zip(read_back) {
         match verdict {
-            Ok(()) => to_commit.push((index, (directory.join(name), items[index].name.clone()))),
+            Ok(entry) => {
+                to_commit.push((entry, items[index].name.clone()));
+                names.push((index, items[index].name.clone()));
+            }
             Err(error) => done.push((index, Err(error))),
         }
     }
-    let pairs: Vec<(PathBuf, String)> = to_commit.iter().map(|(_, pair)| pair.clone()).collect();
-    for ((index, (_, name)), committed) in to_commit.into_iter().zip(target.commit_many(&pairs)) {
+    for ((index, name), committed) in names.into_iter().zip(target.commit_many(to_commit)) {
         let result = match committed {
             Ok(path) => Ok(Copied {
                 target: path,
