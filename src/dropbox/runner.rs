@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::RecommendedWatcher;
+use notify::{RecommendedWatcher, Watcher};
 
 use super::ingest::{Placed, Verdict, prepare_batch, record_batch};
 use super::layout::Layout;
@@ -25,6 +25,7 @@ use super::problems::{Problem, Reporter};
 use super::scan::{Found, walk};
 use super::tracker::Tracker;
 use super::watch::{FollowUp, Message, apply, start_watcher};
+use crate::fsroot::Kind;
 use crate::node::Node;
 
 /// Most placed batches waiting for the recorder.
@@ -331,6 +332,15 @@ impl Runner {
                 Verdict::Gone => self.tracker.done(&path),
                 Verdict::NotReady(fingerprint) => self.tracker.not_ready(&path, fingerprint, now),
                 Verdict::Failed(problem, fingerprint) => {
+                    if fingerprint.kind == Kind::Symlink
+                        && let Some(watcher) = self.watcher.as_mut()
+                    {
+                        // notify watches a new directory by its path, following
+                        // a link put in its place before the watch was added:
+                        // whatever it watches there goes (its events were never
+                        // acted on: every path is resolved symlink-free).
+                        let _ = watcher.unwatch(&path);
+                    }
                     self.tracker.failed(&path, fingerprint);
                     problems.push((path, problem));
                 }

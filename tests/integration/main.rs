@@ -26,6 +26,7 @@ mod search;
 mod small_fs;
 mod sneakernet;
 mod space;
+mod staging_attacks;
 mod stream;
 mod support;
 mod tasks;

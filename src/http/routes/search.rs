@@ -5,6 +5,7 @@
 //! store is here, and its path exists now (one `lstat` per copy): a copy whose
 //! bytes are gone is never shown as available.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
@@ -23,6 +24,7 @@ use crate::protocol::search::{
     FileSearchRequest, FileSearchResponse, InstanceSearchRequest, InstanceSearchResponse,
     RemoteInstanceSearchRequest, RemoteInstanceSearchResponse,
 };
+use crate::store::Stores;
 
 /// Clamps a requested result count to the node's limit.
 pub fn clamp(node: &Node, requested: usize) -> usize {
@@ -93,7 +95,7 @@ pub async fn file(
                     .into_iter()
                     .map(|instance| {
                         let present = away.contains(&instance.store_id)
-                            || copy_is_present(&file, &instance, &mut missing);
+                            || copy_is_present(&node.stores, &file, &instance, &mut missing);
                         let mut answer = instance_response(instance, &away);
                         answer.available &= present;
                         answer
@@ -130,21 +132,32 @@ pub async fn file(
     Ok(Json(results))
 }
 
-/// Whether a local copy is on disk (one `lstat`). A copy that is gone (its path,
-/// or a directory above it, no longer there) is added to `missing`, to be recorded
-/// as the integrity checks record it: a corrupt-file record and, the first time,
-/// an error.
+/// Whether a local copy is on disk (an `lstat` from its store's root, symlink-free).
+/// A copy that is gone (its path, or a directory above it, no longer there, or
+/// replaced by a link, which is never followed) is added to `missing`, to be
+/// recorded as the integrity checks record it: a corrupt-file record and, the
+/// first time, an error.
 fn copy_is_present(
+    stores: &Stores,
     file: &File,
     instance: &Instance,
     missing: &mut Vec<(File, Verification)>,
 ) -> bool {
-    let error = match std::fs::symlink_metadata(&instance.path) {
-        Ok(_) => return true,
+    let Some((store, relative)) = stores
+        .by_id(instance.store_id)
+        .and_then(|store| Some((store, store.relative_path(Path::new(&instance.path))?)))
+    else {
+        // Not a copy under a configured store root: nothing to look at.
+        return true;
+    };
+    let error = match store.root_dir().and_then(|root| root.try_stat(relative)) {
+        Ok(Some(_)) => return true,
+        Ok(None) => std::io::Error::from(std::io::ErrorKind::NotFound),
         Err(error) => error,
     };
-    let gone =
-        error.kind() == std::io::ErrorKind::NotFound || error.raw_os_error() == Some(libc::ENOTDIR);
+    let gone = error.kind() == std::io::ErrorKind::NotFound
+        || error.raw_os_error() == Some(libc::ENOTDIR)
+        || crate::fsroot::refusal(&error).is_some();
     if gone {
         let outcome = Verification {
             instance: instance.clone(),
