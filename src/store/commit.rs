@@ -298,3 +298,112 @@ impl Store {
 fn clone_error(error: &io::Error) -> io::Error {
     io::Error::new(error.kind(), error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::config::StoreConfig;
+
+    fn store(dir: &Path) -> Store {
+        let config = StoreConfig {
+            name: "t".into(),
+            path: dir.join("root"),
+            staging_path: None,
+            ingestable: true,
+            report_full_fraction: 1.0,
+            enabled: true,
+            group_write_after_stage: false,
+            own_after_commit: false,
+            readonly_after_commit: true,
+        };
+        let store = Store::new(1, &config, dir.join("root"), dir.join("staging"), true);
+        store.prepare().unwrap();
+        fs::create_dir_all(dir.join("staging/s")).unwrap();
+        store
+    }
+
+    fn opened(store: &Store, relative: &str) -> StagedEntry {
+        StagedEntry::open(&store.staging_root().unwrap(), Path::new(relative)).unwrap()
+    }
+
+    #[test]
+    fn the_verified_entry_is_what_lands_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        fs::write(dir.path().join("staging/s/f"), b"verified").unwrap();
+        let entry = opened(&store, "s/f");
+        let inode = entry.meta().inode;
+        let placed = store.commit(entry, "a/f").unwrap();
+        assert_eq!(placed, store.file_path("a/f"));
+        let meta = fs::metadata(&placed).unwrap();
+        assert_eq!(meta.ino(), inode);
+        assert_eq!(
+            meta.permissions().mode() & 0o222,
+            0,
+            "read-only once committed"
+        );
+    }
+
+    #[test]
+    fn a_file_replaced_after_it_was_verified_is_moved_back_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let staged = dir.path().join("staging/s/f");
+        fs::write(&staged, b"verified").unwrap();
+        let entry = opened(&store, "s/f");
+        fs::write(dir.path().join("staging/s/other"), b"swapped in").unwrap();
+        fs::rename(dir.path().join("staging/s/other"), &staged).unwrap();
+        let error = store.commit(entry, "f").unwrap_err();
+        assert!(changed(&error), "{error}");
+        assert!(!store.file_path("f").exists(), "nothing stays in the store");
+        assert_eq!(fs::read(&staged).unwrap(), b"swapped in", "moved back");
+    }
+
+    #[test]
+    fn a_file_written_after_it_was_verified_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let staged = dir.path().join("staging/s/f");
+        fs::write(&staged, b"verified").unwrap();
+        let entry = opened(&store, "s/f");
+        let mut writer = fs::OpenOptions::new().append(true).open(&staged).unwrap();
+        writer.write_all(b" and more").unwrap();
+        drop(writer);
+        let error = store.commit(entry, "f").unwrap_err();
+        assert!(changed(&error), "{error}");
+        assert!(!store.file_path("f").exists());
+    }
+
+    #[test]
+    fn a_tree_changed_after_it_was_verified_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let tree = dir.path().join("staging/s/t");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("sub/a"), b"a").unwrap();
+        let entry = opened(&store, "s/t");
+        fs::write(tree.join("sub/b"), b"added later").unwrap();
+        let error = store.commit(entry, "t").unwrap_err();
+        assert!(changed(&error), "{error}");
+        assert!(!store.file_path("t").exists());
+        assert!(tree.join("sub/b").exists(), "left in staging");
+    }
+
+    #[test]
+    fn a_link_in_a_store_directory_refuses_the_placement() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, store.root.join("l")).unwrap();
+        fs::write(dir.path().join("staging/s/f"), b"bytes").unwrap();
+        let error = store.commit(opened(&store, "s/f"), "l/f").unwrap_err();
+        assert!(crate::fsroot::refusal(&error).is_some(), "{error}");
+        assert!(fs::read_dir(&outside).unwrap().next().is_none());
+        assert!(dir.path().join("staging/s/f").exists());
+    }
+}
