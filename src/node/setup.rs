@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,7 +67,12 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
     if fs::metadata(&config.data_dir).is_ok_and(|found| !found.is_dir()) {
         return Err(SetupError::NotADirectory(config.data_dir.clone()));
     }
-    fs::create_dir_all(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
+    // Created 0750 (under the umask), so a new directory needs no narrowing.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&config.data_dir)
+        .map_err(data_dir_error(&config.data_dir))?;
     restrict_data_dir(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
     config.data_dir =
         fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;

@@ -23,7 +23,7 @@ use super::one::{
 use super::taken::{self, Comparison, Conflict, Recorded, Taken};
 use super::transfer::{Provider, copy_local, stream};
 use crate::checksum::hash_bytes;
-use crate::cli::output::{human_rate, human_size, items_bar, print_json};
+use crate::cli::output::{counted, human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
     BatchItemError, NAME_TAKEN_START, TransferProvider, UploadBatchCommitRequest,
@@ -221,14 +221,14 @@ pub async fn run(
         print_json(&summary)?;
     } else {
         println!(
-            "uploaded {} files ({}, {}, {:.0} files/s); {} already on the node; {} conflicts; \
+            "uploaded {} ({}, {}, {:.0} files/s); {} already on the node; {}; \
              {} skipped; {} failed",
-            summary.uploaded,
+            counted(summary.uploaded, "file", "files"),
             human_size(summary.bytes),
             human_rate(summary.bytes, elapsed),
             summary.files_per_second,
             summary.already_existed,
-            summary.conflicts.len(),
+            counted(summary.conflicts.len(), "conflict", "conflicts"),
             summary.skipped.len(),
             summary.failed.len()
         );
@@ -236,9 +236,9 @@ pub async fn run(
     let mut problems = Vec::new();
     if !summary.conflicts.is_empty() {
         problems.push(format!(
-            "{} files differ from the file of the same name on the node (each listed with \
-             both checksums); names are never reused, so upload the changed files under new names",
-            summary.conflicts.len()
+            "{} from the file of the same name on the node (each listed with both \
+             checksums); names are never reused, so upload the changed files under new names",
+            counted(summary.conflicts.len(), "file differs", "files differ")
         ));
     }
     if !summary.failed.is_empty() {
