@@ -152,7 +152,13 @@ pub fn prepare_batch(
                 continue;
             }
             Ok(None) => match claim_and_take(node, &mut claims, &name, &mut choice, &ready) {
-                Ok((store, device)) => {
+                Ok(None) => {
+                    // Busy for now: tried again once it settles again, silently.
+                    let fingerprint = Some(ready.fingerprint);
+                    verdicts.push((ready.path, Verdict::NotReady(fingerprint)));
+                    continue;
+                }
+                Ok(Some((store, device))) => {
                     let link = layout.config.link && device == ready.fingerprint.device;
                     let (parent, base) = match parent_ready(&store, &name, &mut made) {
                         Ok(found) => found,
@@ -223,24 +229,24 @@ pub fn prepare_batch(
     (verdicts, placed)
 }
 
-/// Claims a new file's name, then takes room for it from `choice`.
+/// Claims a new file's name, then takes room for it from `choice`. `None` when
+/// the name nests with one another request or batch is placing right now (this
+/// file's own earlier batch included): a passing state, never a failure; once
+/// that one is recorded, a retry sees it in the database.
 fn claim_and_take(
     node: &Node,
     claims: &mut Vec<Claim>,
     name: &str,
     choice: &mut StoreChoice,
     ready: &ReadyFile,
-) -> Result<(Arc<Store>, u64), Problem> {
+) -> Result<Option<(Arc<Store>, u64)>, Problem> {
     let (claim, answer) = node.claims.claim(&[name], "a drop-box");
     claims.push(claim);
     if let Some(Err(busy)) = answer.into_iter().next() {
-        let error = format!(
-            "it nests with '{}', which {} is storing",
-            busy.other, busy.by
-        );
-        return Err(Problem::Placement { error });
+        tracing::debug!(%name, other = %busy.other, by = busy.by, "drop-box file waits for a name being stored");
+        return Ok(None);
     }
-    choice.take(ready.fingerprint.size)
+    choice.take(ready.fingerprint.size).map(Some)
 }
 
 /// Where a file goes: its name is recorded already, or it is new to `store`.
