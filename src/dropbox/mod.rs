@@ -4,7 +4,7 @@
 //! aside; a file that cannot be ingested stays where it is and is reported.
 //!
 //! Map: `layout` (paths and start-up checks), `filter` (ignore patterns), `watch`
-//! (notify events), `scan` (rescans), `tracker` (when a file is complete),
+//! (inotify events), `scan` (rescans), `tracker` (when a file is complete),
 //! `probe` (is anyone writing a file), `ingest` (one batch, in the commit order),
 //! `problems` (error records, once per problem), `recovery` (batches cut short by
 //! a crash), `runner` (the thread of one drop-box).
@@ -54,7 +54,7 @@ pub enum DropboxError {
     #[error("cannot watch the drop-box {path}: {source}")]
     Watch {
         path: std::path::PathBuf,
-        source: notify::Error,
+        source: std::io::Error,
     },
     #[error("the drop-box start-up task failed: {0}")]
     Task(String),
@@ -85,7 +85,7 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
     let max_batch = max_batch(layouts.len());
     for layout in layouts {
         let (sender, receiver) = mpsc::channel();
-        let watcher = watch::start_watcher(&layout.root, sender.clone()).map_err(|source| {
+        let watcher = watch::start_watcher(&layout, sender.clone()).map_err(|source| {
             DropboxError::Watch {
                 path: layout.root.clone(),
                 source,

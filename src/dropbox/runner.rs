@@ -17,14 +17,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::RecommendedWatcher;
-
 use super::ingest::{Placed, Verdict, prepare_batch, record_batch};
 use super::layout::Layout;
 use super::problems::{Problem, Reporter};
 use super::scan::{Found, walk};
 use super::tracker::Tracker;
-use super::watch::{FollowUp, Message, apply, start_watcher};
+use super::watch::{FollowUp, Message, Watcher, apply, start_watcher};
 use crate::node::Node;
 
 /// Most placed batches waiting for the recorder.
@@ -33,11 +31,9 @@ const MAX_IN_FLIGHT: usize = 2;
 const GATHER_QUIET: Duration = Duration::from_millis(5);
 /// ...or it has waited this long.
 const GATHER_MAX: Duration = Duration::from_millis(50);
-/// Most events applied before the runner looks at its other work.
+/// Events applied before the runner looks at its other work (it takes whole
+/// messages, so a round may apply a few more).
 const MAX_EVENTS_PER_ROUND: usize = 65_536;
-/// A directory that appeared is walked again this much later, for files made
-/// after the first walk but before the directory's watch was in place.
-const REWALK_AFTER: Duration = Duration::from_millis(100);
 
 /// One drop-box's state, owned by its thread.
 pub struct Runner {
@@ -49,7 +45,7 @@ pub struct Runner {
     /// For a watcher made again after the drop-box directory came back, and for
     /// the recorder's answers.
     pub sender: Sender<Message>,
-    pub watcher: Option<RecommendedWatcher>,
+    pub watcher: Option<Watcher>,
     pub stop: Arc<AtomicBool>,
     /// Most files in one batch (bounded by the open-file limit: each file of a
     /// batch in flight holds a descriptor).
@@ -62,8 +58,6 @@ struct Schedule {
     next_rescan: Instant,
     tick: Duration,
     rescan_every: Duration,
-    /// Directories to walk again, and when.
-    rewalks: Vec<(PathBuf, Instant)>,
     /// Placed batches sent to the recorder and not answered yet.
     in_flight: usize,
 }
@@ -80,7 +74,6 @@ impl Runner {
             next_rescan: Instant::now() + rescan_every,
             tick,
             rescan_every,
-            rewalks: Vec::new(),
             in_flight: 0,
         };
         self.rescan(false);
@@ -113,14 +106,12 @@ impl Runner {
     /// One round: events, follow-ups, settling, rescans, and a batch if one can
     /// go. Returns false when told to stop.
     fn round(&mut self, schedule: &mut Schedule, jobs: &Sender<Placed>) -> bool {
+        self.tracker.new_round();
         let can_prepare = self.tracker.ready_len() > 0 && schedule.in_flight < MAX_IN_FLIGHT;
         let wait = if can_prepare {
             Duration::ZERO
         } else {
-            let mut next = schedule.next_tick.min(schedule.next_rescan);
-            if let Some((_, at)) = schedule.rewalks.first() {
-                next = next.min(*at);
-            }
+            let next = schedule.next_tick.min(schedule.next_rescan);
             next.saturating_duration_since(Instant::now())
         };
         let mut follow = FollowUp::default();
@@ -128,7 +119,7 @@ impl Runner {
             return false;
         }
         let lost = follow.rescan;
-        self.follow_up(follow, schedule);
+        self.follow_up(follow);
         let now = Instant::now();
         if now >= schedule.next_tick {
             self.tracker.settle(now);
@@ -172,21 +163,23 @@ impl Runner {
         (jobs, thread)
     }
 
-    /// Waits up to `wait` for a message, then handles every message already
-    /// queued. Returns false when told to stop.
+    /// Waits up to `wait` for a message, then handles the messages already
+    /// queued (up to about `MAX_EVENTS_PER_ROUND` events). Returns false when told
+    /// to stop.
     fn receive(&mut self, wait: Duration, follow: &mut FollowUp, schedule: &mut Schedule) -> bool {
         let first = match self.receiver.recv_timeout(wait) {
             Ok(message) => message,
             Err(RecvTimeoutError::Timeout) => return true,
             Err(RecvTimeoutError::Disconnected) => return false,
         };
-        if !self.handle(first, follow, schedule) {
+        let mut applied = 0;
+        if !self.handle(first, follow, schedule, &mut applied) {
             return false;
         }
-        for _ in 0..MAX_EVENTS_PER_ROUND {
+        while applied < MAX_EVENTS_PER_ROUND {
             match self.receiver.try_recv() {
                 Ok(message) => {
-                    if !self.handle(message, follow, schedule) {
+                    if !self.handle(message, follow, schedule, &mut applied) {
                         return false;
                     }
                 }
@@ -196,9 +189,22 @@ impl Runner {
         true
     }
 
-    fn handle(&mut self, message: Message, follow: &mut FollowUp, schedule: &mut Schedule) -> bool {
+    /// Handles one message, counting the events it held onto `applied`. Returns
+    /// false when told to stop.
+    fn handle(
+        &mut self,
+        message: Message,
+        follow: &mut FollowUp,
+        schedule: &mut Schedule,
+        applied: &mut usize,
+    ) -> bool {
         match message {
-            Message::Event(event) => apply(&self.layout, &mut self.tracker, event, follow),
+            Message::Events(events) => {
+                *applied += events.len().max(1);
+                for event in events {
+                    apply(&mut self.tracker, event, follow);
+                }
+            }
             Message::Recorded(verdicts) => {
                 schedule.in_flight -= 1;
                 self.settle_verdicts(verdicts);
@@ -217,7 +223,7 @@ impl Runner {
         {
             match self.receiver.recv_timeout(GATHER_QUIET) {
                 Ok(message) => {
-                    if !self.handle(message, follow, schedule)
+                    if !self.handle(message, follow, schedule, &mut 0)
                         || !self.receive(Duration::ZERO, follow, schedule)
                     {
                         return false;
@@ -225,32 +231,29 @@ impl Runner {
                 }
                 Err(_) => return true,
             }
-            self.walk_new_dirs(follow, schedule);
+            self.walk_new_dirs(follow);
         }
         true
     }
 
     /// Walks directories that appeared, and notes a lost drop-box directory.
-    fn follow_up(&mut self, mut follow: FollowUp, schedule: &mut Schedule) {
-        self.walk_new_dirs(&mut follow, schedule);
-        let now = Instant::now();
-        while schedule.rewalks.first().is_some_and(|(_, at)| *at <= now) {
-            let (dir, _) = schedule.rewalks.remove(0);
-            walk(&self.layout, &dir, Found::InNewDirectory, &mut self.tracker);
-        }
+    fn follow_up(&mut self, mut follow: FollowUp) {
+        self.walk_new_dirs(&mut follow);
         if follow.root_lost {
             tracing::warn!(dropbox = %self.layout.root.display(), "the drop-box directory went away; watching it again when it is back");
             self.watcher = None;
         }
     }
 
-    fn walk_new_dirs(&mut self, follow: &mut FollowUp, schedule: &mut Schedule) {
+    /// Walks the directories that appeared. The watcher watched each one (and
+    /// everything below it) before it reported it, so a file is either there for
+    /// this walk or made later, under a watch: one walk misses nothing.
+    fn walk_new_dirs(&mut self, follow: &mut FollowUp) {
         for dir in std::mem::take(&mut follow.moved_in_dirs) {
             walk(&self.layout, &dir, Found::MovedIn, &mut self.tracker);
         }
         for dir in std::mem::take(&mut follow.created_dirs) {
             walk(&self.layout, &dir, Found::InNewDirectory, &mut self.tracker);
-            schedule.rewalks.push((dir, Instant::now() + REWALK_AFTER));
         }
     }
 
@@ -259,7 +262,7 @@ impl Runner {
     fn rescan(&mut self, events_lost: bool) {
         let root = self.layout.root.clone();
         if self.watcher.is_none() && root.is_dir() {
-            match start_watcher(&root, self.sender.clone()) {
+            match start_watcher(&self.layout, self.sender.clone()) {
                 Ok(watcher) => self.watcher = Some(watcher),
                 Err(error) => {
                     tracing::warn!(dropbox = %root.display(), %error, "cannot watch the drop-box")

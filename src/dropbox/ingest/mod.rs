@@ -41,6 +41,7 @@ use crate::model::{File, Instance};
 use crate::node::Node;
 use crate::store::{ParentDirs, Store};
 use complete::{failed, finish_file, take_back_unrecorded};
+use finish::Parents;
 use parallel::parallel_map;
 use place::{How, Placement, place_all};
 use prepare::{Opened, name_of, open, read_once};
@@ -174,13 +175,15 @@ pub fn prepare_batch(
         work.push((ready, relative, name, destination));
     }
     let algorithms = [layout.config.checksum];
+    let parents = Parents::new(&root);
+    let euid = rustix::process::geteuid().as_raw();
     let read = parallel_map(work, |(ready, relative, name, destination)| {
-        let opened = match open(layout, &root, &ready, relative, name, max_size) {
+        let opened = match open(layout, &root, &ready, (relative, name), max_size, euid) {
             Ok(opened) => opened,
             Err(verdict) => return Err((ready.path, verdict)),
         };
         match destination {
-            Destination::Known(record) => Err(finish_known(layout, &root, opened, record)),
+            Destination::Known(record) => Err(finish_known(layout, &parents, opened, record)),
             Destination::New {
                 store,
                 device,
@@ -270,7 +273,7 @@ fn parent_ready(
 /// it is only removed or moved aside; other bytes are refused.
 fn finish_known(
     layout: &Layout,
-    root: &Dir,
+    parents: &Parents,
     file: Opened,
     (record, copies): Existing,
 ) -> (PathBuf, Verdict) {
@@ -286,7 +289,7 @@ fn finish_known(
         let name = file.name.clone();
         return failed(file, Problem::NameTaken { name });
     }
-    finish_file(layout, root, file, Verdict::AlreadyIngested)
+    finish_file(layout, parents, file, Verdict::AlreadyIngested)
 }
 
 /// Reads a new file once: hashed, and copied into an unnamed file in its store
