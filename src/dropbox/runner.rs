@@ -1,32 +1,34 @@
-//! The threads that run one drop-box. The runner applies watcher events to the
-//! tracker, rescans (at start, after lost events, on the rescan interval), and
-//! prepares batches of complete files up to their durable placement; its
-//! recorder records each placed batch and removes or moves its files aside,
-//! while the runner prepares the next one.
+//! The thread that runs one drop-box: it applies watcher events to the tracker,
+//! rescans (at start, after lost events, on the rescan interval), and hands
+//! batches of complete files to its workers (`workers`), which prepare them up to
+//! their durable placement and record them, while the runner goes on taking
+//! events and gathering the next batch.
 //!
 //! Invariants: the watcher exists before the first rescan, so a file dropped
 //! during start-up is seen by one or the other; a file is in at most one batch at
-//! a time; at most `MAX_IN_FLIGHT` placed batches wait for the recorder; a stop
-//! request is honoured between batches, and every placed batch is recorded (or
-//! taken back) before the runner ends.
+//! a time; at most `PREPARERS` batches are being prepared and at most
+//! `MAX_IN_FLIGHT` answers are awaited; a stop request is honoured between
+//! batches, and every batch handed out is recorded (or taken back) before the
+//! runner ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use super::ingest::{Placed, Verdict, prepare_batch, record_batch};
+use super::ingest::Verdict;
 use super::layout::Layout;
 use super::problems::{Problem, Reporter};
 use super::scan::{Found, walk};
 use super::tracker::Tracker;
 use super::watch::{FollowUp, Message, Watcher, apply, start_watcher};
+use super::workers::{PREPARERS, Workers, ingest_here};
 use crate::node::Node;
 
-/// Most placed batches waiting for the recorder.
-const MAX_IN_FLIGHT: usize = 2;
+/// Most answers awaited from the workers: batches being prepared, and placed
+/// groups waiting for or in the recorder. Each holds a descriptor per file.
+pub const MAX_IN_FLIGHT: usize = 3;
 /// A batch waits for more events until none came for this long...
 const GATHER_QUIET: Duration = Duration::from_millis(5);
 /// ...or it has waited this long.
@@ -58,14 +60,23 @@ struct Schedule {
     next_rescan: Instant,
     tick: Duration,
     rescan_every: Duration,
-    /// Placed batches sent to the recorder and not answered yet.
+    /// Batches handed to the preparers and not answered by them yet.
+    preparing: usize,
+    /// Answers awaited: batches being prepared, and placed groups not recorded.
     in_flight: usize,
+}
+
+impl Schedule {
+    /// Whether another batch may be handed out.
+    fn can_prepare(&self) -> bool {
+        self.preparing < PREPARERS && self.in_flight < MAX_IN_FLIGHT
+    }
 }
 
 impl Runner {
     /// Runs until told to stop.
     pub fn run(mut self) {
-        let (jobs, recorder) = self.start_recorder();
+        let mut workers = Workers::start(&self.node, &self.layout, &self.sender);
         let settle = Duration::from_secs_f64(self.layout.config.settle_seconds);
         let rescan_every = Duration::from_secs_f64(self.layout.config.rescan_seconds);
         let tick = (settle / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
@@ -74,22 +85,22 @@ impl Runner {
             next_rescan: Instant::now() + rescan_every,
             tick,
             rescan_every,
+            preparing: 0,
             in_flight: 0,
         };
         self.rescan(false);
-        while !self.stop.load(Ordering::SeqCst) && self.round(&mut schedule, &jobs) {}
-        // Every placed batch is recorded or taken back before the runner ends.
-        drop(jobs);
+        while !self.stop.load(Ordering::SeqCst) && self.round(&mut schedule, &workers) {}
+        // Every batch handed out is recorded or taken back before the runner ends.
+        workers.close();
         while schedule.in_flight > 0 {
             match self.receiver.recv_timeout(Duration::from_millis(100)) {
-                Ok(Message::Recorded(verdicts)) => {
-                    schedule.in_flight -= 1;
-                    self.settle_verdicts(verdicts);
+                Ok(message @ (Message::Prepared { .. } | Message::Recorded(_))) => {
+                    self.handle(message, &mut FollowUp::default(), &mut schedule, &mut 0);
                 }
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) if !recorder.is_finished() => {}
+                Err(RecvTimeoutError::Timeout) if !workers.all_finished() => {}
                 Err(_) => {
-                    // The recorder died (it panicked): start-up recovery takes back
+                    // A worker died (it panicked): start-up recovery takes back
                     // what its batches placed.
                     tracing::error!(
                         batches = schedule.in_flight,
@@ -99,15 +110,15 @@ impl Runner {
                 }
             }
         }
-        let _ = recorder.join();
+        workers.join();
         tracing::info!(dropbox = %self.layout.root.display(), "drop-box stopped");
     }
 
     /// One round: events, follow-ups, settling, rescans, and a batch if one can
     /// go. Returns false when told to stop.
-    fn round(&mut self, schedule: &mut Schedule, jobs: &Sender<Placed>) -> bool {
+    fn round(&mut self, schedule: &mut Schedule, workers: &Workers) -> bool {
         self.tracker.new_round();
-        let can_prepare = self.tracker.ready_len() > 0 && schedule.in_flight < MAX_IN_FLIGHT;
+        let can_prepare = self.tracker.ready_len() > 0 && schedule.can_prepare();
         let wait = if can_prepare {
             Duration::ZERO
         } else {
@@ -130,37 +141,12 @@ impl Runner {
             schedule.next_rescan = Instant::now() + schedule.rescan_every;
         }
         if self.tracker.ready_len() > 0
-            && schedule.in_flight < MAX_IN_FLIGHT
+            && schedule.can_prepare()
             && !self.stop.load(Ordering::SeqCst)
         {
-            self.prepare(schedule, jobs);
+            self.prepare(schedule, workers);
         }
         true
-    }
-
-    /// The recorder thread: records placed batches in order and answers with
-    /// their verdicts.
-    fn start_recorder(&self) -> (Sender<Placed>, JoinHandle<()>) {
-        let (jobs, queue) = mpsc::channel::<Placed>();
-        let (node, layout, answers) = (self.node.clone(), self.layout.clone(), self.sender.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("quire-dropbox-{}-record", self.layout.index))
-            .spawn(move || {
-                for placed in queue {
-                    let started = Instant::now();
-                    let verdicts = record_batch(&node, &layout, placed);
-                    tracing::debug!(
-                        dropbox = %layout.root.display(),
-                        files = verdicts.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "drop-box batch recorded"
-                    );
-                    // The runner waits for every answer before it ends.
-                    let _ = answers.send(Message::Recorded(verdicts));
-                }
-            })
-            .expect("spawning a drop-box recorder thread");
-        (jobs, thread)
     }
 
     /// Waits up to `wait` for a message, then handles the messages already
@@ -204,6 +190,12 @@ impl Runner {
                 for event in events {
                     apply(&mut self.tracker, event, follow);
                 }
+            }
+            Message::Prepared { verdicts, groups } => {
+                schedule.preparing -= 1;
+                // The batch's answer is in; its placed groups' are awaited.
+                schedule.in_flight = schedule.in_flight + groups - 1;
+                self.settle_verdicts(verdicts);
             }
             Message::Recorded(verdicts) => {
                 schedule.in_flight -= 1;
@@ -285,33 +277,21 @@ impl Runner {
         );
     }
 
-    /// Prepares one batch of ready files (up to their durable placement) and
-    /// hands what was placed to the recorder.
-    fn prepare(&mut self, schedule: &mut Schedule, jobs: &Sender<Placed>) {
+    /// Hands one batch of ready files to the preparers (or, when they are gone,
+    /// ingests it here).
+    fn prepare(&mut self, schedule: &mut Schedule, workers: &Workers) {
         let batch = self.tracker.take_ready(self.max_batch);
         if batch.is_empty() {
             return;
         }
-        let started = Instant::now();
-        let count = batch.len();
-        let (verdicts, placed) = prepare_batch(&self.node, &self.layout, batch);
-        let placed_files: usize = placed.iter().map(|p| p.paths().count()).sum();
-        tracing::debug!(
-            dropbox = %self.layout.root.display(),
-            files = count,
-            placed = placed_files,
-            ms = started.elapsed().as_millis() as u64,
-            "drop-box batch placed"
-        );
-        self.settle_verdicts(verdicts);
-        for group in placed {
-            match jobs.send(group) {
-                Ok(()) => schedule.in_flight += 1,
-                // The recorder ended (it panicked): record here.
-                Err(mpsc::SendError(group)) => {
-                    let verdicts = record_batch(&self.node, &self.layout, group);
-                    self.settle_verdicts(verdicts);
-                }
+        match workers.prepare(batch) {
+            Ok(()) => {
+                schedule.preparing += 1;
+                schedule.in_flight += 1;
+            }
+            Err(batch) => {
+                let verdicts = ingest_here(&self.node, &self.layout, batch);
+                self.settle_verdicts(verdicts);
             }
         }
     }

@@ -29,7 +29,7 @@ mod stores;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::db::DbError;
 use crate::db::repo::{files, instances};
@@ -253,6 +253,11 @@ fn read_existing(
     })
 }
 
+/// Batches prepared at once create store directories one at a time, so that a
+/// directory another batch made is durable before this one finds it there (a
+/// directory that exists already is not synced again).
+static MAKING_DIRECTORIES: Mutex<()> = Mutex::new(());
+
 /// Creates (durably, once per batch) and opens, symlink-free, the store directory
 /// a new file goes in; gives it with the file's name there.
 fn parent_ready(
@@ -264,7 +269,9 @@ fn parent_ready(
         std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
         std::collections::hash_map::Entry::Vacant(empty) => empty.insert(ParentDirs::of(store)?),
     };
+    let making = MAKING_DIRECTORIES.lock().unwrap_or_else(|e| e.into_inner());
     let (parent, base) = parents.for_name(name)?;
+    drop(making);
     Ok((parent, base.to_path_buf()))
 }
 
