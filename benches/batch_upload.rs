@@ -11,9 +11,14 @@
 //! deleting 20,000 files, and 2 s / 1.3 s / 0.6 s at 65 / 120 / 200 s. Keeping the
 //! outputs treats both sides the same; the space they need is checked first.
 //!
+//! After each quire run (untimed) the node must have recorded exactly the run's
+//! names, with the source's checksum for a sample of them, and the store must hold
+//! every file.
+//!
 //! `cargo bench --bench batch_upload`. Settings: QUIRE_BENCH_FILES (default 10000),
 //! QUIRE_BENCH_FILE_SIZE (bytes, K/M/G suffixes; default 4K), QUIRE_BENCH_PAIRS
-//! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory).
+//! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory),
+//! QUIRE_BENCH_BINARY (another quire binary to measure).
 
 // Each benchmark uses its own part of the shared helpers.
 #[allow(dead_code)]
@@ -21,10 +26,11 @@ mod common;
 
 use std::process::Command;
 
-use common::QUIRE;
+use common::api::{Api, check_records, now};
 use common::measure::{Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::tree::{SmallFiles, count_files};
+use common::quire_binary;
+use common::tree::{SmallFiles, count_files, expected_tree_records};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
@@ -37,7 +43,9 @@ fn main() {
         source,
         ..
     } = SmallFiles::prepare("batch_upload (many small files)", 2);
-    let mut node = Node::start(scratch.path());
+    let config = format!("max_search_results = {}\n", files + 1);
+    let mut node = Node::start_with_config(scratch.path(), Some(&config));
+    let api = Api::admin(&node);
 
     let work = Work {
         amount: files as f64,
@@ -61,9 +69,10 @@ fn main() {
         assert_eq!(copied, files, "cp -r copied {copied} of {files} files");
 
         let prefix = format!("batch-{pair}");
+        let since = now();
         let run = run_timed(
             "quire upload --batch",
-            Command::new(QUIRE)
+            Command::new(quire_binary())
                 .args(["upload", "--batch", "--json"])
                 .arg(&source)
                 .arg(&prefix)
@@ -73,6 +82,8 @@ fn main() {
         );
         quire.record(&run, &work);
         check_batch(&node, &run.stdout, &prefix, files);
+        let expected = expected_tree_records(&source, &prefix, files, since, now());
+        check_records(&api, &expected);
     }
     print_summary(&work, &baseline, &[&quire], TARGET);
     println!("load average at end: {}", common::load_average());

@@ -16,7 +16,8 @@
 //!
 //! `cargo bench --bench dropbox_ingest`. Settings: QUIRE_BENCH_FILES (default
 //! 10000), QUIRE_BENCH_FILE_SIZE (default 4K), QUIRE_BENCH_PAIRS (default 5),
-//! QUIRE_BENCH_DIR (parent of the scratch directory).
+//! QUIRE_BENCH_DIR (parent of the scratch directory),
+//! QUIRE_BENCH_BINARY (another quire binary to measure).
 
 // Shared by every benchmark; this one times the node itself, so it does not use
 // all of it (no CLI runs, no child's stdout).
@@ -28,9 +29,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::api::{Api, check_records, now};
 use common::measure::{Run, Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::tree::{SmallFiles, count_files};
+use common::tree::{SmallFiles, count_files, expected_tree_records};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.5;
@@ -54,7 +56,7 @@ fn main() {
     let config = format!(
         "max_search_results = {}\n[[dropbox]]\npath = \"{}\"\nprefix = \"{PREFIX}\"\n\
              after_ingest = \"delete\"\n",
-        files.max(2048),
+        files + 1,
         dropbox.display()
     );
     println!(
@@ -62,6 +64,7 @@ fn main() {
         dropbox.display()
     );
     let mut node = Node::start_with_config(scratch.path(), Some(&config));
+    let api = Api::admin(&node);
 
     let work = Work {
         amount: files as f64,
@@ -88,20 +91,28 @@ fn main() {
         assert_eq!(count_files(&destination), files, "cp -r copied every file");
 
         let prepared = scratch.path().join(format!("prepared-{pair}"));
+        let copying = Instant::now();
         copy_tree(&source, &prepared);
+        println!(
+            "  {:<15} (untimed: cp -r of the tree to move in took {:.2} s)",
+            "",
+            copying.elapsed().as_secs_f64()
+        );
         rustix::fs::sync();
         let tree = format!("mv-{pair}");
+        let since = now();
         let run = timed_drop(&node, &dropbox, || {
             fs::rename(&prepared, dropbox.join(&tree)).expect("moving the tree in");
         });
         moved.record(&run, &work);
-        check_ingested(&node, &source, &tree, files);
+        check_ingested(&node, &api, &source, &tree, files, since);
 
         let tree = format!("cp-{pair}");
         rustix::fs::sync();
+        let since = now();
         let run = timed_drop(&node, &dropbox, || copy_tree(&source, &dropbox.join(&tree)));
         written.record(&run, &work);
-        check_ingested(&node, &source, &tree, files);
+        check_ingested(&node, &api, &source, &tree, files, since);
     }
     print_summary(&work, &baseline, &[&moved, &written], TARGET);
     println!("load average at end: {}", common::load_average());
@@ -115,6 +126,7 @@ fn timed_drop(node: &Node, dropbox: &Path, drop: impl FnOnce()) -> Run {
     let node_before = node.cpu_seconds();
     let started = Instant::now();
     drop();
+    let dropped = started.elapsed().as_secs_f64();
     while holds_a_file(dropbox) {
         assert!(
             started.elapsed() < DROP_DEADLINE,
@@ -122,8 +134,14 @@ fn timed_drop(node: &Node, dropbox: &Path, drop: impl FnOnce()) -> Run {
         );
         std::thread::sleep(POLL);
     }
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "  {:<15} (the drop itself took {dropped:.2} s; the drop-box was empty {:.2} s later)",
+        "",
+        wall - dropped
+    );
     Run {
-        wall: started.elapsed().as_secs_f64(),
+        wall,
         cpu: 0.0,
         node_cpu: Some(node.cpu_seconds() - node_before),
         stdout: String::new(),
@@ -150,13 +168,24 @@ fn copy_tree(source: &Path, destination: &Path) {
     assert!(status.success(), "cp -r failed: {status}");
 }
 
-/// Checks (untimed) that the tree was ingested whole: every file in the store,
-/// and a sample of records with the source's checksum.
-fn check_ingested(node: &Node, source: &Path, tree: &str, files: u64) {
-    let first = format!("{PREFIX}/{tree}/d000/f000000");
-    let (checksum, path) = node.stored(&first);
-    let expected = md5_hex(&source.join("d000/f000000"));
-    assert_eq!(checksum, format!("md5:::{expected}"), "{first}");
+/// Checks (untimed) that the tree was ingested whole: exactly its files recorded
+/// since `since`, a sample of them with the source's checksum, and every file in
+/// the store.
+fn check_ingested(
+    node: &Node,
+    api: &Api,
+    source: &Path,
+    tree: &str,
+    files: u64,
+    since: quire::model::Timestamp,
+) {
+    let prefix = format!("{PREFIX}/{tree}");
+    check_records(
+        api,
+        &expected_tree_records(source, &prefix, files, since, now()),
+    );
+    let first = format!("{prefix}/d000/f000000");
+    let (_, path) = node.stored(&first);
     let stored_tree = path
         .ancestors()
         .nth(2)
@@ -169,16 +198,4 @@ fn check_ingested(node: &Node, source: &Path, tree: &str, files: u64) {
         "{} holds {stored} files",
         stored_tree.display()
     );
-}
-
-fn md5_hex(path: &Path) -> String {
-    let output = Command::new("md5sum")
-        .arg(path)
-        .output()
-        .expect("running md5sum");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }

@@ -1,11 +1,17 @@
 //! Ingest of one large file that must be recorded with MD5, against the physical
 //! baseline of copying it while hashing it with md5sum and syncing:
-//! `sh -c 'tee DST < SRC | md5sum; sync'`. quire runs `quire upload SRC NAME
-//! --checksum md5 --provider P` for each provider (network stream and local copy).
+//! `bash -c 'set -o pipefail; tee DST < SRC | md5sum && sync'` (a failing `tee`
+//! fails the run). quire runs `quire upload SRC NAME --checksum md5 --provider P`
+//! for each provider (network stream and local copy). The order of the three runs
+//! rotates from pair to pair (baseline, network, local; then network, local,
+//! baseline; ...), so no side always runs first after the settling pause. The
+//! source's md5 is computed once beforehand; the baseline's md5sum and each of
+//! quire's records must match it.
 //!
 //! `cargo bench --bench ingest_md5`. Settings: QUIRE_BENCH_SIZE (bytes, K/M/G
 //! suffixes; default 1G), QUIRE_BENCH_PAIRS (default 5), QUIRE_BENCH_SETTLE_SECS
-//! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory).
+//! (default 5), QUIRE_BENCH_DIR (parent of the scratch directory),
+//! QUIRE_BENCH_BINARY (another quire binary to measure).
 
 // Each benchmark uses its own part of the shared helpers.
 #[allow(dead_code)]
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::measure::{Series, Work, print_summary, run_timed};
 use common::node::Node;
-use common::{PAIRS_VAR, QUIRE, RandomBytes, Scratch, env_count};
+use common::{PAIRS_VAR, RandomBytes, Scratch, env_count, quire_binary};
 
 /// quire should reach this fraction of the baseline's throughput.
 const TARGET: f64 = 0.9;
@@ -47,7 +53,11 @@ fn main() {
         amount: size as f64 / (1 << 20) as f64,
         unit: "MiB",
     };
-    let mut baseline = Series::new("baseline", "sh -c 'tee DST < SRC | md5sum; sync'");
+    let md5 = source_md5(&source);
+    let mut baseline = Series::new(
+        "baseline",
+        "bash -c 'set -o pipefail; tee DST < SRC | md5sum && sync'",
+    );
     let mut network = Series::new(
         "quire network",
         "quire upload SRC NAME --checksum md5 --provider network",
@@ -59,28 +69,36 @@ fn main() {
     let mut outputs = Vec::new();
     for pair in 1..=pairs {
         remove_outputs_and_settle(pair, &mut outputs, settle);
-        let destination = scratch.path().join(format!("baseline-{pair}.bin"));
-        let run = run_timed(
-            "the baseline",
-            Command::new("sh")
-                .args(["-c", r#"tee "$1" < "$2" | md5sum; sync"#, "sh"])
-                .arg(&destination)
-                .arg(&source),
-            None,
-        );
-        baseline.record(&run, &work);
-        let md5 = run
-            .stdout
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        outputs.push(destination);
-        for (provider, series) in PROVIDERS.into_iter().zip([&mut network, &mut local]) {
+        // Pair 1: baseline, network, local; pair 2: network, local, baseline; ...
+        for side in (0..3).map(|i| (i + pair as usize - 1) % 3) {
+            if side == 0 {
+                let destination = scratch.path().join(format!("baseline-{pair}.bin"));
+                let run = run_timed(
+                    "the baseline",
+                    Command::new("bash")
+                        .args([
+                            "-c",
+                            r#"set -o pipefail; tee "$1" < "$2" | md5sum && sync"#,
+                            "bash",
+                        ])
+                        .arg(&destination)
+                        .arg(&source),
+                    None,
+                );
+                baseline.record(&run, &work);
+                let printed = run.stdout.split_whitespace().next().unwrap_or("");
+                assert_eq!(printed, md5, "md5sum printed another md5 than the source's");
+                outputs.push(destination);
+                continue;
+            }
+            let (provider, series) = match side {
+                1 => (PROVIDERS[0], &mut network),
+                _ => (PROVIDERS[1], &mut local),
+            };
             let name = format!("ingest-{provider}-{pair}");
             let run = run_timed(
                 &format!("quire upload --provider {provider}"),
-                Command::new(QUIRE)
+                Command::new(quire_binary())
                     .arg("upload")
                     .arg(&source)
                     .arg(&name)
@@ -129,8 +147,18 @@ fn write_random_file(path: &Path, size: u64) {
     );
 }
 
+/// The source's md5, computed once (untimed).
+fn source_md5(path: &Path) -> String {
+    let digests = quire::checksum::digest_file(path, &[quire::model::Algorithm::Md5])
+        .expect("hashing the source");
+    digests
+        .get(quire::model::Algorithm::Md5)
+        .expect("md5 was asked for")
+        .hex()
+}
+
 /// Checks (untimed) that the upload did what it claims: the provider asked for, the
-/// whole file, and the md5 that md5sum computed recorded by the node. Returns the
+/// whole file, and the source's md5 recorded by the node. Returns the
 /// stored file's path.
 fn check_upload(
     node: &Node,

@@ -71,10 +71,19 @@ pub fn run_timed(label: &str, command: &mut Command, node: Option<&Node>) -> Run
 
 /// CPU seconds used by all waited-for children of this process so far.
 fn children_cpu_seconds() -> f64 {
+    cpu_seconds(libc::RUSAGE_CHILDREN)
+}
+
+/// CPU seconds used by this process (all its threads) so far.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds(libc::RUSAGE_SELF)
+}
+
+fn cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: an all-zero rusage is a valid value, and getrusage only writes to it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    unsafe { libc::getrusage(who, &mut usage) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

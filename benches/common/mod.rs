@@ -6,6 +6,7 @@
 //! made of standard tools, interleaved run by run. Benchmarks print; they never assert
 //! on timings.
 
+pub mod api;
 pub mod measure;
 pub mod node;
 pub mod tree;
@@ -14,8 +15,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The quire binary under test; cargo builds it for the benchmark.
-pub const QUIRE: &str = env!("CARGO_BIN_EXE_quire");
+/// Another quire binary to measure instead of the one cargo builds for the benchmark
+/// (e.g. an older build, to compare before and after a change).
+pub const BINARY_VAR: &str = "QUIRE_BENCH_BINARY";
+
+/// The quire binary under test: `$QUIRE_BENCH_BINARY`, else the one cargo builds.
+pub fn quire_binary() -> PathBuf {
+    std::env::var_os(BINARY_VAR)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_quire")), PathBuf::from)
+}
 
 /// How many baseline/quire pairs to run.
 pub const PAIRS_VAR: &str = "QUIRE_BENCH_PAIRS";
@@ -122,7 +131,10 @@ pub fn print_header(title: &str, scratch: &Scratch) {
         scratch.origin
     );
     println!("filesystem: {}", filesystem_facts(scratch.path()));
-    println!("quire: {QUIRE}");
+    println!(
+        "quire: {} (${BINARY_VAR} to measure another)",
+        quire_binary().display()
+    );
 }
 
 /// The 1, 5 and 15 minute load averages.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::QUIRE;
+use super::quire_binary;
 
 /// How long the node may take to write its listen address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ impl Node {
         let out = File::create(&log).expect("creating the node log");
         let err = out.try_clone().expect("cloning the node log handle");
         let started = Instant::now();
-        let mut command = Command::new(QUIRE);
+        let mut command = Command::new(quire_binary());
         command
             .arg("serve")
             .arg("--data-dir")
@@ -52,7 +52,7 @@ impl Node {
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {QUIRE} serve: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {} serve: {e}", quire_binary().display()));
         let mut node = Node {
             child: Some(child),
             data_dir,
@@ -120,7 +120,7 @@ impl Node {
 
     /// Runs the `quire` CLI against this node with `--data-dir`; returns its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new(QUIRE)
+        let output = Command::new(quire_binary())
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)

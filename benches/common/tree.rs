@@ -10,19 +10,25 @@ use super::{PAIRS_VAR, RandomBytes, Scratch, env_count};
 /// Files per subdirectory of a source tree (`dNNN/fNNNNNN`).
 pub const FILES_PER_DIR: u64 = 1000;
 
-/// Writes `files` files of `size` random bytes under `root`, `FILES_PER_DIR` per
-/// subdirectory, and syncs them.
+/// `dNNN/fNNNNNN`: where file `index` lives in a tree.
+pub fn relative_name(index: u64) -> String {
+    format!("d{:03}/f{index:06}", index / FILES_PER_DIR)
+}
+
+/// Writes `files` files of `size` random bytes under `root` (see [`relative_name`]),
+/// and syncs them.
 pub fn write_random_tree(root: &Path, files: u64, size: u64) {
     let started = Instant::now();
     let mut random = RandomBytes::new();
     let mut buffer = vec![0u8; size as usize];
     for index in 0..files {
-        let directory = root.join(format!("d{:03}", index / FILES_PER_DIR));
+        let path = root.join(relative_name(index));
         if index % FILES_PER_DIR == 0 {
-            fs::create_dir_all(&directory).expect("creating a source directory");
+            fs::create_dir_all(path.parent().expect("a parent"))
+                .expect("creating a source directory");
         }
         random.fill(&mut buffer);
-        fs::write(directory.join(format!("f{index:06}")), &buffer).expect("writing a source file");
+        fs::write(&path, &buffer).expect("writing a source file");
     }
     rustix::fs::sync();
     println!(
@@ -51,6 +57,37 @@ pub fn check_space(root: &Path, files: u64, size: u64, copies: u64) {
         panic!("not enough free space for {copies} copies of the tree; lower QUIRE_BENCH_PAIRS");
     }
 }
+
+/// The records a run that stored the tree at `source` under `prefix` (so file
+/// `index` as `prefix/dNNN/fNNNNNN`) must have made between `since` and `until`,
+/// with a sample of their checksums to compare with the source.
+pub fn expected_tree_records(
+    source: &Path,
+    prefix: &str,
+    files: u64,
+    since: quire::model::Timestamp,
+    until: quire::model::Timestamp,
+) -> super::api::ExpectedRecords {
+    super::api::ExpectedRecords {
+        since,
+        until,
+        names: (0..files)
+            .map(|i| format!("{prefix}/{}", relative_name(i)))
+            .collect(),
+        samples: super::api::sample_indexes(files, SAMPLES)
+            .into_iter()
+            .map(|i| {
+                (
+                    format!("{prefix}/{}", relative_name(i)),
+                    source.join(relative_name(i)),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Checksums compared with the source per checked run.
+pub const SAMPLES: u64 = 32;
 
 /// Counts the regular files under `path`.
 pub fn count_files(path: &Path) -> u64 {

@@ -1,17 +1,22 @@
-//! A short-lived in-memory cache of verified credentials.
+//! A short-lived in-memory cache of verified credentials, with what a verification
+//! needs besides: the failed-login limits and the bounded argon2 verifier.
 //!
 //! Invariants: the cache never holds a password, only a keyed BLAKE3 of it under a
 //! key that exists only in this process; any change to an account drops its entry
 //! and bumps the account's generation, so a verification that started before the
 //! change cannot cache what the change revoked; entries expire after the
-//! configured time.
+//! configured time. Parallel requests with the very same credentials verify once
+//! (the others wait for that result, then find it in the cache); requests with
+//! different passwords for one account never wait for each other.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 
+use super::throttle::{BucketRule, LoginThrottle};
+use super::verifier::Verifier;
 use crate::model::AuthLevel;
 
 struct Entry {
@@ -27,17 +32,61 @@ pub struct CredentialCache {
     entries: Mutex<HashMap<String, Entry>>,
     /// Per account, how many times it changed since the node started.
     generations: Mutex<HashMap<String, u64>>,
-    /// Serialises password verification per account (sharded by name), so a burst
-    /// of parallel first requests verifies once and the rest hit the cache.
-    gates: Vec<tokio::sync::Mutex<()>>,
+    /// One gate per (username, password) being verified right now, keyed by its
+    /// secret, so identical parallel requests verify once.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Failed-login limits.
+    pub throttle: LoginThrottle,
+    /// argon2, bounded, with the dummy hash for unknown accounts.
+    pub verifier: Verifier,
 }
 
-/// Number of verification gates.
-const GATES: usize = 16;
+/// Held while one (username, password) is verified; see
+/// [`CredentialCache::verification_gate`].
+pub struct VerificationGate<'a> {
+    cache: &'a CredentialCache,
+    secret: [u8; 32],
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for VerificationGate<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.cache.in_flight.lock().expect("credential cache lock");
+        drop(self.guard.take());
+        // Only the map's own reference left: nobody waits on this gate.
+        if in_flight
+            .get(&self.secret)
+            .is_some_and(|gate| Arc::strong_count(gate) == 1)
+        {
+            in_flight.remove(&self.secret);
+        }
+    }
+}
 
 impl CredentialCache {
-    /// An empty cache whose entries live for `lifetime` (zero disables caching).
+    /// An empty cache whose entries live for `lifetime` (zero disables caching),
+    /// with the default failed-login limits.
     pub fn new(lifetime: Duration) -> CredentialCache {
+        CredentialCache::with_limits(
+            lifetime,
+            BucketRule {
+                burst: 30,
+                refill: Duration::from_secs(2),
+            },
+            BucketRule {
+                burst: 10,
+                refill: Duration::from_secs(6),
+            },
+        )
+    }
+
+    /// An empty cache, with failed-login limits per client address and per
+    /// (account, address) pair.
+    pub fn with_limits(
+        lifetime: Duration,
+        per_address: BucketRule,
+        per_pair: BucketRule,
+    ) -> CredentialCache {
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);
         CredentialCache {
@@ -45,14 +94,30 @@ impl CredentialCache {
             lifetime,
             entries: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
-            gates: (0..GATES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            in_flight: Mutex::new(HashMap::new()),
+            throttle: LoginThrottle::new(per_address, per_pair),
+            verifier: Verifier::new(),
         }
     }
 
-    /// The gate to hold while verifying `username`'s password.
-    pub fn verification_gate(&self, username: &str) -> &tokio::sync::Mutex<()> {
-        let shard = blake3::hash(username.as_bytes()).as_bytes()[0] as usize % GATES;
-        &self.gates[shard]
+    /// Waits until no other request is verifying these very credentials, and
+    /// holds that place until the returned gate is dropped. Other passwords, for
+    /// this account or any, never wait here.
+    pub async fn verification_gate(&self, username: &str, password: &str) -> VerificationGate<'_> {
+        let secret = self.secret(username, password);
+        let gate = self
+            .in_flight
+            .lock()
+            .expect("credential cache lock")
+            .entry(secret)
+            .or_default()
+            .clone();
+        let guard = gate.lock_owned().await;
+        VerificationGate {
+            cache: self,
+            secret,
+            guard: Some(guard),
+        }
     }
 
     fn secret(&self, username: &str, password: &str) -> [u8; 32] {
@@ -112,6 +177,27 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_identical_credentials_wait_for_each_other() {
+        let cache = CredentialCache::new(Duration::from_secs(60));
+        let first = cache.verification_gate("ann", "guess-1").await;
+        // Another password for the same account gets its own gate at once.
+        let other = tokio::time::timeout(
+            Duration::from_secs(30),
+            cache.verification_gate("ann", "guess-2"),
+        )
+        .await
+        .expect("a different password does not wait");
+        drop(other);
+        // The very same credentials wait until the first verification is done.
+        let same = cache.verification_gate("ann", "guess-1");
+        tokio::pin!(same);
+        assert!(futures_util::poll!(same.as_mut()).is_pending());
+        drop(first);
+        let _same = same.await;
+        assert_eq!(cache.in_flight.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn a_change_during_verification_is_not_undone() {

@@ -7,6 +7,7 @@
 mod dropbox;
 mod duration;
 mod figment_error;
+mod http;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use dropbox::{AfterIngest, DropboxConfig};
 pub use duration::parse_duration;
 use duration::serde_duration;
+pub use http::HttpConfig;
 pub use validate::ConfigError;
 
 use crate::tasks::TaskSpec;
@@ -102,6 +104,9 @@ pub struct Config {
     /// Directories whose files are ingested automatically (`[[dropbox]]` tables).
     #[serde(default)]
     pub dropbox: Vec<DropboxConfig>,
+    /// Timeouts, the connection cap and login limits (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 /// One `[[stores]]` table.
@@ -165,6 +170,7 @@ impl Default for Config {
             background_config: None,
             task_specs: Vec::new(),
             dropbox: Vec::new(),
+            http: HttpConfig::default(),
         }
     }
 }

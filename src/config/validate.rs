@@ -33,6 +33,7 @@ impl ConfigError {
 
 impl Config {
     pub(super) fn validated(mut self) -> Result<Config, ConfigError> {
+        self.http.validate()?;
         self.task_specs = crate::tasks::config::parse_tasks(&self.tasks)
             .map_err(|problem| ConfigError::invalid("tasks", problem))?;
         if self.name.trim().is_empty() {

@@ -1,6 +1,7 @@
 //! Opening a database file: creating it fresh, or checking that this build can read
 //! the format it was written in.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use redb::ReadableDatabase;
@@ -41,6 +42,7 @@ pub(super) fn open_database(path: &Path) -> Result<redb::Database, OpenError> {
         reason,
     };
     let existed = path.exists();
+    make_private(path).map_err(|e| unreadable(format!("cannot make it private (0600): {e}")))?;
     let database = redb::Database::builder()
         .create(path)
         .map_err(|e| unreadable(e.to_string()))?;
@@ -60,6 +62,41 @@ pub(super) fn open_database(path: &Path) -> Result<redb::Database, OpenError> {
             write_format_version(&database)?;
             Ok(database)
         }
+    }
+}
+
+/// The database holds password hashes and sealed peer credentials: it is created
+/// 0600, and an existing file that others could read is made 0600 too.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // redb initialises an empty file as a new database.
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                let narrowed = std::fs::Permissions::from_mode(mode & 0o700);
+                match std::fs::set_permissions(path, narrowed) {
+                    Ok(()) => {}
+                    // Another owner's file: say so, and open it all the same.
+                    Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                        tracing::warn!(
+                            path = %path.display(),
+                            mode = format!("{mode:o}"),
+                            %error,
+                            "the database is readable by others and cannot be narrowed; make it 0600"
+                        );
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
     }
 }
 

@@ -346,6 +346,12 @@ impl Tracker {
             };
             let probed = self.entries[&path].probing.then(probe);
             let entry = self.entries.get_mut(&path).expect("listed above");
+            if metadata.kind != Kind::File {
+                // A link or special file has no writer to wait for: an open
+                // reported under its name opened what it points at (notify may
+                // have watched that by the link's path).
+                entry.awaiting_close = false;
+            }
             if let Some(probed) = probed {
                 match probed {
                     Writers::Some => continue,
@@ -511,6 +517,26 @@ mod tests {
         std::fs::write(&path, b"data").unwrap();
         let tracker = Tracker::new(Duration::from_secs(5), dir.path());
         (dir, path, tracker)
+    }
+
+    #[test]
+    fn a_link_settles_even_when_an_open_is_reported_under_its_name() {
+        let (dir, _, mut tracker) = tracker();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let start = Instant::now();
+        tracker.created(&link);
+        tracker.opened(&link);
+        tracker.settle(start);
+        assert_eq!(tracker.ready_len(), 0);
+        tracker.settle(start + Duration::from_secs(6));
+        let ready = tracker.take_ready(10);
+        assert_eq!(
+            ready.len(),
+            1,
+            "reported after the settle time, not an hour"
+        );
+        assert_eq!(ready[0].fingerprint.kind, Kind::Symlink);
     }
 
     fn metadata(path: &Path) -> Meta {

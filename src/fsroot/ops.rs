@@ -26,6 +26,22 @@ impl Opened {
             Opened::File(_, meta) | Opened::Dir(_, meta) => meta,
         }
     }
+
+    /// A second handle on the same entry (a file's handle shares its offset).
+    pub fn try_clone(&self) -> io::Result<Opened> {
+        Ok(match self {
+            Opened::File(file, meta) => Opened::File(file.try_clone()?, *meta),
+            Opened::Dir(dir, meta) => Opened::Dir(dir.try_clone()?, *meta),
+        })
+    }
+
+    /// What the entry is now (`fstat` of the handle).
+    pub fn meta_now(&self) -> io::Result<Meta> {
+        match self {
+            Opened::File(file, _) => Meta::of(file),
+            Opened::Dir(dir, _) => dir.meta(),
+        }
+    }
 }
 
 /// Flags of every read-only open of an entry: never blocks on a FIFO, never
@@ -112,11 +128,11 @@ impl Dir {
         }
     }
 
-    /// Opens the regular file `relative` for writing, creating it (with `mode`)
-    /// if missing. A file with other names is refused: writing it would write
-    /// them too.
+    /// Opens the regular file `relative` for writing (and reading back what it
+    /// holds), creating it (with `mode`) if missing. A file with other names is
+    /// refused: writing it would write them too.
     pub fn open_for_writing(&self, relative: &Path, mode: u32) -> io::Result<(fs::File, Meta)> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NONBLOCK | OFlags::NOCTTY;
         let fd = open_beneath(self, relative, flags, Mode::from_raw_mode(mode))?;
         let meta = Meta::of(&fd)?;
         if meta.kind != Kind::File {

@@ -85,6 +85,39 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// A digest of what this tree is: every entry's path, kind, inode, size,
+    /// modification and change time (the change time cannot be set back by a
+    /// user, so a write or a replacement anywhere changes the digest). This
+    /// directory's own times are left out: renaming it changes them.
+    pub fn tree_fingerprint(&self) -> io::Result<[u8; 32]> {
+        let mut digest = blake3::Hasher::new();
+        let mut failure = None;
+        self.walk(&mut |entry| match entry.meta() {
+            Ok(meta) => {
+                digest.update(entry.relative.as_os_str().as_encoded_bytes());
+                digest.update(&[0, meta.kind as u8]);
+                for value in [meta.device, meta.inode, meta.size] {
+                    digest.update(&value.to_le_bytes());
+                }
+                for (seconds, nanos) in [meta.mtime, meta.ctime] {
+                    digest.update(&seconds.to_le_bytes());
+                    digest.update(&nanos.to_le_bytes());
+                }
+                Visit::Continue
+            }
+            Err(error) => {
+                failure = Some(error);
+                Visit::Stop
+            }
+        })?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(*digest.finalize().as_bytes()),
+        }
+    }
+}
+
 /// What a walk does with a directory it cannot list: fail, or go on.
 type OnError<'a> = dyn FnMut(&Path, io::Error) -> io::Result<()> + 'a;
 

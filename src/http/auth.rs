@@ -1,23 +1,33 @@
-//! HTTP Basic authentication and the protocol's levels.
+//! HTTP Basic authentication, the protocol's levels, and the limits on failed
+//! logins.
+//!
+//! Every route has a level (see `router` in `http/mod.rs`); [`require_level`] runs
+//! before the handler and before its body is read, so a caller without that level
+//! gets its 401 (or 429) before any 422 could describe the route's fields.
 //!
 //! A request without an `Authorization` header is refused outright. Otherwise the
 //! credentials are checked against the short-lived cache, and on a miss against the
-//! account's argon2 hash (on a blocking thread, one verification per account at a
-//! time so a burst of parallel first requests pays for argon2 once). Wrong
-//! credentials make the caller level NONE; routes above NONE then answer 401 with the
-//! protocol's generic detail, so a stranger learns nothing about which accounts
-//! exist. A caller whose credentials are right but whose level is too low also gets
-//! a 401 (the protocol's status), with a detail naming both levels.
+//! account's argon2 hash, or for an unknown account against a dummy hash of the
+//! same cost, so the answer's timing does not tell whether the account exists.
+//! Each verification is first charged to the client address and to the (account,
+//! address) pair (`accounts::LoginThrottle`); an exhausted budget is a 429 with
+//! `Retry-After`, and a right password costs nothing. Wrong credentials make the
+//! caller level NONE; routes above NONE then answer 401 with the protocol's generic
+//! detail. A caller whose credentials are right but whose level is too low also
+//! gets a 401 (the protocol's status), with a detail naming both levels.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use super::error::ApiError;
-use crate::accounts::verify_password;
+use crate::accounts::Throttled;
 use crate::db::repo::users;
 use crate::model::AuthLevel;
 use crate::node::Node;
@@ -49,26 +59,112 @@ impl Caller {
     }
 }
 
+/// Why a request was refused before its handler ran.
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// 401 (or a 500 of the database).
+    Api(ApiError),
+    /// 429: too many failed logins.
+    Throttled(Throttled),
+}
+
+impl From<ApiError> for AuthRejection {
+    fn from(error: ApiError) -> AuthRejection {
+        AuthRejection::Api(error)
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Api(error) => error.into_response(),
+            AuthRejection::Throttled(throttled) => {
+                let seconds = throttled.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+                let reason = match throttled {
+                    Throttled::Address { .. } => format!(
+                        "Too many failed logins from your address; no password is checked \
+                         from it for {seconds} s."
+                    ),
+                    Throttled::Account { .. } => format!(
+                        "Too many failed logins for this account from your address; its \
+                         password is not checked from here for {seconds} s."
+                    ),
+                };
+                let mut response = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    reason,
+                    "Wait for the time in the Retry-After header, then log in with the \
+                     right password (an administrator can reset it with users/update).",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+        }
+    }
+}
+
 impl FromRequestParts<Arc<Node>> for Caller {
-    type Rejection = ApiError;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         node: &Arc<Node>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::NotAuthenticated)?;
-        let (username, password) =
-            decode_basic(header.as_bytes()).ok_or(ApiError::NotAuthenticated)?;
-        let verified = authenticate(node, &username, &password).await?;
-        Ok(Caller {
-            username,
-            level: verified.unwrap_or(AuthLevel::None),
-            authenticated: verified.is_some(),
-        })
+        // Put there by `require_level`, which ran first.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        identify(parts, node).await
     }
+}
+
+/// Route layer: authenticates the caller and refuses it unless it has `level`,
+/// before anything reads the request's body. The handler's [`Caller`] is the one
+/// found here.
+pub async fn require_level(
+    State((node, level)): State<(Arc<Node>, AuthLevel)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let caller = match identify(&parts, &node).await {
+        Ok(caller) => caller,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Err(refusal) = caller.require(level) {
+        return refusal.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The caller of a request, from its `Authorization` header.
+async fn identify(parts: &Parts, node: &Arc<Node>) -> Result<Caller, AuthRejection> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::NotAuthenticated)?;
+    let (username, password) = decode_basic(header.as_bytes()).ok_or(ApiError::NotAuthenticated)?;
+    let verified = authenticate(node, &username, &password, client_address(parts)).await?;
+    Ok(Caller {
+        username,
+        level: verified.unwrap_or(AuthLevel::None),
+        authenticated: verified.is_some(),
+    })
+}
+
+/// The address the connection came from (the peer of the TCP connection; headers
+/// such as X-Forwarded-For are not trusted).
+fn client_address(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            info.0.ip().to_canonical()
+        })
 }
 
 /// Splits a `Basic` header into username and password.
@@ -87,31 +183,50 @@ fn decode_basic(header: &[u8]) -> Option<(String, String)> {
 }
 
 /// The level these credentials grant, or `None` when they are wrong (an unknown
-/// account or a wrong password, which callers must not tell apart).
+/// account or a wrong password, which callers must not tell apart), or a refusal
+/// when `address` has used up its failed logins.
 pub async fn authenticate(
     node: &Arc<Node>,
     username: &str,
     password: &str,
-) -> Result<Option<AuthLevel>, ApiError> {
-    if let Some(level) = node.credentials.lookup(username, password) {
+    address: IpAddr,
+) -> Result<Option<AuthLevel>, AuthRejection> {
+    let credentials = &node.credentials;
+    if let Some(level) = credentials.lookup(username, password) {
         return Ok(Some(level));
     }
-    let _one_at_a_time = node.credentials.verification_gate(username).lock().await;
-    if let Some(level) = node.credentials.lookup(username, password) {
+    // Identical parallel requests verify once; the others then hit the cache.
+    let _gate = credentials.verification_gate(username, password).await;
+    if let Some(level) = credentials.lookup(username, password) {
         return Ok(Some(level));
     }
-    let generation = node.credentials.generation(username);
-    let Some(user) = node.db.read(|tx| users::get_user(tx, username))? else {
+    let last_token = credentials
+        .throttle
+        .begin(username, address)
+        .map_err(AuthRejection::Throttled)?;
+    let generation = credentials.generation(username);
+    let user = node
+        .db
+        .read(|tx| users::get_user(tx, username))
+        .map_err(ApiError::from)?;
+    let hash = user.as_ref().map(|user| user.password_hash.as_str());
+    let matches = credentials
+        .verifier
+        .verify(password, hash)
+        .await
+        .map_err(ApiError::from)?;
+    let Some(user) = user.filter(|_| matches) else {
+        if last_token {
+            tracing::warn!(
+                %address,
+                username = ?username,
+                "failed logins used up their budget; further attempts get 429 for a while"
+            );
+        }
         return Ok(None);
     };
-    let given = password.to_string();
-    let hash = user.password_hash.clone();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&given, &hash)).await?;
-    if !matches {
-        return Ok(None);
-    }
-    node.credentials
-        .remember(username, password, user.level, generation);
+    credentials.throttle.succeeded(username, address);
+    credentials.remember(username, password, user.level, generation);
     Ok(Some(user.level))
 }
 

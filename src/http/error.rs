@@ -171,6 +171,33 @@ impl From<crate::ingest::IngestError> for ApiError {
                 S::CONFLICT,
                 "Names are never reused: choose a name that does not exist yet.",
             ),
+            E::InsideStoredFile { .. } => (
+                S::CONFLICT,
+                "Nothing is ever stored inside a stored file: choose a name outside it.",
+            ),
+            E::HoldsStoredFile { .. } => (
+                S::CONFLICT,
+                "A name that is the directory of stored files cannot name a file: choose \
+                 another name.",
+            ),
+            E::NameBusy { .. } => (
+                S::CONFLICT,
+                "Try again in a moment; once the other file is stored, this name is refused \
+                 if it lies inside that file or holds it.",
+            ),
+            E::OccupiedOnDisk { .. } => (
+                S::CONFLICT,
+                "Choose another name, or ask the node's operator to look at that path.",
+            ),
+            E::NameTooLong(_) => (
+                S::BAD_REQUEST,
+                "Use a shorter name: fewer or shorter directories.",
+            ),
+            E::NoSpace { .. } => (
+                S::INSUFFICIENT_STORAGE,
+                "Nothing was stored. Try again later, or upload to a node with room; the \
+                 node's administrator can add room.",
+            ),
             E::TransferNotFound(_) => {
                 (S::NOT_FOUND, "Stage the upload again to get a transfer id.")
             }
@@ -182,6 +209,12 @@ impl From<crate::ingest::IngestError> for ApiError {
             E::WrongTransferDetails { .. } => (
                 S::BAD_REQUEST,
                 "Commit with the values upload/stage returned.",
+            ),
+            E::NotPlain(_) => (
+                S::BAD_REQUEST,
+                "Stage regular files and directories only: symbolic links, FIFOs, devices \
+                 and files with several names are never followed, read or written. Stage \
+                 the upload again.",
             ),
             E::Mismatch { .. } => (
                 S::NOT_ACCEPTABLE,

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::body_timeout::is_stalled;
 use super::error::ApiError;
 
 /// Largest JSON body accepted (uploads travel separately).
@@ -21,16 +22,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BYTES)
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body unreadable or over {MAX_JSON_BYTES} bytes: {e}"),
-                    "Send a smaller request.",
-                )
-            })?;
+            .map_err(|e| unreadable(&e))?;
         let _ = state;
         parse(&bytes).map(Body)
     }
+}
+
+/// The answer to a body that could not be read whole.
+fn unreadable(error: &axum::Error) -> ApiError {
+    use axum::http::StatusCode;
+    if is_stalled(error) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body incomplete: {error}"),
+            "Send the whole body promptly, with a Content-Length that matches it.",
+        );
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body unreadable or over {MAX_JSON_BYTES} bytes: {error}"),
+        "Send a smaller request.",
+    )
 }
 
 /// Decodes a body, describing the first problem the way the protocol does. The

@@ -5,7 +5,8 @@
 //!
 //! 1. a negative size, or no store with room, refuses the clone;
 //! 2. a file of that name already here refuses it as a conflict (a re-run of a
-//!    manifest ingest counts these as "already there");
+//!    manifest ingest counts these as "already there"), and so does a file whose
+//!    name is a parent path of it or lies under it;
 //! 3. a live transfer of the same checksum to the same name that is ONGOING refuses
 //!    it as too early; one that is INITIATED or STAGED is failed (its staging
 //!    removed) and the clone refused, so that both sides fail their transfers.
@@ -80,23 +81,23 @@ pub async fn stage_clone(
         return Err(IngestError::NegativeSize(input.upload_size).into());
     }
     let size = input.upload_size as u64;
-    if node.stores.choose_for_ingest(size).is_none() {
-        let why = node.stores.why_no_room(size);
+    // Only a look: the room is reserved when the clone is staged below.
+    if let Err(why) = node.reserve_room(&[size]) {
         return Err(IngestError::NoStore { size, why }.into());
     }
     let checked = check(node, &input)?;
     let checksum = checked.checksum.to_string();
-    let (taken, live) = node
+    let (obstacle, live) = node
         .db
         .read(|tx| {
             Ok((
-                files::exists(tx, &input.destination_location)?,
+                files::obstacle(tx, &input.destination_location)?,
                 transfers::live_incoming_with_checksum(tx, &checksum)?,
             ))
         })
         .map_err(IngestError::from)?;
-    if taken {
-        return Err(IngestError::NameTaken(input.destination_location).into());
+    if let Some(obstacle) = obstacle {
+        return Err(IngestError::obstacle(&input.destination_location, obstacle).into());
     }
     if let Some(earlier) = live
         .into_iter()

@@ -9,6 +9,7 @@ mod batch_put;
 mod clone_stage;
 mod commit;
 mod error;
+mod leftovers;
 mod stage;
 mod stream;
 pub mod transfer_state;

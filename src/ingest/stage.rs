@@ -2,7 +2,8 @@
 //! create staging, and record INITIATED incoming transfers in one transaction.
 //!
 //! A single upload gets a staging directory of its own, `<staging>/<uuid>/`, as the
-//! protocol describes. A batch shares one staging directory, each item staged as
+//! protocol describes (the emptied directory of an earlier single upload is lent
+//! again: see `store::staging_pool`). A batch shares one staging directory, each item staged as
 //! `<staging>/<uuid>/<index>-<name>`: creating (and later removing) a directory per
 //! small file would double the inodes a batch allocates.
 
@@ -13,10 +14,12 @@ use super::transfer_state::{discard_staging_of, fail_in};
 use crate::db::DbError;
 use crate::db::repo::{files, next_ids, transfers};
 use crate::model::{
-    Algorithm, Checksum, IncomingTransfer, Timestamp, TransferStatus, validate_file_name,
+    Algorithm, Checksum, IncomingTransfer, PathLimits, Timestamp, TransferStatus,
+    check_path_limits, validate_file_name,
 };
 use crate::node::Node;
 use crate::store::Store;
+use crate::store::durable::create_dirs_in;
 
 /// What a client asks to stage.
 #[derive(Debug, Clone)]
@@ -49,6 +52,10 @@ pub struct StageOutput {
 pub enum StagingLayout {
     /// One directory per upload, named by the upload's own name.
     PerUpload,
+    /// Like `PerUpload`, possibly in the emptied directory of an earlier single
+    /// upload, and given back for the next one once committed
+    /// (`store::staging_pool`).
+    PerUploadReusing,
     /// One directory shared by all uploads of a batch.
     SharedByBatch,
 }
@@ -91,7 +98,7 @@ pub(super) fn check(node: &Node, input: &StageInput) -> Result<Checked, IngestEr
 /// same caller returns the transfer already under way, so an interrupted upload can
 /// resume from the bytes already staged.
 pub async fn stage_upload(node: &Arc<Node>, input: StageInput) -> Result<StageOutput, IngestError> {
-    stage_uploads(node, vec![input], StagingLayout::PerUpload)
+    stage_uploads(node, vec![input], StagingLayout::PerUploadReusing)
         .await?
         .pop()
         .expect("one result per input")
@@ -106,15 +113,22 @@ pub async fn stage_uploads(
 ) -> Result<Vec<Result<StageOutput, IngestError>>, IngestError> {
     let checked: Vec<Result<Checked, IngestError>> =
         inputs.iter().map(|i| check(node, i)).collect();
-    // One read transaction for the whole batch: is each name taken, and which live
-    // transfers share each checksum?
+    // One read transaction for the whole batch: is a recorded file in the way of
+    // each name, and which live transfers share each checksum?
     let known = node.db.read(|tx| {
+        let names: Vec<&str> = inputs
+            .iter()
+            .zip(&checked)
+            .filter(|(_, checked)| checked.is_ok())
+            .map(|(input, _)| input.destination_location.as_str())
+            .collect();
+        let mut obstacles = files::obstacles(tx, &names)?.into_iter();
         inputs
             .iter()
             .zip(&checked)
-            .map(|(input, checked)| match checked {
+            .map(|(_, checked)| match checked {
                 Ok(checked) => Ok(Some((
-                    files::exists(tx, &input.destination_location)?,
+                    obstacles.next().expect("one per checked input"),
                     transfers::live_incoming_with_checksum(tx, &checked.checksum.to_string())?,
                 ))),
                 Err(_) => Ok(None),
@@ -127,7 +141,7 @@ pub async fn stage_uploads(
     for (index, ((input, checked), known)) in inputs.into_iter().zip(checked).zip(known).enumerate()
     {
         results.push(None);
-        let (checked, (taken, live)) = match (checked, known) {
+        let (checked, (obstacle, live)) = match (checked, known) {
             (Ok(checked), Some(known)) => (checked, known),
             (Err(error), _) => {
                 results[index] = Some(Err(error));
@@ -135,8 +149,9 @@ pub async fn stage_uploads(
             }
             (Ok(_), None) => unreachable!("known is computed for every checked input"),
         };
-        if taken {
-            results[index] = Some(Err(IngestError::NameTaken(input.destination_location)));
+        if let Some(obstacle) = obstacle {
+            let refused = IngestError::obstacle(&input.destination_location, obstacle);
+            results[index] = Some(Err(refused));
             continue;
         }
         match resumable(node, &input, &checked, live, &mut stale) {
@@ -233,41 +248,53 @@ pub(super) struct Fresh {
     pub(super) source_transfer_id: Option<u64>,
 }
 
-/// Creates staging and records new transfers for checked inputs. The transfer's
-/// source is the input's `caller`.
+/// Reserves room, creates staging and records new transfers for checked inputs.
+/// The transfer's source is the input's `caller`.
 pub(super) async fn stage_fresh(
     node: &Arc<Node>,
     fresh: Vec<Fresh>,
     layout: StagingLayout,
 ) -> Result<Vec<(usize, Result<StageOutput, IngestError>)>, IngestError> {
-    let total: u64 = fresh.iter().map(|f| f.checked.size).sum();
-    let Some((store, available_bytes)) = node.stores.choose_for_ingest(total) else {
-        return Ok(fresh
-            .into_iter()
-            .map(|f| {
-                let why = node.stores.why_no_room(total);
-                (
-                    f.index,
-                    Err(IngestError::NoStore {
-                        size: f.checked.size,
-                        why,
-                    }),
-                )
-            })
-            .collect());
+    let sizes: Vec<u64> = fresh.iter().map(|f| f.checked.size).collect();
+    let mut reserved = match node.reserve_room(&sizes) {
+        Ok(reserved) => reserved,
+        Err(why) => {
+            return Ok(fresh
+                .into_iter()
+                .map(|f| {
+                    let size = f.checked.size;
+                    let why = why.clone();
+                    (f.index, Err(IngestError::NoStore { size, why }))
+                })
+                .collect());
+        }
     };
-    let upload_names: Vec<String> = match layout {
-        StagingLayout::PerUpload => fresh.iter().map(|f| f.input.upload_name.clone()).collect(),
-        StagingLayout::SharedByBatch => fresh
-            .iter()
-            .enumerate()
-            .map(|(position, f)| {
-                let name = &f.input.upload_name;
-                let base = name.rsplit('/').next().unwrap_or(name);
-                format!("{position}-{base}")
-            })
-            .collect(),
-    };
+    let store = reserved.store.clone();
+    let available_bytes = reserved.available;
+    let limits = path_limits(&store);
+    let mut outcomes = Vec::new();
+    // Each fitting input with the place of its reservation.
+    let mut fitting = Vec::with_capacity(fresh.len());
+    for (reservation, f) in fresh.into_iter().enumerate() {
+        let upload_name = match layout {
+            StagingLayout::PerUpload | StagingLayout::PerUploadReusing => {
+                f.input.upload_name.clone()
+            }
+            StagingLayout::SharedByBatch => batch_item_name(fitting.len(), &f.input, limits),
+        };
+        match fits(&store, &f.input.destination_location, &upload_name, limits) {
+            Ok(()) => fitting.push(((f, reservation), upload_name)),
+            Err(error) => {
+                reserved.release(reservation);
+                outcomes.push((f.index, Err(error)));
+            }
+        }
+    }
+    if fitting.is_empty() {
+        return Ok(outcomes);
+    }
+    let (fresh, upload_names): (Vec<(Fresh, usize)>, Vec<String>) = fitting.into_iter().unzip();
+    let (fresh, reservations): (Vec<Fresh>, Vec<usize>) = fresh.into_iter().unzip();
     let staging_names = create_staging(&store, &upload_names, layout).await?;
     let now = Timestamp::now();
     let transfers: Vec<IncomingTransfer> = fresh
@@ -298,14 +325,14 @@ pub(super) async fn stage_fresh(
                 .iter()
                 .map(|t| t.destination_location.as_str())
                 .collect();
-            let taken = files::exist_all(txn, &names)?;
-            let fresh_count = taken.iter().filter(|t| !**t).count() as u64;
+            let obstacles = files::obstacles(txn, &names)?;
+            let fresh_count = obstacles.iter().filter(|o| o.is_none()).count() as u64;
             let mut next = next_ids(txn, "incoming_transfers", fresh_count)?;
             let mut recorded = Vec::with_capacity(transfers.len());
             let mut accepted = Vec::new();
-            for (mut transfer, taken) in transfers.into_iter().zip(taken) {
-                if taken {
-                    let error = IngestError::NameTaken(transfer.destination_location.clone());
+            for (mut transfer, obstacle) in transfers.into_iter().zip(obstacles) {
+                if let Some(obstacle) = obstacle {
+                    let error = IngestError::obstacle(&transfer.destination_location, obstacle);
                     recorded.push(Err((error, transfer)));
                     continue;
                 }
@@ -325,26 +352,27 @@ pub(super) async fn stage_fresh(
             return Err(error);
         }
     };
-    let mut outcomes = Vec::new();
     let mut refused = Vec::new();
-    for (index, result) in fresh.into_iter().map(|f| f.index).zip(recorded) {
+    let places = fresh.into_iter().map(|f| f.index).zip(reservations);
+    for ((index, reservation), result) in places.zip(recorded) {
         match result {
-            Ok(transfer) => outcomes.push((
-                index,
-                Ok(StageOutput {
-                    transfer_id: transfer.id,
-                    store: store.clone(),
-                    available_bytes,
-                    staging_location: staging_location(
-                        &store,
-                        &transfer.staging_name,
-                        &transfer.upload_name,
-                    ),
-                    staging_name: transfer.staging_name,
-                    upload_name: transfer.upload_name,
-                }),
-            )),
+            Ok(transfer) => {
+                let staged = staging_path(&store, &transfer.staging_name, &transfer.upload_name);
+                reserved.bind(reservation, transfer.id, staged.clone());
+                outcomes.push((
+                    index,
+                    Ok(StageOutput {
+                        transfer_id: transfer.id,
+                        store: store.clone(),
+                        available_bytes,
+                        staging_location: staged.to_string_lossy().into_owned(),
+                        staging_name: transfer.staging_name,
+                        upload_name: transfer.upload_name,
+                    }),
+                ))
+            }
             Err((error, transfer)) => {
+                reserved.release(reservation);
                 refused.push(transfer);
                 outcomes.push((index, Err(error)));
             }
@@ -355,6 +383,50 @@ pub(super) async fn stage_fresh(
         tokio::task::spawn_blocking(move || discard_staging_of(&node, &refused)).await?;
     }
     Ok(outcomes)
+}
+
+/// The limits of the filesystem of `store`'s root: its own component limit (at
+/// most `NAME_MAX`) and `PATH_MAX`.
+pub(super) fn path_limits(store: &Store) -> PathLimits {
+    let name_max = rustix::fs::statvfs(&store.root)
+        .map(|s| s.f_namemax as usize)
+        .unwrap_or(usize::MAX);
+    PathLimits {
+        name_max: name_max.min(libc::NAME_MAX as usize),
+        path_max: libc::PATH_MAX as usize - 1,
+    }
+}
+
+/// Refuses an upload whose name could not be created in the store, or whose
+/// staged name could not be created in its staging directory (a new one, named by
+/// a UUID), before anything is created for it.
+fn fits(
+    store: &Store,
+    destination: &str,
+    upload_name: &str,
+    limits: PathLimits,
+) -> Result<(), IngestError> {
+    check_path_limits(destination, store.root.as_os_str().len(), limits)?;
+    let staging_dir = store.staging.as_os_str().len() + 1 + STAGING_NAME_BYTES;
+    check_path_limits(upload_name, staging_dir, limits)?;
+    Ok(())
+}
+
+/// Length of a staging directory's name (a hyphenated UUID).
+const STAGING_NAME_BYTES: usize = 36;
+
+/// The staged name of item `position` of a batch: `<position>-<base name>`, its
+/// end cut (at a character boundary) to fit one component.
+fn batch_item_name(position: usize, input: &StageInput, limits: PathLimits) -> String {
+    let name = &input.upload_name;
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let mut staged = format!("{position}-{base}");
+    let mut end = staged.len().min(limits.name_max);
+    while !staged.is_char_boundary(end) {
+        end -= 1;
+    }
+    staged.truncate(end);
+    staged
 }
 
 async fn remove_staging(store: &Arc<Store>, mut staging_names: Vec<String>) {
@@ -376,6 +448,14 @@ async fn create_staging(
     upload_names: &[String],
     layout: StagingLayout,
 ) -> Result<Vec<String>, IngestError> {
+    // A spare directory is a few quick system calls away: no blocking thread.
+    if layout == StagingLayout::PerUploadReusing
+        && let [upload_name] = upload_names
+        && !upload_name.contains('/')
+        && let Some(spare) = store.lend_spare_staging()
+    {
+        return Ok(vec![spare]);
+    }
     let store = store.clone();
     let upload_names = upload_names.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -383,12 +463,19 @@ async fn create_staging(
         for upload_name in &upload_names {
             let made = match (layout, created.first()) {
                 (StagingLayout::SharedByBatch, Some(shared)) => Ok(shared.clone()),
-                _ => store.create_staging(),
+                (StagingLayout::SharedByBatch, None) | (StagingLayout::PerUpload, _) => {
+                    store.create_staging()
+                }
+                // Possibly an emptied directory of an earlier upload: it is empty,
+                // ours, and nothing else names it.
+                (StagingLayout::PerUploadReusing, _) => store.lend_staging(),
             }
             .and_then(|staging_name| {
                 let parent = std::path::Path::new(upload_name).parent();
                 if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(store.staging.join(&staging_name).join(parent))?;
+                    // Symlink-free from the staging area: clients write there.
+                    let staging = store.staging_root()?;
+                    create_dirs_in(&staging, &std::path::Path::new(&staging_name).join(parent))?;
                 }
                 Ok(staging_name)
             });
@@ -409,10 +496,11 @@ async fn create_staging(
 }
 
 fn staging_location(store: &Store, staging_name: &str, upload_name: &str) -> String {
-    store
-        .staging
-        .join(staging_name)
-        .join(upload_name)
+    staging_path(store, staging_name, upload_name)
         .to_string_lossy()
         .into_owned()
+}
+
+fn staging_path(store: &Store, staging_name: &str, upload_name: &str) -> std::path::PathBuf {
+    store.staging.join(staging_name).join(upload_name)
 }

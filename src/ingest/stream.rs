@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -20,9 +21,11 @@ use futures_util::{Stream, StreamExt};
 use super::IngestError;
 use crate::checksum::Digester;
 use crate::db::repo::transfers;
+use crate::fsroot::{Dir, Kind, Meta, Refusal};
 use crate::model::{Algorithm, IncomingTransfer, validate_file_name};
 use crate::node::{Node, StagedDigest};
-use crate::store::durable::{start_writeback, sync_file};
+use crate::store::Store;
+use crate::store::durable::{create_dirs_in, start_writeback, sync_file};
 
 /// Chunks queued between the network and the disk writer.
 const QUEUE_CHUNKS: usize = 64;
@@ -43,6 +46,11 @@ pub struct StreamTarget {
 
 struct Resolved {
     transfer: IncomingTransfer,
+    store: Arc<Store>,
+    /// The staged file, relative to the store's staging area: it is reached from
+    /// there symlink-free (clients of the `local` provider write in staging).
+    relative: PathBuf,
+    /// Where that is, for messages and as the key of its stream's claim.
     file: PathBuf,
     whole_upload: bool,
 }
@@ -63,22 +71,25 @@ fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> 
     let store = node
         .stores
         .by_id(transfer.store_id)
-        .ok_or_else(|| IngestError::StoreDisabled(format!("#{}", transfer.store_id)))?;
-    let mut file = store
-        .staging
-        .join(&transfer.staging_name)
-        .join(&transfer.upload_name);
+        .ok_or_else(|| IngestError::StoreDisabled(format!("#{}", transfer.store_id)))?
+        .clone();
+    if store.staging_dir(&transfer.staging_name).is_none() {
+        return Err(IngestError::StagedDataMissing(id));
+    }
+    let mut relative = Path::new(&transfer.staging_name).join(&transfer.upload_name);
     let whole_upload = match target.path.as_deref() {
         None | Some("") => true,
         Some(inner) => {
             validate_file_name(inner)?;
-            file.push(inner);
+            relative.push(inner);
             false
         }
     };
     Ok(Resolved {
+        file: store.staging.join(&relative),
         transfer,
-        file,
+        store,
+        relative,
         whole_upload,
     })
 }
@@ -143,14 +154,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Bytes of `target` already staged (0 if none).
+/// Bytes of `target` already staged (0 if none). A link in its place (or on
+/// the way to it) is refused, never followed.
 pub fn stream_status(node: &Node, target: &StreamTarget) -> Result<u64, IngestError> {
     let resolved = resolve(node, target)?;
-    match fs::metadata(&resolved.file) {
-        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+    let inspect = |e| IngestError::staging("cannot inspect the staged file", e);
+    let staging = resolved.store.staging_root().map_err(inspect)?;
+    match staging.try_stat(&resolved.relative) {
+        Ok(Some(meta)) if meta.kind == Kind::File => Ok(meta.size),
+        Ok(Some(meta)) if meta.kind == Kind::Symlink => {
+            Err(inspect(Refusal::Symlink(resolved.file.clone()).into_io()))
+        }
         Ok(_) => Ok(0),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(IngestError::io("cannot inspect the staged file", e)),
+        Err(e) => Err(inspect(e)),
     }
 }
 
@@ -206,19 +222,24 @@ fn write_staged(
 ) -> Result<u64, IngestError> {
     let Resolved {
         transfer,
+        store,
+        relative,
         file: path,
         whole_upload,
     } = resolved;
     let declared = transfer.transfer_size;
+    let staging = store
+        .staging_root()
+        .map_err(|e| IngestError::io("cannot open the staging area", e))?;
     let claim = Claim::take(&path);
     let mut file = claim.while_owner(|| {
         node.staged_digests.forget(transfer.id);
-        open_at(&path, offset)
+        open_at(&staging, &relative, offset)
     })?;
     let mut algorithms = vec![transfer.transfer_checksum.algorithm];
     algorithms.extend(transfer.record_algorithm);
     let mut digester = whole_upload
-        .then(|| resume_digester(&path, offset, declared, &algorithms))
+        .then(|| resume_digester(&file, offset, declared, &algorithms))
         .transpose()?;
     let mut length = offset;
     let mut written_back = offset;
@@ -246,16 +267,15 @@ fn write_staged(
         }
     }
     sync_file(&file).map_err(|e| IngestError::io("cannot sync the staged file", e))?;
-    let length = file
-        .metadata()
-        .map_err(|e| IngestError::io("cannot inspect the staged file", e))?
-        .len();
+    let meta = Meta::of(&file).map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+    let length = meta.size;
     result?;
     if let Some(digester) = digester
         && digester.size() == declared
     {
-        let digest = StagedDigest::capture(&path, digester.finish())
-            .map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+        // The very inode written: commit uses the digests only while the staged
+        // name still leads to it, unchanged.
+        let digest = StagedDigest::capture(&meta, digester.finish());
         claim.while_owner(|| {
             node.staged_digests.insert(transfer.id, digest);
             Ok(())
@@ -264,23 +284,20 @@ fn write_staged(
     Ok(length)
 }
 
-/// Opens the staged file for writing at `offset`, which must not be beyond what is
-/// already staged; anything after `offset` is discarded.
-fn open_at(path: &Path, offset: u64) -> Result<fs::File, IngestError> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| IngestError::io("cannot create the staging directory", e))?;
+/// Opens the staged file `relative` (beneath the staging area `staging`,
+/// symlink-free) for writing at `offset`, which must not be beyond what is
+/// already staged; anything after `offset` is discarded. A link in its place or
+/// on the way, a FIFO, or a file with other names is refused: writing through it
+/// would write somewhere the client chose.
+fn open_at(staging: &Dir, relative: &Path, offset: u64) -> Result<fs::File, IngestError> {
+    if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs_in(staging, parent)
+            .map_err(|e| IngestError::staging("cannot create the staging directory", e))?;
     }
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| IngestError::io("cannot open the staged file", e))?;
-    let staged = file
-        .metadata()
-        .map_err(|e| IngestError::io("cannot inspect the staged file", e))?
-        .len();
+    let (mut file, meta) = staging
+        .open_for_writing(relative, 0o666)
+        .map_err(|e| IngestError::staging("cannot open the staged file", e))?;
+    let staged = meta.size;
     if offset > staged {
         return Err(IngestError::BadOffset { offset, staged });
     }
@@ -291,27 +308,26 @@ fn open_at(path: &Path, offset: u64) -> Result<fs::File, IngestError> {
 }
 
 /// A digester that has already seen the first `offset` bytes of the staged file
-/// (read back from disk when resuming).
+/// (read back from the descriptor being written when resuming).
 fn resume_digester(
-    path: &Path,
+    file: &fs::File,
     offset: u64,
     declared: u64,
     algorithms: &[Algorithm],
 ) -> Result<Digester, IngestError> {
     let mut digester = Digester::new(algorithms, Some(declared));
-    if offset > 0 {
-        let prefix = fs::File::open(path)
-            .map_err(|e| IngestError::io("cannot reopen the staged file", e))?;
-        let mut reader = std::io::Read::take(prefix, offset);
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = std::io::Read::read(&mut reader, &mut buffer)
-                .map_err(|e| IngestError::io("cannot reread the staged file", e))?;
-            if n == 0 {
-                break;
-            }
-            digester.update_slice(&buffer[..n]);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut position = 0;
+    while position < offset {
+        let wanted = buffer.len().min((offset - position) as usize);
+        let n = file
+            .read_at(&mut buffer[..wanted], position)
+            .map_err(|e| IngestError::io("cannot reread the staged file", e))?;
+        if n == 0 {
+            break;
         }
+        digester.update_slice(&buffer[..n]);
+        position += n as u64;
     }
     Ok(digester)
 }

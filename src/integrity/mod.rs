@@ -7,21 +7,27 @@
 //! that hash began (`stat.rs`: size, modification time, inode, and for a directory
 //! every entry). A missing copy, a changed copy, a copy whose last hash did not
 //! match, and a copy whose last hash recorded no stat are always hashed.
+//!
+//! A copy is reached from its store's root symlink-free (`crate::fsroot`): a copy
+//! replaced by a link, or reached through a linked directory, is unreadable (and
+//! so corrupt), never followed.
 
 mod stat;
 
 use std::path::Path;
 use std::time::Duration;
 
-pub use stat::copy_stat;
+pub use stat::copy_stat_in;
 
-use crate::checksum::digest_path;
+use crate::checksum::digest_in;
 use crate::db::repo::{errors, instances, next_id};
 use crate::db::{Db, DbError, WriteTxn};
+use crate::fsroot::Dir;
 use crate::model::{
     Algorithm, Checksum, CopyStat, CorruptFile, ErrorCategory, ErrorSeverity, File, Instance,
     Timestamp,
 };
+use crate::store::Stores;
 
 /// What hashing one instance found.
 #[derive(Debug, Clone)]
@@ -64,17 +70,38 @@ fn may_reuse(instance: &Instance, now: &CopyStat, trust_for: Duration) -> bool {
     young && instance.verified_stat.as_ref() == Some(now)
 }
 
+/// The copy's store root and its path there: a copy is only ever reached from
+/// its store's root, symlink-free.
+fn locate<'a>(stores: &Stores, instance: &'a Instance) -> std::io::Result<(Dir, &'a Path)> {
+    let store = stores.by_id(instance.store_id).ok_or_else(|| {
+        std::io::Error::other(format!("store #{} is not configured", instance.store_id))
+    })?;
+    let relative = store
+        .relative_path(Path::new(&instance.path))
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "{} is not under the root of store '{}'",
+                instance.path, store.name
+            ))
+        })?;
+    Ok((store.root_dir()?, relative))
+}
+
 /// Answers from the earlier hash if the cache rule allows it; otherwise hashes
 /// with `hash`, which gives the current checksum, size and whether it matches.
 fn verify_with(
+    stores: &Stores,
     file: &File,
     instance: &Instance,
     trust_for: Duration,
-    hash: impl FnOnce(&Path) -> std::io::Result<(Checksum, u64, bool)>,
+    hash: impl FnOnce(&Dir, &Path) -> std::io::Result<(Checksum, u64, bool)>,
 ) -> Verification {
-    let path = Path::new(&instance.path);
     let started = Timestamp::now();
-    let stat = match copy_stat(path) {
+    let (root, relative) = match locate(stores, instance) {
+        Ok(found) => found,
+        Err(error) => return unreadable(instance, error, started),
+    };
+    let stat = match copy_stat_in(&root, relative) {
         Ok(stat) => stat,
         Err(error) => return unreadable(instance, error, started),
     };
@@ -89,7 +116,7 @@ fn verify_with(
             problem: None,
         };
     }
-    match hash(path) {
+    match hash(&root, relative) {
         Ok((checksum, size, matches)) => Verification {
             instance: instance.clone(),
             current: Some((checksum, size)),
@@ -106,10 +133,15 @@ fn verify_with(
 /// Hashes `instance` (a blocking call) unless the cache rule lets a hash younger
 /// than `trust_for` stand (`Duration::ZERO` always hashes). Compares both the
 /// file's own checksum and the instance's BLAKE3.
-pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) -> Verification {
+pub fn verify_instance(
+    stores: &Stores,
+    file: &File,
+    instance: &Instance,
+    trust_for: Duration,
+) -> Verification {
     let algorithm = file.checksum.algorithm;
-    verify_with(file, instance, trust_for, |path| {
-        let digests = digest_path(path, &[algorithm])?;
+    verify_with(stores, file, instance, trust_for, |root, relative| {
+        let digests = digest_in(root, relative, &[algorithm])?;
         let checksum = digests.get(algorithm).cloned().expect("computed");
         let matches = checksum == file.checksum
             && digests.size == file.size
@@ -122,12 +154,13 @@ pub fn verify_instance(file: &File, instance: &Instance, trust_for: Duration) ->
 /// recorded for the copy (large files are hashed on all cores). This is the check of
 /// the `check_integrity` task: it does not depend on the uploader's algorithm.
 pub fn verify_instance_blake3(
+    stores: &Stores,
     file: &File,
     instance: &Instance,
     trust_for: Duration,
 ) -> Verification {
-    verify_with(file, instance, trust_for, |path| {
-        let digests = digest_path(path, &[Algorithm::Blake3])?;
+    verify_with(stores, file, instance, trust_for, |root, relative| {
+        let digests = digest_in(root, relative, &[Algorithm::Blake3])?;
         let blake3 = digests.blake3();
         Ok((
             Checksum::new(Algorithm::Blake3, blake3.to_vec()),

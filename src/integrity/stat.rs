@@ -2,66 +2,84 @@
 //! decides whether an earlier hash of the copy may be reused.
 //!
 //! Symbolic links are never followed: a link inside a directory copy counts by its
-//! own metadata, and a copy whose path is itself a link is described as the link.
+//! own metadata, a copy whose path is itself a link is described as the link, and
+//! a copy reached through a linked directory has no stat.
 
-use std::fs::Metadata;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::fsroot::{Dir, Kind, Meta, Visit};
 use crate::model::CopyStat;
 
-fn modified_ns(metadata: &Metadata) -> i64 {
+fn modified_ns(metadata: &Meta) -> i64 {
     metadata
-        .mtime()
+        .mtime
+        .0
         .saturating_mul(1_000_000_000)
-        .saturating_add(metadata.mtime_nsec())
+        .saturating_add(metadata.mtime.1)
 }
 
-/// The stat of the copy at `path` (a file, or a directory by the directory rule).
-/// Fails when the copy is missing or cannot be listed.
-pub fn copy_stat(path: &Path) -> io::Result<CopyStat> {
-    let metadata = path.symlink_metadata()?;
-    if !metadata.is_dir() {
+/// The stat of the copy at `relative` beneath `dir` (a file, or a directory by
+/// the directory rule), reached symlink-free. Fails when the copy is missing,
+/// reached through a link, or cannot be listed.
+pub fn copy_stat_in(dir: &Dir, relative: &Path) -> io::Result<CopyStat> {
+    let metadata = dir.stat(relative)?;
+    if metadata.kind != Kind::Dir {
         return Ok(CopyStat {
-            size: metadata.len(),
+            size: metadata.size,
             modified_ns: modified_ns(&metadata),
-            inode: metadata.ino(),
+            inode: metadata.inode,
             entries: [0; 16],
         });
     }
+    let tree = dir.open_dir(relative)?;
     let mut size = 0u64;
     let mut newest = modified_ns(&metadata);
     let mut digest = blake3::Hasher::new();
-    for entry in walkdir::WalkDir::new(path).sort_by_file_name().min_depth(1) {
-        let entry = entry.map_err(io::Error::other)?;
-        let metadata = entry.metadata().map_err(io::Error::other)?;
-        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
-        if metadata.is_file() {
-            size += metadata.len();
+    let mut failure = None;
+    tree.walk(&mut |entry| {
+        let metadata = match entry.meta() {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                failure = Some(error);
+                return Visit::Stop;
+            }
+        };
+        if metadata.kind == Kind::File {
+            size += metadata.size;
         }
         newest = newest.max(modified_ns(&metadata));
-        let kind = if metadata.is_dir() {
-            b'd'
-        } else if metadata.is_file() {
-            b'f'
-        } else {
-            b'o'
+        let kind = match metadata.kind {
+            Kind::Dir => b'd',
+            Kind::File => b'f',
+            _ => b'o',
         };
-        digest.update(relative.as_os_str().as_encoded_bytes());
+        digest.update(entry.relative.as_os_str().as_encoded_bytes());
         digest.update(&[0, kind]);
-        digest.update(&metadata.ino().to_le_bytes());
-        digest.update(&metadata.len().to_le_bytes());
+        digest.update(&metadata.inode.to_le_bytes());
+        digest.update(&metadata.size.to_le_bytes());
         digest.update(&modified_ns(&metadata).to_le_bytes());
+        Visit::Continue
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
     }
     let mut entries = [0u8; 16];
     entries.copy_from_slice(&digest.finalize().as_bytes()[..16]);
     Ok(CopyStat {
         size,
         modified_ns: newest,
-        inode: metadata.ino(),
+        inode: metadata.inode,
         entries,
     })
+}
+
+/// The stat of the copy at the absolute `path`, its parent taken as the root
+/// (tests only: the node reaches copies from their store's root).
+#[cfg(test)]
+pub fn copy_stat(path: &Path) -> io::Result<CopyStat> {
+    let parent = Dir::open_trusted(path.parent().expect("a parent"))?;
+    copy_stat_in(&parent, Path::new(path.file_name().expect("a name")))
 }
 
 #[cfg(test)]

@@ -1,20 +1,24 @@
 //! The running node: configuration, database, stores and in-memory caches shared by
 //! the HTTP handlers and the background work, plus start-up and recovery.
 
+mod claims;
 mod recovery;
+mod reservations;
 mod setup;
 mod staged;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{CredentialCache, PeerKeyring};
+use crate::accounts::{BucketRule, CredentialCache, PeerKeyring};
 use crate::config::Config;
 use crate::db::Db;
 use crate::store::Stores;
 use crate::tasks::Tasks;
 
+pub use claims::{Busy, Claim, NameClaims};
 pub use recovery::{RecoveryMode, RecoveryReport, recover};
+pub use reservations::{Reservations, Reserved};
 pub use setup::{
     ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, SetupError, open_node,
     write_listen_address as setup_write_listen_address, write_secret,
@@ -35,13 +39,27 @@ pub struct Node {
     pub tasks: Tasks,
     /// The key that seals peer librarians' credentials (its file may be missing).
     pub peer_keyring: PeerKeyring,
+    /// Names being placed in a store now (nothing nested may be placed meanwhile).
+    pub claims: Arc<NameClaims>,
+    /// Space promised to staged uploads.
+    pub reservations: Reservations,
 }
 
 impl Node {
     /// Bundles the parts of a node.
     pub fn new(config: Config, db: Db, stores: Stores, peer_keyring: PeerKeyring) -> Arc<Node> {
-        let credentials =
-            CredentialCache::new(Duration::from_secs(config.credential_cache_seconds));
+        let limits = &config.http;
+        let credentials = CredentialCache::with_limits(
+            Duration::from_secs(config.credential_cache_seconds),
+            BucketRule {
+                burst: limits.login_address_burst,
+                refill: limits.login_address_refill,
+            },
+            BucketRule {
+                burst: limits.login_account_burst,
+                refill: limits.login_account_refill,
+            },
+        );
         let tasks = Tasks::new(config.task_specs.clone());
         Arc::new(Node {
             tasks,
@@ -51,6 +69,8 @@ impl Node {
             credentials,
             staged_digests: StagedDigests::default(),
             peer_keyring,
+            claims: Arc::default(),
+            reservations: Reservations::default(),
         })
     }
 }

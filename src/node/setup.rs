@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,7 +67,13 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
     if fs::metadata(&config.data_dir).is_ok_and(|found| !found.is_dir()) {
         return Err(SetupError::NotADirectory(config.data_dir.clone()));
     }
-    fs::create_dir_all(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
+    // Created 0750 (under the umask), so a new directory needs no narrowing.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&config.data_dir)
+        .map_err(data_dir_error(&config.data_dir))?;
+    restrict_data_dir(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
     config.data_dir =
         fs::canonicalize(&config.data_dir).map_err(data_dir_error(&config.data_dir))?;
     let db = Db::open(&config.database_path())?;
@@ -75,6 +81,36 @@ pub fn open_node(mut config: Config) -> Result<(Arc<Node>, Option<String>), Setu
     let admin_password = ensure_admin(&config, &db)?;
     let peer_keyring = open_peer_keyring(&config, &db)?;
     Ok((Node::new(config, db, stores, peer_keyring), admin_password))
+}
+
+/// The data directory holds the database, the admin password and the peer key:
+/// at most 0750 (the group may reach a store inside it, never write; others
+/// nothing). A directory that is more open, new or not, is narrowed to that; a
+/// narrower one is left as it is.
+fn restrict_data_dir(path: &Path) -> std::io::Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    let narrowed = mode & !0o027;
+    if narrowed == mode {
+        return Ok(());
+    }
+    let shown = |mode: u32| format!("{mode:o}");
+    match fs::set_permissions(path, fs::Permissions::from_mode(narrowed)) {
+        Ok(()) => tracing::info!(
+            path = %path.display(),
+            from = shown(mode),
+            to = shown(narrowed),
+            "narrowed the data directory's permissions"
+        ),
+        // Not ours to change (another owner): say so, and run.
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => tracing::warn!(
+            path = %path.display(),
+            mode = shown(mode),
+            %error,
+            "the data directory is open to others and cannot be narrowed; make it 0750"
+        ),
+        Err(error) => return Err(error),
+    }
+    Ok(())
 }
 
 /// Loads the peer key, generating it when its file does not exist yet. A missing

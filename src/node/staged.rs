@@ -6,11 +6,10 @@
 //! means re-hashing from disk.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Mutex;
 
 use crate::checksum::Digests;
+use crate::fsroot::{Kind, Meta};
 
 /// Identity of a staged file plus the digests of its bytes.
 #[derive(Debug, Clone)]
@@ -18,40 +17,32 @@ pub struct StagedDigest {
     pub device: u64,
     pub inode: u64,
     pub size: u64,
-    pub modified_nanos: i128,
+    /// Seconds and nanoseconds.
+    pub modified: (i64, i64),
     pub digests: Digests,
 }
 
 impl StagedDigest {
-    /// Records `digests` as those of the file now at `path`.
-    pub fn capture(path: &Path, digests: Digests) -> std::io::Result<StagedDigest> {
-        let metadata = std::fs::metadata(path)?;
-        Ok(StagedDigest {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            size: metadata.len(),
-            modified_nanos: modified_nanos(&metadata),
+    /// Records `digests` as those of the open file `meta` describes.
+    pub fn capture(meta: &Meta, digests: Digests) -> StagedDigest {
+        StagedDigest {
+            device: meta.device,
+            inode: meta.inode,
+            size: meta.size,
+            modified: meta.mtime,
             digests,
-        })
-    }
-
-    /// Whether the file at `path` is still the file these digests describe.
-    pub fn still_describes(&self, path: &Path) -> bool {
-        match std::fs::symlink_metadata(path) {
-            Ok(metadata) => {
-                metadata.is_file()
-                    && metadata.dev() == self.device
-                    && metadata.ino() == self.inode
-                    && metadata.len() == self.size
-                    && modified_nanos(&metadata) == self.modified_nanos
-            }
-            Err(_) => false,
         }
     }
-}
 
-fn modified_nanos(metadata: &std::fs::Metadata) -> i128 {
-    i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec())
+    /// Whether the file `meta` describes (as opened for commit) is still the file
+    /// these digests describe.
+    pub fn still_describes(&self, meta: &Meta) -> bool {
+        meta.kind == Kind::File
+            && meta.device == self.device
+            && meta.inode == self.inode
+            && meta.size == self.size
+            && meta.mtime == self.modified
+    }
 }
 
 /// Staged digests by transfer id.

@@ -250,6 +250,21 @@ impl LibrarianClient {
         not_found_is_empty(self.post("search/file", request).await)
     }
 
+    /// The record of exactly the file `name`, if there is one (a `search/file` by
+    /// name, which may also match by pattern).
+    pub async fn find_file(&self, name: &str) -> Result<Option<FileSearchResponse>, PeerError> {
+        let found = self
+            .search_files(&FileSearchRequest {
+                name: Some(name.to_string()),
+                create_time_window: None,
+                uploader: None,
+                source: None,
+                max_results: 1,
+            })
+            .await?;
+        Ok(found.into_iter().find(|file| file.name == name))
+    }
+
     /// `search/error`; "nothing found" is an empty list.
     pub async fn search_errors(
         &self,

@@ -13,6 +13,10 @@ use super::upload::TransferProvider;
 /// The suggested remedy of a clone failure when the server has nothing better.
 pub const DEFAULT_REMEDY: &str = "Please try again later.";
 
+/// How a refused `clone/stage` begins its reason when the file itself is there
+/// already (a 409 for a name nested with another file says otherwise).
+pub const ALREADY_EXISTS: &str = "File already exists on librarian.";
+
 fn default_remedy() -> String {
     DEFAULT_REMEDY.to_string()
 }

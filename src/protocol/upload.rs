@@ -73,6 +73,11 @@ pub struct StreamStatus {
     pub staged_bytes: u64,
 }
 
+/// How quire begins the reason of a 409 whose name is itself taken. A 409 for a
+/// name nested with a stored file (inside it, or holding it) says otherwise, and
+/// then no file of that name exists to compare with.
+pub const NAME_TAKEN_START: &str = "a file called '";
+
 /// Why one item of a batch was refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchItemError {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Store;
-use super::durable::create_dirs_in;
+use super::durable::{create_dirs_in, take_back_in};
 use crate::fsroot::Dir;
 
 impl Store {
@@ -24,6 +24,17 @@ impl Store {
     /// The store's staging area.
     pub fn staging_root(&self) -> io::Result<Dir> {
         Dir::open_trusted(&self.staging)
+    }
+
+    /// Removes `target` (a path under the root, as an intent recorded it) if it
+    /// is still the inode `device`/`inode`, and syncs its directory; reached
+    /// from the root symlink-free. Returns whether something was removed; a
+    /// target outside the root is never touched.
+    pub fn take_back(&self, target: &Path, device: u64, inode: u64) -> io::Result<bool> {
+        match self.relative_path(target) {
+            Some(relative) => take_back_in(&self.root_dir()?, relative, device, inode),
+            None => Ok(false),
+        }
     }
 
     /// `name` relative to the root, if `path` is `<root>/<name>` (a recorded

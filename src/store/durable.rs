@@ -9,12 +9,11 @@
 //!
 //! Under staging, stores and drop-boxes every name is reached through a
 //! [`Dir`](crate::fsroot::Dir) (the `*_in` functions), never by a path: see
-//! `crate::fsroot`. The few path-taking functions left serve the data directory.
+//! `crate::fsroot`. The few path-taking functions left (`sync_dir`,
+//! `rename_no_replace`) serve the data directory, which only the node writes.
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::fsroot::{Dir, Kind, Opened};
@@ -78,9 +77,14 @@ pub fn sync_directory(dir: &Dir) -> io::Result<()> {
 
 /// Flushes the file, or every file and directory of the tree, at `relative`.
 pub fn sync_in(dir: &Dir, relative: &Path) -> io::Result<()> {
-    match dir.open_entry(relative)? {
-        Opened::File(file, _) => sync_file(&file),
-        Opened::Dir(tree, _) => sync_tree_of(&tree),
+    sync_opened(&dir.open_entry(relative)?)
+}
+
+/// Flushes an open file, or every file and directory of an open tree.
+pub fn sync_opened(opened: &Opened) -> io::Result<()> {
+    match opened {
+        Opened::File(file, _) => sync_file(file),
+        Opened::Dir(tree, _) => sync_tree_of(tree),
     }
 }
 
@@ -104,21 +108,28 @@ const PARALLEL_SYNCS: usize = 16;
 /// Syncs every item (a file or tree beneath its directory) using several
 /// threads; one result per item.
 pub fn sync_all_in_parallel(items: &[(&Dir, &Path)]) -> Vec<io::Result<()>> {
+    in_parallel(items, |(dir, path)| sync_in(dir, path))
+}
+
+/// Syncs every open file or tree using several threads; one result per item.
+pub fn sync_all_opened_in_parallel(items: &[&Opened]) -> Vec<io::Result<()>> {
+    in_parallel(items, |opened| sync_opened(opened))
+}
+
+/// Runs `sync` on every item, on up to [`PARALLEL_SYNCS`] threads.
+fn in_parallel<T: Sync>(
+    items: &[T],
+    sync: impl Fn(&T) -> io::Result<()> + Sync,
+) -> Vec<io::Result<()>> {
     if items.len() <= 1 {
-        return items.iter().map(|(dir, path)| sync_in(dir, path)).collect();
+        return items.iter().map(&sync).collect();
     }
     let per_thread = items.len().div_ceil(PARALLEL_SYNCS);
+    let sync = &sync;
     std::thread::scope(|scope| {
         let workers: Vec<_> = items
             .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(dir, path)| sync_in(dir, path))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|chunk| scope.spawn(move || chunk.iter().map(sync).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -245,16 +256,6 @@ pub fn start_writeback(file: &fs::File, offset: u64, length: u64) {
     }
 }
 
-/// Flushes everything written to the filesystem holding `path` (data and entries
-/// of every file) in one call: cheaper than one fsync per file for a batch.
-pub fn sync_filesystem(path: &Path) -> io::Result<()> {
-    let directory = fs::File::open(path)?;
-    let seen = observe::before_sync_filesystem(path);
-    rustix::fs::syncfs(&directory).map_err(io::Error::from)?;
-    observe::synced(seen);
-    Ok(())
-}
-
 /// Flushes a directory's entries (creations, renames) to disk.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     sync_path(path)
@@ -277,65 +278,6 @@ pub fn sync_file(file: &fs::File) -> io::Result<()> {
     Ok(())
 }
 
-/// Flushes a file, or every file and directory of a tree, to disk.
-pub fn sync_tree(path: &Path) -> io::Result<()> {
-    let metadata = fs::symlink_metadata(path)?;
-    if !metadata.is_dir() {
-        return sync_path(path);
-    }
-    for entry in walkdir::WalkDir::new(path).contents_first(true) {
-        let entry = entry.map_err(io::Error::other)?;
-        if entry.file_type().is_file() || entry.file_type().is_dir() {
-            sync_path(entry.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// Syncs every path (file or tree) using several threads; one result per path.
-pub fn sync_all_parallel<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<io::Result<()>> {
-    let paths: Vec<&Path> = paths.collect();
-    if paths.len() <= 1 {
-        return paths.into_iter().map(sync_tree).collect();
-    }
-    let per_thread = paths.len().div_ceil(PARALLEL_SYNCS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || chunk.iter().map(|p| sync_tree(p)).collect::<Vec<_>>())
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().expect("sync thread panicked"))
-            .collect()
-    })
-}
-
-/// Creates `root/relative` and any missing parents, syncing each parent whose entry
-/// list changed, so the new directories survive a crash.
-pub fn create_dirs_durably(root: &Path, relative: &Path) -> io::Result<()> {
-    let mut current = root.to_path_buf();
-    for component in relative.components() {
-        let parent = current.clone();
-        current.push(component);
-        match make_dir(&current) {
-            Ok(()) => sync_dir(&parent)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && current.is_dir() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Creates one directory (its parent must exist); not durable by itself.
-pub fn make_dir(path: &Path) -> io::Result<()> {
-    fs::create_dir(path)?;
-    observe::made_dir(path);
-    Ok(())
-}
-
 /// Renames `from` to `to` unless `to` exists (then `AlreadyExists`). Committed files
 /// are never replaced.
 pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
@@ -351,90 +293,19 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Gives the inode behind `file` (an unnamed file, or one opened elsewhere) the
-/// name `target`, unless `target` exists (then `AlreadyExists`).
-pub fn link_no_replace(file: &fs::File, target: &Path) -> io::Result<()> {
-    let own_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        own_fd.as_str(),
-        rustix::fs::CWD,
-        target,
-        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-    )
-    .map_err(io::Error::from)?;
-    observe::linked(file, target);
-    Ok(())
-}
-
-/// Removes the name `path` of a file; not durable by itself.
-pub fn remove_file(path: &Path) -> io::Result<()> {
-    fs::remove_file(path)?;
-    observe::removed(path);
-    Ok(())
-}
-
-/// Asks the kernel to drop the cached pages of every file under `path`, so that
-/// the next read comes from the medium. Only clean (synced) pages are dropped;
-/// where the hint is ignored, a read still returns what the filesystem holds.
-pub fn drop_cached_pages(path: &Path) {
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_file()
-            && let Ok(file) = fs::File::open(entry.path())
-        {
-            observe::evicted(entry.path());
-            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-        }
-    }
-}
-
-/// Removes a file or a whole tree; a missing path is not an error.
+/// Removes a file or a whole tree of the data directory or a test's scratch
+/// space (never of staging, stores or drop-boxes: see `remove_in`); a missing
+/// path is not an error.
+#[cfg(test)]
 pub fn remove_path(path: &Path) -> io::Result<()> {
     let result = match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => {
-            make_tree_writable(path);
-            fs::remove_dir_all(path)
-        }
+        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),
         Err(e) => Err(e),
     };
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => {
-            observe::removed(path);
-            other
-        }
-    }
-}
-
-/// Gives the owner write permission on every directory of a tree, so it can be
-/// removed even if it was made read-only.
-fn make_tree_writable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_dir()
-            && let Ok(metadata) = entry.metadata()
-        {
-            let mode = metadata.permissions().mode() | 0o700;
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode));
-        }
-    }
-}
-
-/// Removes `target` if it is still the inode `device`/`inode`, and syncs its
-/// directory. Returns whether something was removed.
-pub fn take_back(target: &Path, device: u64, inode: u64) -> io::Result<bool> {
-    match fs::symlink_metadata(target) {
-        Ok(metadata) if metadata.dev() == device && metadata.ino() == inode => {
-            remove_file(target)?;
-            if let Some(parent) = target.parent() {
-                sync_dir(parent)?;
-            }
-            Ok(true)
-        }
-        Ok(_) => Ok(false),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
+        other => other,
     }
 }
 
@@ -457,10 +328,15 @@ mod tests {
     }
 
     #[test]
-    fn creates_nested_directories() {
+    fn creates_nested_directories_and_refuses_links() {
         let dir = tempfile::tempdir().unwrap();
-        create_dirs_durably(dir.path(), Path::new("x/y/z")).unwrap();
+        let root = Dir::open_trusted(dir.path()).unwrap();
+        create_dirs_in(&root, Path::new("x/y/z")).unwrap();
         assert!(dir.path().join("x/y/z").is_dir());
-        create_dirs_durably(dir.path(), Path::new("x/y")).unwrap();
+        create_dirs_in(&root, Path::new("x/y")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("x"), dir.path().join("l")).unwrap();
+        let error = create_dirs_in(&root, Path::new("l/y/w")).unwrap_err();
+        assert!(crate::fsroot::refusal(&error).is_some(), "{error}");
+        assert!(!dir.path().join("x/y/w").exists());
     }
 }

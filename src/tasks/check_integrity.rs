@@ -60,7 +60,7 @@ pub fn run(context: &TaskContext, settings: &CheckIntegrity) -> anyhow::Result<(
             .map(|(file, instance)| {
                 (
                     file.clone(),
-                    verify_instance_blake3(file, instance, trust_for),
+                    verify_instance_blake3(&node.stores, file, instance, trust_for),
                 )
             })
             .collect();

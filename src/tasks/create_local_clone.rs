@@ -10,7 +10,7 @@
 //! drive leaving is not an error of the file.
 
 use std::iter::Peekable;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -155,21 +155,39 @@ fn copy_batch(
     caller: &str,
 ) -> anyhow::Result<usize> {
     let node = context.node();
-    let items: Vec<CopyItem> = batch
-        .iter()
-        .map(|(file, instance)| CopyItem {
-            source: PathBuf::from(&instance.path),
+    // A source is read from its store's root, symlink-free; a source outside any
+    // configured store root is not copied.
+    let mut located: Vec<&Candidate> = Vec::with_capacity(batch.len());
+    let mut items: Vec<CopyItem> = Vec::with_capacity(batch.len());
+    for candidate in batch {
+        let (file, instance) = candidate;
+        let path = Path::new(&instance.path);
+        let Some((store, relative)) = node
+            .stores
+            .by_id(instance.store_id)
+            .and_then(|store| Some((store, store.relative_path(path)?)))
+        else {
+            context.item_failed(format!(
+                "'{}' was not copied to '{}': its copy {} is not under the root of a configured store",
+                file.name, target.name, instance.path
+            ));
+            continue;
+        };
+        located.push(candidate);
+        items.push(CopyItem {
+            source_root: store.root.clone(),
+            source: relative.to_path_buf(),
             name: file.name.clone(),
             expected: Expected {
                 size: file.size,
                 blake3: instance.blake3,
             },
-        })
-        .collect();
+        });
+    }
     let results = copy_verified(target, &items);
     let mut drive_left = None;
     let mut made = Vec::new();
-    for ((file, source), result) in batch.iter().zip(results) {
+    for ((file, source), result) in located.into_iter().zip(results) {
         match result {
             Ok(copied) => made.push((file, source, copied)),
             Err(CopyError::Io(error)) if *drive_left.get_or_insert_with(|| !target.available()) => {

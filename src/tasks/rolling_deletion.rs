@@ -30,7 +30,7 @@ use crate::db::repo::{files, instances};
 use crate::model::{DeletionPolicy, File, Instance, Timestamp};
 use crate::node::Node;
 use crate::store::Store;
-use crate::store::durable::remove_path;
+use crate::store::durable::remove_in;
 
 /// Runs one pass over the store.
 pub fn run(context: &TaskContext, settings: &RollingDeletion) -> anyhow::Result<()> {
@@ -165,14 +165,13 @@ fn delete(
     mark_unavailable: bool,
 ) -> anyhow::Result<()> {
     let node = context.node();
-    let path = Path::new(&instance.path);
-    if !path.starts_with(&store.root) || path == store.root {
+    let Some(relative) = store.relative_path(Path::new(&instance.path)) else {
         context.item_failed(format!(
             "kept instance {}: its path {} is not inside store '{}'",
             instance.id, instance.path, store.name
         ));
         return Ok(());
-    }
+    };
     let id = instance.id;
     let marked = node.db.write_blocking(move |txn| {
         let Some(mut current) = instances::get_instance(txn, id)? else {
@@ -188,7 +187,9 @@ fn delete(
     if !marked {
         return Ok(());
     }
-    if let Err(error) = remove_path(path) {
+    // Reached from the store's root symlink-free: a link planted on the way is
+    // refused, and a link at the path is removed itself, never followed.
+    if let Err(error) = store.root_dir().and_then(|root| remove_in(&root, relative)) {
         context.item_failed(format!(
             "instance {} of '{}' is marked unavailable, but its bytes at {} could not be \
              removed: {error}",

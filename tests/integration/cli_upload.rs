@@ -434,6 +434,20 @@ fn resumed_line(kept: u64, total: usize) -> String {
     )
 }
 
+/// Runs the same network upload again and checks that it resumed from the `kept`
+/// bytes and stored the whole file.
+fn assert_rerun_resumes(node: &TestNode, file: &Path, name: &str, kept: u64, bytes: &[u8]) {
+    let output = cli_ok(
+        node,
+        &["upload", "--provider", "network", path_arg(file), name],
+    );
+    assert!(
+        output.contains(&resumed_line(kept, bytes.len())),
+        "{output}"
+    );
+    assert_verifies(node, name, bytes);
+}
+
 #[test]
 fn a_connection_cut_mid_body_is_resumed_by_rerunning_the_cli() {
     let node = TestNode::with_config(ALWAYS_REHASH);
@@ -625,21 +639,7 @@ fn an_upload_whose_node_was_killed_mid_stream_resumes_when_run_again() {
     node.start_again();
     let kept = staging_length(&node, "killed.bin").expect("the staged bytes survive");
     assert!(kept > 0);
-    let output = cli_ok(
-        &node,
-        &[
-            "upload",
-            "--provider",
-            "network",
-            path_arg(&file),
-            "k/killed.bin",
-        ],
-    );
-    assert!(
-        output.contains(&resumed_line(kept, bytes.len())),
-        "{output}"
-    );
-    assert_verifies(&node, "k/killed.bin", &bytes);
+    assert_rerun_resumes(&node, &file, "k/killed.bin", kept, &bytes);
 }
 
 #[test]
@@ -661,21 +661,7 @@ fn ctrl_c_says_that_running_the_command_again_resumes_and_it_does() {
 
     // The stalled stream is still open on the node; the new one takes over.
     let kept = staging_length(&node, "stopped.bin").unwrap();
-    let output = cli_ok(
-        &node,
-        &[
-            "upload",
-            "--provider",
-            "network",
-            path_arg(&file),
-            "c/stopped.bin",
-        ],
-    );
-    assert!(
-        output.contains(&resumed_line(kept, bytes.len())),
-        "{output}"
-    );
-    assert_verifies(&node, "c/stopped.bin", &bytes);
+    assert_rerun_resumes(&node, &file, "c/stopped.bin", kept, &bytes);
 }
 
 #[test]

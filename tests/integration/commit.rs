@@ -192,7 +192,11 @@ fn a_symbolic_link_in_place_of_the_staged_data_is_refused_at_commit() {
     let staged = node.stage("linked", bytes);
     std::os::unix::fs::symlink(&secret, staging_location(&staged)).unwrap();
     let (status, body) = node.commit(&staged);
-    assert_eq!(status, 406, "{body}");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("symbolic link"),
+        "{body}"
+    );
     let (status, _) = node.search_name("linked");
     assert_eq!(status, 404);
     assert!(secret.exists(), "the link target is untouched");

@@ -81,6 +81,9 @@ pub struct TestNode {
     config: Option<PathBuf>,
     /// Environment variables of every `quire serve` this node runs.
     env: Vec<(String, String)>,
+    /// A command (and its arguments) that runs every `quire serve` of this node,
+    /// e.g. in another mount namespace; empty to run it directly.
+    wrapper: Vec<String>,
     child: Option<Child>,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -103,6 +106,16 @@ impl TestNode {
     /// Starts a node with a configuration text (if any) and environment variables
     /// (e.g. `QUIRE_LOG`), which restarts keep.
     pub fn start_with_env(config: Option<&str>, env: &[(&str, &str)]) -> TestNode {
+        TestNode::start_wrapped(config, env, Vec::new())
+    }
+
+    /// Starts a node whose `quire serve` runs as the last argument of `wrapper`
+    /// (restarts too), with a configuration text and environment variables.
+    pub fn start_wrapped(
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        wrapper: Vec<String>,
+    ) -> TestNode {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
         let root = fs::canonicalize(dir.path()).expect("canonical temp dir");
         let data_dir = root.join("data");
@@ -124,6 +137,7 @@ impl TestNode {
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect(),
+            wrapper,
             child: None,
             base: String::new(),
             admin_password: String::new(),
@@ -154,6 +168,17 @@ impl TestNode {
                 .expect("opening a log file")
         };
         let mut command = quire_command();
+        if let [program, arguments @ ..] = self.wrapper.as_slice() {
+            let direct = command;
+            command = Command::new(program);
+            command.args(arguments).arg(direct.get_program());
+            for (key, value) in direct.get_envs() {
+                match value {
+                    Some(value) => command.env(key, value),
+                    None => command.env_remove(key),
+                };
+            }
+        }
         command
             .arg("serve")
             .arg("--data-dir")

@@ -326,3 +326,40 @@ fn the_cli_warns_when_more_files_share_an_instant_than_the_node_returns() {
         "{warning}"
     );
 }
+
+#[test]
+fn a_copy_whose_bytes_are_gone_is_shown_unavailable_and_recorded() {
+    let node = TestNode::start();
+    node.upload("gone/with/its/directory.dat", b"soon gone");
+    node.upload("kept.dat", b"kept");
+    let found = node.file_record("gone/with/its/directory.dat");
+    assert_eq!(found["instances"][0]["available"], true, "{found}");
+    // Removed with the directory above it, as a deletion of that directory would.
+    std::fs::remove_dir_all(node.store_root().join("gone")).unwrap();
+    let found = node.file_record("gone/with/its/directory.dat");
+    assert_eq!(found["instances"][0]["available"], false, "{found}");
+    assert_eq!(
+        node.file_record("kept.dat")["instances"][0]["available"],
+        true
+    );
+    // Recorded as the integrity checks record a missing copy, once.
+    node.file_record("gone/with/its/directory.dat");
+    let (status, errors) = node.post_admin("search/error", json!({}));
+    assert_eq!(status, 200, "{errors}");
+    let about: Vec<&Value> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap().contains("directory.dat"))
+        .collect();
+    assert_eq!(about.len(), 1, "{errors}");
+    assert_eq!(about[0]["category"], "data_integrity", "{errors}");
+    // And validate answers from the disk, not from an earlier hash.
+    let (status, rows) = node.post_admin(
+        "validate/file",
+        json!({"file_name": "gone/with/its/directory.dat"}),
+    );
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows[0]["computed_same_checksum"], false, "{rows}");
+    assert_eq!(rows[0]["cached"], false, "{rows}");
+}

@@ -205,3 +205,27 @@ pub fn flip_first_byte(path: &Path) {
 
 /// A config under which `validate/file` always re-hashes (no cached verification).
 pub const ALWAYS_REHASH: &str = "checksum_timeout = 0\n";
+
+/// The body of `upload/batch_put` for `files` (name, bytes) with their sizes and
+/// MD5s: the manifest's length, the manifest, then the bytes.
+pub fn batch_put_body(uploader: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let listed: Vec<Value> = files
+        .iter()
+        .map(|(name, bytes)| json!({"name": name, "size": bytes.len(), "checksum": md5(bytes)}))
+        .collect();
+    let manifest = json!({"uploader": uploader, "deletion_policy": "allowed", "files": listed});
+    let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    let mut body = (manifest.len() as u64).to_le_bytes().to_vec();
+    body.extend_from_slice(&manifest);
+    for (_, bytes) in files {
+        body.extend_from_slice(bytes);
+    }
+    body
+}
+
+/// `PUT upload/batch_put` with `body`; returns the status and the JSON answer.
+pub fn batch_put(node: &TestNode, body: Vec<u8>, auth: (&str, &str)) -> (u16, Value) {
+    let request = node.client().put(node.url("upload/batch_put")).body(body);
+    let reply = node.send(request, Some(auth));
+    (reply.status, reply.json)
+}

@@ -340,3 +340,15 @@ fn validate_is_allowed_to_readonly_accounts() {
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows[0]["computed_same_checksum"], true);
 }
+
+#[test]
+fn a_copy_removed_with_its_directory_is_never_answered_from_the_cache() {
+    let node = TestNode::start();
+    node.upload("d/x", b"inside d");
+    validate(&node, "d/x");
+    assert_eq!(validate(&node, "d/x")[0]["cached"], true, "trusted now");
+    fs::remove_dir_all(node.store_root().join("d")).unwrap();
+    let rows = validate(&node, "d/x");
+    assert_eq!(rows[0]["computed_same_checksum"], false, "{rows:?}");
+    assert_eq!(rows[0]["cached"], false, "{rows:?}");
+}

@@ -32,7 +32,7 @@ use crate::cli::output::{bytes_bar, human_rate, human_size, print_json};
 use crate::fsroot::{Dir, refusal};
 use crate::model::Checksum;
 use crate::peer::{LibrarianClient, PeerError};
-use crate::protocol::clone::{CloneFailRequest, CloneIds, CloneInitiationRequest};
+use crate::protocol::clone::{ALREADY_EXISTS, CloneFailRequest, CloneIds, CloneInitiationRequest};
 use crate::protocol::manifest::{ManifestEntry, StoreManifestResponse};
 
 /// How one manifest entry ended.
@@ -245,6 +245,13 @@ async fn ingest_one(shared: &Shared<'_>, entry: &ManifestEntry) -> anyhow::Resul
     };
     let staged = match stage(shared.client, &request).await {
         Ok(staged) => staged,
+        // A conflict is the file itself only when its name is taken; a name
+        // inside a stored file (or holding one) is refused for good.
+        Err(PeerError::Refused { status, reason, .. })
+            if status == StatusCode::CONFLICT && !reason.starts_with(ALREADY_EXISTS) =>
+        {
+            return Ok(Ended::Failed(reason));
+        }
         Err(error) if error.status() == Some(StatusCode::CONFLICT) => {
             return Ok(Ended::AlreadyThere);
         }

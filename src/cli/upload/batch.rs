@@ -23,11 +23,11 @@ use super::one::{
 use super::taken::{self, Comparison, Conflict, Recorded, Taken};
 use super::transfer::{Provider, copy_local, stream};
 use crate::checksum::hash_bytes;
-use crate::cli::output::{human_rate, human_size, items_bar, print_json};
+use crate::cli::output::{counted, human_rate, human_size, items_bar, print_json};
 use crate::peer::LibrarianClient;
 use crate::protocol::upload::{
-    BatchItemError, TransferProvider, UploadBatchCommitRequest, UploadBatchPutFile,
-    UploadBatchPutManifest, UploadBatchStageRequest, UploadCompletionRequest,
+    BatchItemError, NAME_TAKEN_START, TransferProvider, UploadBatchCommitRequest,
+    UploadBatchPutFile, UploadBatchPutManifest, UploadBatchStageRequest, UploadCompletionRequest,
     UploadInitiationRequest,
 };
 
@@ -221,14 +221,14 @@ pub async fn run(
         print_json(&summary)?;
     } else {
         println!(
-            "uploaded {} files ({}, {}, {:.0} files/s); {} already on the node; {} conflicts; \
+            "uploaded {} ({}, {}, {:.0} files/s); {} already on the node; {}; \
              {} skipped; {} failed",
-            summary.uploaded,
+            counted(summary.uploaded, "file", "files"),
             human_size(summary.bytes),
             human_rate(summary.bytes, elapsed),
             summary.files_per_second,
             summary.already_existed,
-            summary.conflicts.len(),
+            counted(summary.conflicts.len(), "conflict", "conflicts"),
             summary.skipped.len(),
             summary.failed.len()
         );
@@ -236,9 +236,9 @@ pub async fn run(
     let mut problems = Vec::new();
     if !summary.conflicts.is_empty() {
         problems.push(format!(
-            "{} files differ from the file of the same name on the node (each listed with \
-             both checksums); names are never reused, so upload the changed files under new names",
-            summary.conflicts.len()
+            "{} from the file of the same name on the node (each listed with both \
+             checksums); names are never reused, so upload the changed files under new names",
+            counted(summary.conflicts.len(), "file differs", "files differ")
         ));
     }
     if !summary.failed.is_empty() {
@@ -383,7 +383,7 @@ async fn stage_and_send(
             item.staging_location,
             item.staging_name,
         ) {
-            (Some(error), ..) if error.status == 409 => outcomes.push(taken(file, error)),
+            (Some(error), ..) if is_taken(&error) => outcomes.push(taken(file, error)),
             (Some(error), ..) => outcomes.push((file.source, FileOutcome::Failed(error.reason))),
             (None, Some(id), Some(location), Some(staging_name)) => {
                 let staged = Staged {
@@ -459,12 +459,19 @@ async fn stage_and_send(
 fn commit_outcome(file: Checked, error: Option<BatchItemError>) -> (PathBuf, FileOutcome) {
     match error {
         None => (file.source, FileOutcome::Uploaded(file.size)),
-        Some(error) if error.status == 409 => taken(file, error),
+        Some(error) if is_taken(&error) => taken(file, error),
         Some(error) => (
             file.source,
             FileOutcome::Failed(format!("{} ({})", error.reason, error.suggested_remedy)),
         ),
     }
+}
+
+/// Whether an item was refused because its very name is taken (a name nested with
+/// a stored file is a failure, told by the node's reason).
+fn is_taken(error: &BatchItemError) -> bool {
+    error.status == 409
+        && (error.recorded_checksum.is_some() || error.reason.starts_with(NAME_TAKEN_START))
 }
 
 /// A file refused because its name is taken, with what the node recorded for

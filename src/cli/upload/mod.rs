@@ -16,7 +16,6 @@ use super::connection::ConnectionArgs;
 use super::output::{bytes_bar, human_rate, human_size, print_json};
 use crate::model::Algorithm;
 use crate::peer::LibrarianClient;
-use crate::protocol::search::FileSearchRequest;
 pub use one::{ProviderChoice, UploadOutcome, UploadPlan, UploadReport, upload_one};
 use taken::{Comparison, Taken};
 
@@ -166,20 +165,8 @@ async fn interrupted() {
 /// The checksum the node recorded for `name`, read back after the commit: the
 /// node may have computed it (`record_checksum_algorithm`, a directory).
 async fn recorded_checksum(client: &LibrarianClient, name: &str) -> Option<String> {
-    let found = client
-        .search_files(&FileSearchRequest {
-            name: Some(name.to_string()),
-            create_time_window: None,
-            uploader: None,
-            source: None,
-            max_results: 1,
-        })
-        .await;
-    match found {
-        Ok(files) => files
-            .into_iter()
-            .find(|file| file.name == name)
-            .map(|file| file.checksum),
+    match client.find_file(name).await {
+        Ok(file) => file.map(|file| file.checksum),
         Err(error) => {
             eprintln!("quire: uploaded {name}, but cannot read its record back: {error}");
             None

@@ -15,7 +15,7 @@ use crate::cli::output::human_size;
 use crate::model::Algorithm;
 use crate::peer::{LibrarianClient, PeerError};
 use crate::protocol::upload::{
-    LOCAL_PROVIDER, NETWORK_PROVIDER, TransferProvider, UploadCompletionRequest,
+    LOCAL_PROVIDER, NAME_TAKEN_START, NETWORK_PROVIDER, TransferProvider, UploadCompletionRequest,
     UploadInitiationRequest,
 };
 
@@ -197,7 +197,13 @@ async fn attempt_upload(
         .await;
     let staged = match staged {
         Ok(staged) => staged,
-        Err(error) if error.status() == Some(StatusCode::CONFLICT) => return Ok(Attempt::Taken),
+        // Only a taken name has a file to compare with; a name nested with a
+        // stored file is refused with the node's reason.
+        Err(PeerError::Refused { status, reason, .. })
+            if status == StatusCode::CONFLICT && reason.starts_with(NAME_TAKEN_START) =>
+        {
+            return Ok(Attempt::Taken);
+        }
         Err(error) => return Err(error.into()),
     };
     let location = PathBuf::from(&staged.staging_location);

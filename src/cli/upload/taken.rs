@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::checksum::{digest_path, hash_bytes};
 use crate::model::Checksum;
 use crate::peer::LibrarianClient;
-use crate::protocol::search::FileSearchRequest;
 
 /// What the node recorded for a name.
 #[derive(Debug, Clone)]
@@ -105,19 +104,10 @@ pub async fn compare(client: &LibrarianClient, taken: Taken) -> anyhow::Result<C
 
 /// The record of `name`, from a search.
 async fn look_up(client: &LibrarianClient, name: &str) -> anyhow::Result<Recorded> {
-    let found = client
-        .search_files(&FileSearchRequest {
-            name: Some(name.to_string()),
-            create_time_window: None,
-            uploader: None,
-            source: None,
-            max_results: 1,
-        })
+    let file = client
+        .find_file(name)
         .await
-        .with_context(|| format!("'{name}' exists on the node, but its record cannot be read"))?;
-    let file = found
-        .into_iter()
-        .find(|file| file.name == name)
+        .with_context(|| format!("'{name}' exists on the node, but its record cannot be read"))?
         .ok_or_else(|| {
             anyhow!("the node says '{name}' exists but finds no such file; re-run the command")
         })?;

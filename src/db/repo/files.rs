@@ -1,6 +1,6 @@
 //! Files and their name, time, uploader and source indexes.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use redb::ReadableTable;
 
@@ -55,19 +55,17 @@ pub fn insert_all(txn: &WriteTxn, new_files: &[File]) -> Result<(), DbError> {
 }
 
 /// Records new files, each with its first instance (whose id is assigned here).
-/// A name already recorded, or repeated within `work`, is refused and nothing is
-/// written for it; returns for each item whether it was recorded.
+/// A name that is taken or that nests with a recorded file (see [`obstacles`]),
+/// or that is repeated or nested within `work`, is refused and nothing is written
+/// for it; returns for each item whether it was recorded.
 pub fn record_with_instances(
     txn: &WriteTxn,
     work: &[(File, Instance)],
 ) -> Result<Vec<bool>, DbError> {
     let names: Vec<&str> = work.iter().map(|(f, _)| f.name.as_str()).collect();
-    let taken = exist_all(txn, &names)?;
-    let mut claimed = HashSet::new();
-    let accepted: Vec<bool> = names
-        .iter()
-        .zip(&taken)
-        .map(|(name, taken)| !taken && claimed.insert(*name))
+    let accepted: Vec<bool> = obstacles_in_order(txn, &names)?
+        .into_iter()
+        .map(|obstacle| obstacle.is_none())
         .collect();
     let count = accepted.iter().filter(|a| **a).count();
     if count > 0 {
@@ -85,6 +83,101 @@ pub fn record_with_instances(
         instances::put_instances(txn, &new_instances)?;
     }
     Ok(accepted)
+}
+
+/// A recorded file that keeps a new name from being stored. Stored files are
+/// immutable, so a name may neither lie inside one nor be the directory of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Obstacle {
+    /// A file of that very name.
+    Same,
+    /// This file's name is a parent path of the new name: the new file would be
+    /// stored inside it.
+    Inside(String),
+    /// This file lies under the new name: the new name is (part of) its directory.
+    Holds(String),
+}
+
+/// For each name, the recorded file in its way, if any. Each name costs a point
+/// lookup per parent path and one range scan for `<name>/` (names sort
+/// byte-wise, so every name under it follows that key).
+pub fn obstacles(tx: &impl Reads, names: &[&str]) -> Result<Vec<Option<Obstacle>>, DbError> {
+    find_obstacles(tx, names, false)
+}
+
+/// Like [`obstacles`], but names are taken in order as if each one without an
+/// obstacle were recorded before the next: for recording them all in one
+/// transaction.
+pub fn obstacles_in_order(
+    tx: &impl Reads,
+    names: &[&str],
+) -> Result<Vec<Option<Obstacle>>, DbError> {
+    find_obstacles(tx, names, true)
+}
+
+fn find_obstacles(
+    tx: &impl Reads,
+    names: &[&str],
+    in_order: bool,
+) -> Result<Vec<Option<Obstacle>>, DbError> {
+    let table = tx.table(FILES)?;
+    let mut earlier: BTreeSet<&str> = BTreeSet::new();
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        let recorded = |key: &str| -> Result<bool, DbError> {
+            Ok(earlier.contains(key)
+                || match &table {
+                    Some(table) => table.get(key)?.is_some(),
+                    None => false,
+                })
+        };
+        let mut obstacle = None;
+        if recorded(name)? {
+            obstacle = Some(Obstacle::Same);
+        }
+        for (end, _) in name.match_indices('/') {
+            if obstacle.is_some() {
+                break;
+            }
+            let parent = &name[..end];
+            if recorded(parent)? {
+                obstacle = Some(Obstacle::Inside(parent.to_string()));
+            }
+        }
+        if obstacle.is_none() {
+            let under = format!("{name}/");
+            let in_earlier = earlier
+                .range::<str, _>((
+                    std::ops::Bound::Included(under.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .filter(|other| other.starts_with(&under))
+                .map(|other| other.to_string());
+            let in_table = match &table {
+                Some(table) => match table.range::<&str>(under.as_str()..)?.next() {
+                    Some(entry) => {
+                        let (key, _) = entry?;
+                        let key = key.value();
+                        key.starts_with(&under).then(|| key.to_string())
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            obstacle = in_table.or(in_earlier).map(Obstacle::Holds);
+        }
+        if in_order && obstacle.is_none() {
+            earlier.insert(name);
+        }
+        found.push(obstacle);
+    }
+    Ok(found)
+}
+
+/// The recorded file in the way of `name`, if any (see [`obstacles`]).
+pub fn obstacle(tx: &impl Reads, name: &str) -> Result<Option<Obstacle>, DbError> {
+    Ok(obstacles(tx, &[name])?.pop().flatten())
 }
 
 /// Filters of a file search; all given filters must match.
@@ -163,4 +256,54 @@ pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> 
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::model::{Algorithm, Checksum};
+
+    fn file(name: &str) -> File {
+        File {
+            name: name.to_string(),
+            create_time: Timestamp::now(),
+            size: 1,
+            checksum: Checksum::new(Algorithm::Md5, vec![0; 16]),
+            uploader: "ann".into(),
+            source: "ann".into(),
+        }
+    }
+
+    #[test]
+    fn obstacles_name_the_file_a_name_lies_inside_or_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("test.redb")).unwrap();
+        let stored: Vec<File> = ["d", "p/q/r", "p.x", "p0"].map(file).to_vec();
+        db.write_blocking(move |txn| Ok(Ok::<_, DbError>(insert_all(txn, &stored)?)))
+            .unwrap();
+        let names = ["d", "d/x", "d/x/y", "p", "p/q", "p/q2", "dd", "n", "n/m"];
+        let found = db.read(|tx| obstacles(tx, &names)).unwrap();
+        let inside = |f: &str| Some(Obstacle::Inside(f.into()));
+        let holds = |f: &str| Some(Obstacle::Holds(f.into()));
+        assert_eq!(
+            found,
+            vec![
+                Some(Obstacle::Same),
+                inside("d"),
+                inside("d"),
+                holds("p/q/r"),
+                holds("p/q/r"),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        // In order, a name meets the earlier ones as if they were recorded.
+        let found = db
+            .read(|tx| obstacles_in_order(tx, &["n", "n/m", "o/p", "o"]))
+            .unwrap();
+        assert_eq!(found, vec![None, inside("n"), None, holds("o/p")]);
+    }
 }

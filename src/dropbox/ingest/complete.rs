@@ -23,6 +23,7 @@ pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf
         intent,
         targets,
         placed,
+        claims: _claims,
     } = batch;
     let mut verdicts = Vec::new();
     let whole_intent = placed.len() == targets.len();

@@ -32,13 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::db::DbError;
+use crate::db::repo::files::Obstacle;
 use crate::db::repo::{files, instances};
 use crate::dropbox::layout::Layout;
 use crate::dropbox::problems::Problem;
 use crate::dropbox::tracker::{Fingerprint, ReadyFile};
 use crate::fsroot::Dir;
 use crate::model::{File, Instance};
-use crate::node::Node;
+use crate::node::{Claim, Node};
 use crate::store::{ParentDirs, Store};
 use complete::{failed, finish_file, take_back_unrecorded};
 use finish::Parents;
@@ -71,6 +72,8 @@ pub struct Placed {
     /// Everything the intent covers.
     targets: Vec<Target>,
     placed: Vec<Placement>,
+    /// The batch's names, claimed until this is dropped (after its record).
+    claims: Arc<Vec<Claim>>,
 }
 
 /// Where an intent puts a file, and the identity of what it puts there.
@@ -140,10 +143,16 @@ pub fn prepare_batch(
     let mut choice = StoreChoice::for_batch(node, layout.config.store.as_deref(), dropbox_device);
     let mut work = Vec::with_capacity(named.len());
     let mut made: HashMap<u64, ParentDirs> = HashMap::new();
+    // New names stay claimed until recorded or taken back (see `node::claims`).
+    let mut claims = Vec::new();
     for ((ready, relative, name), existing) in named.into_iter().zip(existing) {
         let destination = match existing {
-            Some(record) => Destination::Known(record),
-            None => match choice.take(ready.fingerprint.size) {
+            Ok(Some(record)) => Destination::Known(record),
+            Err(problem) => {
+                verdicts.push((ready.path, Verdict::Failed(problem, ready.fingerprint)));
+                continue;
+            }
+            Ok(None) => match claim_and_take(node, &mut claims, &name, &mut choice, &ready) {
                 Ok((store, device)) => {
                     let link = layout.config.link && device == ready.fingerprint.device;
                     let (parent, base) = match parent_ready(&store, &name, &mut made) {
@@ -207,12 +216,34 @@ pub fn prepare_batch(
         }
     }
     let mut placed = Vec::new();
+    let claims = Arc::new(claims);
     for (store, group) in by_store {
-        if let Some(group) = place_group(node, &store, group, &mut verdicts) {
+        if let Some(mut group) = place_group(node, &store, group, &mut verdicts) {
+            group.claims = claims.clone();
             placed.push(group);
         }
     }
     (verdicts, placed)
+}
+
+/// Claims a new file's name, then takes room for it from `choice`.
+fn claim_and_take(
+    node: &Node,
+    claims: &mut Vec<Claim>,
+    name: &str,
+    choice: &mut StoreChoice,
+    ready: &ReadyFile,
+) -> Result<(Arc<Store>, u64), Problem> {
+    let (claim, answer) = node.claims.claim(&[name], "a drop-box");
+    claims.push(claim);
+    if let Some(Err(busy)) = answer.into_iter().next() {
+        let error = format!(
+            "it nests with '{}', which {} is storing",
+            busy.other, busy.by
+        );
+        return Err(Problem::Placement { error });
+    }
+    choice.take(ready.fingerprint.size)
 }
 
 /// Where a file goes: its name is recorded already, or it is new to `store`.
@@ -231,21 +262,28 @@ enum Destination {
 /// What is recorded under a name: the file and its local copies.
 type Existing = (File, Vec<Instance>);
 
-/// The records already under each file's name, read in one transaction.
+/// The records already under each file's name, read in one transaction; a name
+/// inside a recorded file, or holding one, is a problem.
 fn read_existing(
     node: &Node,
     named: &[(ReadyFile, PathBuf, String)],
-) -> Result<Vec<Option<Existing>>, DbError> {
+) -> Result<Vec<Result<Option<Existing>, Problem>>, DbError> {
     node.db.read(|tx| {
         let names: Vec<&str> = named.iter().map(|(_, _, name)| name.as_str()).collect();
-        let taken = files::exist_all(tx, &names)?;
+        let obstacles = files::obstacles(tx, &names)?;
         let mut found = Vec::with_capacity(names.len());
-        for (name, taken) in names.into_iter().zip(taken) {
-            found.push(match taken {
-                false => None,
-                true => files::get_file(tx, name)?.map(|f| (f, vec![])),
+        for (name, obstacle) in names.into_iter().zip(obstacles) {
+            found.push(match obstacle {
+                None => Ok(None),
+                Some(Obstacle::Same) => Ok(files::get_file(tx, name)?.map(|f| (f, vec![]))),
+                Some(Obstacle::Inside(file)) => Err(Problem::BadName {
+                    why: format!("'{name}' would lie inside the stored file '{file}'"),
+                }),
+                Some(Obstacle::Holds(file)) => Err(Problem::BadName {
+                    why: format!("'{name}' is the directory of the stored file '{file}'"),
+                }),
             });
-            if let Some(Some((_, copies))) = found.last_mut() {
+            if let Some(Ok(Some((_, copies)))) = found.last_mut() {
                 *copies = instances::of_file(tx, name)?;
             }
         }
@@ -389,6 +427,7 @@ fn place_group(
         intent,
         targets,
         placed,
+        claims: Arc::default(),
     };
     if batch.placed.is_empty() {
         // Nothing to record: take back whatever a failure left, forget the intent.

@@ -5,7 +5,6 @@
 //! Invariant: a disabled, unavailable or full store is never chosen; free space is
 //! read once per batch and counted down as files are assigned.
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use crate::dropbox::problems::Problem;
@@ -64,8 +63,10 @@ impl StoreChoice {
         let mut candidates: Vec<Candidate> = stores
             .into_iter()
             .filter_map(|store| {
-                let free = store.space().ok()?.free;
-                let device = std::fs::metadata(&store.root).ok()?.dev();
+                // Less the room promised to uploads staged there.
+                let promised = node.reservations.still_due_on(&store, &node.db);
+                let free = store.space().ok()?.free.saturating_sub(promised);
+                let device = store.root_dir().and_then(|root| root.meta()).ok()?.device;
                 Some(Candidate {
                     store,
                     free,

@@ -7,18 +7,21 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 
-use crate::checksum::digest_path;
+use crate::checksum::digest_in;
+use crate::db::repo::files::Obstacle;
 use crate::db::repo::{files, instances, next_id, stores};
+use crate::fsroot::Dir;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
+use crate::ingest::IngestError;
 use crate::model::{AuthLevel, Checksum, DeletionPolicy, File, Instance, StoreState, Timestamp};
 use crate::node::Node;
 use crate::protocol::admin::{
     AddFileRequest, AddFileResponse, DeleteInstanceRequest, DeleteInstanceResponse, StoreListItem,
     StoreStateChangeRequest, StoreStateChangeResponse,
 };
-use crate::store::durable::remove_path;
+use crate::store::durable::remove_in;
 
 fn unknown_store(name: &str) -> ApiError {
     ApiError::bad_request(
@@ -105,12 +108,26 @@ pub async fn add_file(
         .map_err(|e| ApiError::bad_request(e.to_string(), "Use a relative name in normal form."))?;
     let checksum = Checksum::parse(&request.checksum)
         .map_err(|e| ApiError::bad_request(e.to_string(), "Send the checksum as <alg>:::<hex>."))?;
-    if node.db.read(|tx| files::exists(tx, &request.name))? {
-        return Ok(Json(AddFileResponse {
-            already_exists: true,
-            file_exists: true,
-            success: true,
-        }));
+    // Claimed while checked and recorded: nothing nested is placed meanwhile.
+    let (claim, answers) = node.claims.claim(&[&request.name], "an upload");
+    if let Some(Err(busy)) = answers.into_iter().next() {
+        return Err(IngestError::NameBusy {
+            name: request.name.clone(),
+            other: busy.other,
+            by: busy.by,
+        }
+        .into());
+    }
+    match node.db.read(|tx| files::obstacle(tx, &request.name))? {
+        None => {}
+        Some(Obstacle::Same) => {
+            return Ok(Json(AddFileResponse {
+                already_exists: true,
+                file_exists: true,
+                success: true,
+            }));
+        }
+        Some(obstacle) => return Err(IngestError::obstacle(&request.name, obstacle).into()),
     }
     let expected = store.file_path(&request.name);
     let given = if Path::new(&request.path).is_absolute() {
@@ -130,15 +147,18 @@ pub async fn add_file(
         ));
     }
     let algorithm = checksum.algorithm;
-    let path = expected.clone();
-    let digests = tokio::task::spawn_blocking(move || digest_path(&path, &[algorithm]))
-        .await?
-        .map_err(|e| {
-            ApiError::bad_request(
-                format!("File {} cannot be read: {e}", expected.display()),
-                "Create the file first, or check its permissions.",
-            )
-        })?;
+    let (root, name) = (store.root.clone(), PathBuf::from(&request.name));
+    // Read from the store's root symlink-free: a link is never registered.
+    let digests = tokio::task::spawn_blocking(move || {
+        Dir::open_trusted(&root).and_then(|root| digest_in(&root, &name, &[algorithm]))
+    })
+    .await?
+    .map_err(|e| {
+        ApiError::bad_request(
+            format!("File {} cannot be read: {e}", expected.display()),
+            "Create the file first, or check its permissions.",
+        )
+    })?;
     let found = digests.get(algorithm).cloned().expect("computed");
     if found != checksum || digests.size != request.size {
         return Err(ApiError::bad_request(
@@ -171,8 +191,12 @@ pub async fn add_file(
     let created = node
         .db
         .write(move |txn| {
-            if files::exists(txn, &file.name)? {
-                return Ok(Ok::<_, ApiError>(false));
+            match files::obstacle(txn, &file.name)? {
+                Some(Obstacle::Same) => return Ok(Ok::<_, ApiError>(false)),
+                Some(obstacle) => {
+                    return Ok(Err(IngestError::obstacle(&file.name, obstacle).into()));
+                }
+                None => {}
             }
             files::insert(txn, &file)?;
             instance.id = next_id(txn, "instances")?;
@@ -180,6 +204,7 @@ pub async fn add_file(
             Ok(Ok(true))
         })
         .await?;
+    drop(claim);
     Ok(Json(AddFileResponse {
         already_exists: !created,
         file_exists: true,
@@ -212,10 +237,21 @@ pub async fn delete_local(
         return Ok(refused(id));
     };
     if request.delete_file.unwrap_or(false) && last_copy {
-        let path = PathBuf::from(&instance.path);
-        tokio::task::spawn_blocking(move || remove_path(&path))
+        // Removed from its store's root symlink-free; bytes outside every store
+        // root are never removed.
+        let located = node.stores.by_id(instance.store_id).and_then(|store| {
+            let relative = store.relative_path(Path::new(&instance.path))?;
+            Some((store.root.clone(), relative.to_path_buf()))
+        });
+        match located {
+            Some((root, relative)) => tokio::task::spawn_blocking(move || {
+                Dir::open_trusted(&root).and_then(|root| remove_in(&root, &relative))
+            })
             .await?
-            .map_err(|e| ApiError::internal("cannot remove the instance's bytes", e))?;
+            .map_err(|e| ApiError::internal("cannot remove the instance's bytes", e))?,
+            None => tracing::warn!(instance = id, path = %instance.path,
+                "the instance's bytes are not in a configured store; they were left alone"),
+        }
     }
     tracing::info!(instance = id, file = %instance.file_name, by = %caller.username, "local instance deleted");
     Ok(done(id))

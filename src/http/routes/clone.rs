@@ -23,9 +23,9 @@ use crate::ingest::{self, CloneStageError, CloneStageInput, IngestError};
 use crate::model::AuthLevel;
 use crate::node::Node;
 use crate::protocol::clone::{
-    CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest, CloneFailResponse,
-    CloneFailedResponse, CloneIds, CloneInitiationRequest, CloneInitiationResponse,
-    CloneStagedResponse,
+    ALREADY_EXISTS, CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest,
+    CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
+    CloneInitiationResponse, CloneStagedResponse,
 };
 
 /// A refused request, with its complete answer.
@@ -90,8 +90,8 @@ pub async fn stage(
         .map_err(|error| stage_refusal(error, source_transfer_id))?;
     tracing::info!(
         transfer = staged.transfer_id,
-        name = %request.destination_location,
-        by = %caller.username,
+        name = ?request.destination_location,
+        by = ?caller.username,
         "clone staged"
     );
     let response = CloneInitiationResponse {
@@ -128,7 +128,7 @@ fn stage_refusal(error: CloneStageError, source_transfer_id: i64) -> Refused {
         CloneStageError::Refused(refusal) => {
             let reason = match &refusal {
                 IngestError::NameTaken(name) => {
-                    format!("File already exists on librarian. ({name})")
+                    format!("{ALREADY_EXISTS} ({name})")
                 }
                 IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
                 IngestError::NoStore { why, .. } => {
@@ -230,6 +230,10 @@ fn not_found() -> (StatusCode, String) {
     )
 }
 
+/// The store ids a peer may report: librarians (quire and the reference) number
+/// stores from 1, in a 32-bit signed column for the reference.
+const STORE_IDS: std::ops::RangeInclusive<i64> = 1..=i32::MAX as i64;
+
 /// `clone/complete`: the destination stored its copy; the outgoing transfer
 /// completes and a remote instance is recorded.
 pub async fn complete(
@@ -242,6 +246,19 @@ pub async fn complete(
         source_transfer_id: request.source_transfer_id,
         destination_transfer_id: request.destination_transfer_id,
     };
+    if !STORE_IDS.contains(&request.store_id) {
+        return Err(failed(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "store_id {} is not a store id (store ids run from {} to {}).",
+                request.store_id,
+                STORE_IDS.start(),
+                STORE_IDS.end()
+            ),
+            "Send the id of the store that holds your copy; nothing was changed.",
+            ids,
+        ));
+    }
     let not_found = (
         StatusCode::BAD_REQUEST,
         "Could not find transfer.".to_string(),
@@ -257,8 +274,8 @@ pub async fn complete(
     .map_err(|e| refusal(e, ids, not_found))?;
     tracing::info!(
         transfer = request.source_transfer_id,
-        file = %remote.file_name,
-        librarian = %remote.librarian_name,
+        file = ?remote.file_name,
+        librarian = ?remote.librarian_name,
         "clone completed"
     );
     Ok(Json(ids))
@@ -283,7 +300,9 @@ pub async fn fail(
     clones::fail_incoming(&node, requester(&caller), id)
         .await
         .map_err(|e| refusal(e, ids, not_found))?;
-    tracing::info!(transfer = id, reason = %request.reason, by = %caller.username, "clone failed by its sender");
+    // The reason is the peer's free text: Debug-formatted, so a line break in it
+    // cannot start a forged log line.
+    tracing::info!(transfer = id, reason = ?request.reason, by = ?caller.username, "clone failed by its sender");
     Ok(Json(CloneFailResponse {
         source_transfer_id: ids.source_transfer_id,
         destination_transfer_id: ids.destination_transfer_id,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod batch_put;
 pub mod checkin;
 pub mod clone;
+pub mod corrupt;
 pub mod errors;
 pub mod librarians;
 pub mod manifest;

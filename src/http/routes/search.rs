@@ -1,6 +1,11 @@
 //! `search/file` (READONLY), `search/instance_local` and `search/instance_remote`
 //! (ADMIN). An empty result is a 404, which clients read as "nothing found".
+//!
+//! `search/file` reports a local copy available only if its record says so, its
+//! store is here, and its path exists now (one `lstat` per copy): a copy whose
+//! bytes are gone is never shown as available.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,12 +17,14 @@ use crate::db::repo::librarians;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
-use crate::model::{AuthLevel, DeletionPolicy, Instance, RemoteInstance, Timestamp};
+use crate::integrity::{self, Verification};
+use crate::model::{AuthLevel, DeletionPolicy, File, Instance, RemoteInstance, Timestamp};
 use crate::node::Node;
 use crate::protocol::search::{
     FileSearchRequest, FileSearchResponse, InstanceSearchRequest, InstanceSearchResponse,
     RemoteInstanceSearchRequest, RemoteInstanceSearchResponse,
 };
+use crate::store::Stores;
 
 /// Clamps a requested result count to the node's limit.
 pub fn clamp(node: &Node, requested: usize) -> usize {
@@ -75,19 +82,28 @@ pub async fn file(
         window: window(request.create_time_window)?,
         limit: clamp(&node, request.max_results),
     };
+    let caller_name = caller.username.clone();
     let results = tokio::task::spawn_blocking(move || {
         let away = node.stores.away_ids();
-        node.db.read(|tx| {
+        let mut missing = Vec::new();
+        let results = node.db.read(|tx| {
             let mut results = Vec::new();
             for file in files::search(tx, &query)? {
                 let local = instances::of_file(tx, &file.name)?;
                 let remote = instances::remotes_of_file(tx, &file.name)?;
+                let instances = local
+                    .into_iter()
+                    .map(|instance| {
+                        let present = away.contains(&instance.store_id)
+                            || copy_is_present(&node.stores, &file, &instance, &mut missing);
+                        let mut answer = instance_response(instance, &away);
+                        answer.available &= present;
+                        answer
+                    })
+                    .collect();
                 results.push(FileSearchResponse {
                     checksum: file.checksum.to_string(),
-                    instances: local
-                        .into_iter()
-                        .map(|i| instance_response(i, &away))
-                        .collect(),
+                    instances,
                     remote_instances: remote.into_iter().map(remote_response).collect(),
                     name: file.name,
                     create_time: file.create_time,
@@ -97,7 +113,14 @@ pub async fn file(
                 });
             }
             Ok(results)
-        })
+        })?;
+        if !missing.is_empty() {
+            // The answer stands without the record; the next check records it.
+            if let Err(error) = integrity::record_outcomes(&node.db, missing, &caller_name) {
+                tracing::warn!(%error, "cannot record copies found missing by a search");
+            }
+        }
+        Ok::<_, ApiError>(results)
     })
     .await??;
     if results.is_empty() {
@@ -107,6 +130,47 @@ pub async fn file(
         ));
     }
     Ok(Json(results))
+}
+
+/// Whether a local copy is on disk (an `lstat` from its store's root, symlink-free).
+/// A copy that is gone (its path, or a directory above it, no longer there, or
+/// replaced by a link, which is never followed) is added to `missing`, to be
+/// recorded as the integrity checks record it: a corrupt-file record and, the
+/// first time, an error.
+fn copy_is_present(
+    stores: &Stores,
+    file: &File,
+    instance: &Instance,
+    missing: &mut Vec<(File, Verification)>,
+) -> bool {
+    let Some((store, relative)) = stores
+        .by_id(instance.store_id)
+        .and_then(|store| Some((store, store.relative_path(Path::new(&instance.path))?)))
+    else {
+        // Not a copy under a configured store root: nothing to look at.
+        return true;
+    };
+    let error = match store.root_dir().and_then(|root| root.try_stat(relative)) {
+        Ok(Some(_)) => return true,
+        Ok(None) => std::io::Error::from(std::io::ErrorKind::NotFound),
+        Err(error) => error,
+    };
+    let gone = error.kind() == std::io::ErrorKind::NotFound
+        || error.raw_os_error() == Some(libc::ENOTDIR)
+        || crate::fsroot::refusal(&error).is_some();
+    if gone {
+        let outcome = Verification {
+            instance: instance.clone(),
+            current: None,
+            matches: false,
+            cached: false,
+            computed_time: Timestamp::now(),
+            stat: None,
+            problem: Some(error.to_string()),
+        };
+        missing.push((file.clone(), outcome));
+    }
+    false
 }
 
 /// Reads a deletion-policy filter given as a name or an integer.

@@ -51,7 +51,7 @@ pub async fn file(
             .iter()
             .filter(|i| i.available && !away.contains(&i.store_id))
         {
-            let outcome = verify_instance(&file, instance, trust_for);
+            let outcome = verify_instance(&node.stores, &file, instance, trust_for);
             record_outcome(&node.db, &file, &outcome, &caller_name)?;
             let (current_checksum, current_size) = outcome
                 .current

@@ -28,10 +28,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::IngestError;
-use super::stage::{StageInput, check};
+use super::leftovers::remove_empty_parents;
+use super::stage::{StageInput, check, path_limits};
 use crate::db::repo::files;
-use crate::model::DeletionPolicy;
-use crate::node::Node;
+use crate::model::{DeletionPolicy, check_path_limits};
+use crate::node::{Claim, Node, Reserved};
 use crate::store::Store;
 use receive::{Expected, Received, receive};
 use record::{Named, RecordAs, record_named, take_back_unrecorded, write_intent};
@@ -82,6 +83,36 @@ where
 {
     let mut plan = Plan::check(node, &input)?;
     let store = plan.choose_store(node);
+    let result = receive_and_commit(node, &input, &mut plan, store.clone(), body).await;
+    plan.reserved = None;
+    if let Some(store) = store {
+        plan.clean_up(node, store).await;
+    }
+    result?;
+    Ok(input
+        .files
+        .into_iter()
+        .zip(plan.results)
+        .map(|(file, result)| PutOutcome {
+            name: file.name,
+            result: result.expect("every file is answered"),
+        })
+        .collect())
+}
+
+/// Steps 2 to 5: receives the body and commits the verified files; answers go to
+/// `plan`.
+async fn receive_and_commit<S, E>(
+    node: &Arc<Node>,
+    input: &BatchPutInput,
+    plan: &mut Plan,
+    store: Option<Arc<Store>>,
+    body: S,
+) -> Result<(), IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     // The plan's expectations go to the writer; from here on only answers change.
     let expected = std::mem::take(&mut plan.expected);
     let received = receive_body(store.clone(), expected, body).await?;
@@ -105,36 +136,44 @@ where
             uploader: input.uploader.clone(),
             deletion_policy: input.deletion_policy,
         };
-        let committed =
-            tokio::spawn(async move { commit(&node, &store, &record_as, verified).await });
+        // The names stay claimed until the commit ends, even without the caller.
+        let claim = plan.claim.clone();
+        let committed = tokio::spawn(async move {
+            let committed = commit(&node, &store, &record_as, verified).await;
+            drop(claim);
+            committed
+        });
         for (index, result) in committed.await?? {
             plan.answer(index, result);
         }
     }
-    Ok(input
-        .files
-        .into_iter()
-        .zip(plan.results)
-        .map(|(file, result)| PutOutcome {
-            name: file.name,
-            result: result.expect("every file is answered"),
-        })
-        .collect())
+    Ok(())
 }
 
 /// What each file's bytes must be, and the answers known so far.
 struct Plan {
     expected: Vec<Expected>,
     results: Vec<Option<Result<(), IngestError>>>,
+    /// The accepted files' names, claimed until the batch ends.
+    claim: Arc<Claim>,
+    /// The files (place in the request, name) whose directories may be created in
+    /// the store.
+    placing: Vec<(usize, String)>,
+    /// Room reserved in the chosen store until the batch ends.
+    reserved: Option<Reserved>,
 }
 
 impl Plan {
-    /// Checks every file of the manifest: name, size, checksum, and that its name
-    /// is free (in the database and earlier in the batch).
+    /// Checks every file of the manifest: name, size, checksum, and that no file
+    /// recorded (or placed now, or earlier in the batch) is in the way of its name;
+    /// claims the names of the files accepted.
     fn check(node: &Node, input: &BatchPutInput) -> Result<Plan, IngestError> {
         let mut plan = Plan {
             expected: Vec::with_capacity(input.files.len()),
             results: Vec::with_capacity(input.files.len()),
+            claim: Arc::new(node.claims.claim(&[], "a batch upload").0),
+            placing: Vec::new(),
+            reserved: None,
         };
         for file in &input.files {
             let stage = StageInput {
@@ -158,36 +197,91 @@ impl Plan {
                 }
             }
         }
-        let names: Vec<&str> = input.files.iter().map(|f| f.name.as_str()).collect();
-        let taken = node.db.read(|tx| files::exist_all(tx, &names))?;
-        let mut claimed = HashSet::new();
-        for (index, (name, taken)) in names.into_iter().zip(taken).enumerate() {
-            if plan.results[index].is_none() && (taken || !claimed.insert(name)) {
-                plan.refuse(index, IngestError::NameTaken(name.to_string()));
+        let candidates: Vec<(usize, &str)> = (input.files.iter().enumerate())
+            .filter(|(index, _)| plan.results[*index].is_none())
+            .map(|(index, file)| (index, file.name.as_str()))
+            .collect();
+        let names: Vec<&str> = candidates.iter().map(|(_, name)| *name).collect();
+        let (claim, answers) = node.claims.claim(&names, "a batch upload");
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for ((index, name), answer) in candidates.into_iter().zip(answers) {
+            match answer {
+                Ok(()) => claimed.push((index, name)),
+                Err(busy) => {
+                    let by = if claim.holds(&busy.other) {
+                        "this same request"
+                    } else {
+                        busy.by
+                    };
+                    let (name, other) = (name.to_string(), busy.other);
+                    plan.refuse(index, IngestError::NameBusy { name, other, by });
+                }
+            }
+        }
+        plan.claim = Arc::new(claim);
+        let names: Vec<&str> = claimed.iter().map(|(_, name)| *name).collect();
+        let obstacles = node.db.read(|tx| files::obstacles(tx, &names))?;
+        for ((index, name), obstacle) in claimed.into_iter().zip(obstacles) {
+            match obstacle {
+                Some(obstacle) => plan.refuse(index, IngestError::obstacle(name, obstacle)),
+                None => plan.placing.push((index, name.to_string())),
             }
         }
         Ok(plan)
     }
 
     /// One store for every accepted file, or each of them refused.
-    fn choose_store(&mut self, node: &Node) -> Option<Arc<Store>> {
+    fn choose_store(&mut self, node: &Arc<Node>) -> Option<Arc<Store>> {
         let accepted: Vec<usize> = (0..self.expected.len())
             .filter(|i| self.expected[*i].is_accepted())
             .collect();
         if accepted.is_empty() {
             return None;
         }
-        let total: u64 = accepted.iter().map(|i| self.expected[*i].size).sum();
-        if let Some((store, _)) = node.stores.choose_for_ingest(total) {
-            return Some(store);
+        let sizes: Vec<u64> = accepted.iter().map(|i| self.expected[*i].size).collect();
+        match node.reserve_room(&sizes) {
+            Ok(reserved) => {
+                let store = reserved.store.clone();
+                self.reserved = Some(reserved);
+                let limits = path_limits(&store);
+                let base = store.root.as_os_str().len();
+                for index in accepted {
+                    let name = &self.expected[index].name;
+                    if let Err(error) = check_path_limits(name, base, limits) {
+                        self.refuse(index, error.into());
+                    }
+                }
+                Some(store)
+            }
+            Err(why) => {
+                for index in accepted {
+                    let size = self.expected[index].size;
+                    let why = why.clone();
+                    self.refuse(index, IngestError::NoStore { size, why });
+                }
+                None
+            }
         }
-        let why = node.stores.why_no_room(total);
-        for index in accepted {
-            let size = self.expected[index].size;
-            let why = why.clone();
-            self.refuse(index, IngestError::NoStore { size, why });
+    }
+
+    /// Removes the directories that files which were not stored left empty in
+    /// `store`; only once every file is named or given up, since an unnamed file
+    /// does not keep its directory from looking empty.
+    async fn clean_up(&self, node: &Arc<Node>, store: Arc<Store>) {
+        let unstored: Vec<String> = (self.placing.iter())
+            .filter(|(index, _)| matches!(self.results[*index], Some(Err(_))))
+            .map(|(_, name)| name.clone())
+            .collect();
+        if unstored.is_empty() {
+            return;
         }
-        None
+        let (node, claim) = (node.clone(), self.claim.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for name in unstored {
+                remove_empty_parents(&node, &store, &name, &claim);
+            }
+        })
+        .await;
     }
 
     /// Refuses a file before its bytes arrive: they will be skipped.

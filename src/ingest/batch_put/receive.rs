@@ -126,7 +126,15 @@ impl Current {
                     let digester = Digester::new(&[checksum.algorithm], Some(expected.size));
                     Some((file, digester))
                 })
-                .map_err(|e| IngestError::io("cannot create the file in the store", e)),
+                .map_err(|e| match crate::fsroot::refusal(&e) {
+                    // A link (or a file) planted where a directory of the name
+                    // belongs: refused, never followed.
+                    Some(_) => IngestError::OccupiedOnDisk {
+                        name: expected.name.clone(),
+                        store: store.name.clone(),
+                    },
+                    None => IngestError::io("cannot create the file in the store", e),
+                }),
             _ => Ok(None),
         };
         Current {

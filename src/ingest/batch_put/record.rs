@@ -15,7 +15,6 @@ use crate::ingest::IngestError;
 use crate::model::{Checksum, DeletionPolicy, File, Instance, NamedItem, Timestamp, UploadIntent};
 use crate::node::Node;
 use crate::store::Store;
-use crate::store::durable::take_back;
 
 /// Who stored a batch's files, and how they may be deleted: what each record says
 /// besides the file itself.
@@ -123,8 +122,13 @@ pub async fn take_back_unrecorded(
     let node = node.clone();
     let settled = tokio::task::spawn_blocking(move || {
         let mut clean = true;
+        let store = node.stores.by_id(intent.store_id).cloned();
         for item in intent.items.iter().filter(|i| !recorded.contains(&i.name)) {
-            if let Err(error) = take_back(Path::new(&item.target), item.device, item.inode) {
+            let taken = match &store {
+                Some(store) => store.take_back(Path::new(&item.target), item.device, item.inode),
+                None => Err(std::io::Error::other("its store is not configured")),
+            };
+            if let Err(error) = taken {
                 tracing::error!(target = %item.target, %error, "cannot take back an unrecorded upload; start-up will");
                 clean = false;
             }

@@ -14,7 +14,6 @@ use crate::db::DbError;
 use crate::db::repo::{instances, upload_intents};
 use crate::model::{NamedItem, UploadIntent};
 use crate::node::Node;
-use crate::store::durable::take_back;
 
 /// What recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +40,16 @@ pub fn recover_upload_intents(node: &Node) -> Result<UploadRecovery, DbError> {
             report.left += intent.items.len();
             continue;
         }
+        let Some(store) = node.stores.by_id(intent.store_id) else {
+            report.left += intent.items.len();
+            continue;
+        };
         let before = report.left;
         for item in &intent.items {
             if is_recorded(node, &intent, item)? {
                 continue;
             }
-            match take_back(Path::new(&item.target), item.device, item.inode) {
+            match store.take_back(Path::new(&item.target), item.device, item.inode) {
                 Ok(true) => report.taken_back += 1,
                 Ok(false) => {}
                 Err(error) => {

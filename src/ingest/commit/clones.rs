@@ -77,11 +77,11 @@ fn prepare_clone(
         let size = transfer.transfer_size;
         return Err((IngestError::NoStore { size, why }, None));
     }
-    let Some(staging) = store.staging_dir(&transfer.staging_name) else {
+    if store.staging_dir(&transfer.staging_name).is_none() {
         return Err((IngestError::StagedDataMissing(id), Some(id)));
-    };
+    }
     Ok(Prepared {
-        staged: staging.join(&transfer.upload_name),
+        staged: std::path::Path::new(&transfer.staging_name).join(&transfer.upload_name),
         transfer,
         store,
         deletion_policy,

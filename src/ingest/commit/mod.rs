@@ -7,7 +7,8 @@
 //! 2. sync the staged data, rename it into the store without replacing anything,
 //!    sync the parent directory;
 //! 3. commit File + Instance + transfer COMPLETED in one database transaction;
-//! 4. remove the now-empty staging directory.
+//! 4. remove the now-empty staging directory (or give a single upload's back to
+//!    its store, to be lent to the next one).
 //!
 //! A batch does each step for all its items together, so durability is paid per
 //! batch. A crash between 2 and 3 leaves bytes in the store that no record points
@@ -18,16 +19,20 @@ mod record;
 pub(crate) mod verify;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::IngestError;
-use super::transfer_state::{discard_staging_of, fail_in, remove_emptied_staging};
-use crate::db::DbError;
+use super::leftovers::remove_empty_parents;
+use super::transfer_state::{
+    discard_staging_of, fail_in, give_back_staging, remove_emptied_staging,
+};
 use crate::db::repo::{callbacks, files, transfers};
+use crate::fsroot::{Dir, refusal};
 use crate::model::{CallbackKind, DeletionPolicy, IncomingTransfer, TransferStatus};
-use crate::node::Node;
-use crate::store::Store;
+use crate::node::{Claim, Node};
+use crate::store::{StagedEntry, Store, changed};
 use record::{Placed, record_all};
 use verify::verify_all;
 
@@ -49,6 +54,7 @@ pub struct CommitInput {
 struct Prepared {
     transfer: IncomingTransfer,
     store: Arc<Store>,
+    /// The staged data, relative to the store's staging area.
     staged: PathBuf,
     deletion_policy: DeletionPolicy,
 }
@@ -103,38 +109,116 @@ async fn commit_prepared(
     prepared: Vec<(usize, Prepared)>,
     outcome: &mut Outcome,
 ) -> Result<(), IngestError> {
+    // Verifying, checking names and placing run as one blocking job: for a small
+    // upload each is a few system calls, and a hop between threads costs as much.
+    let worker = node.clone();
+    let collecting = std::mem::replace(outcome, Outcome::new(0));
+    let (collected, placed, claim) =
+        tokio::task::spawn_blocking(move || verify_and_place(&worker, prepared, collecting))
+            .await??;
+    *outcome = collected;
+    record_placed(node, placed, outcome, &claim).await?;
+    Ok(())
+}
+
+/// Verifies prepared items, claims their names, refuses those whose name is taken
+/// or nests with a stored file, and moves the rest into their stores durably; the
+/// claim is held until the caller has recorded them or taken them back. Blocking.
+fn verify_and_place(
+    node: &Arc<Node>,
+    prepared: Vec<(usize, Prepared)>,
+    mut outcome: Outcome,
+) -> Result<(Outcome, Vec<InPlace>, Arc<Claim>), IngestError> {
+    // Each store's staging area, opened once: staged data is reached from it
+    // symlink-free.
+    let mut staging_roots: HashMap<u64, Dir> = HashMap::new();
+    let mut reachable = Vec::with_capacity(prepared.len());
+    for (index, item) in prepared {
+        if let std::collections::hash_map::Entry::Vacant(vacant) =
+            staging_roots.entry(item.store.id)
+        {
+            match item.store.staging_root() {
+                Ok(root) => {
+                    vacant.insert(root);
+                }
+                Err(e) => {
+                    let error = IngestError::io("cannot open the staging area", e);
+                    outcome.answer(index, Err(error));
+                    continue;
+                }
+            }
+        }
+        reachable.push((index, item));
+    }
     let verifications = {
-        let items: Vec<(&IncomingTransfer, &std::path::Path)> = prepared
+        let items: Vec<(&IncomingTransfer, &Dir, &std::path::Path)> = reachable
             .iter()
-            .map(|(_, p)| (&p.transfer, p.staged.as_path()))
+            .map(|(_, p)| (&p.transfer, &staging_roots[&p.store.id], p.staged.as_path()))
             .collect();
-        verify_all(node, &items).await?
+        verify_all(node, &items)
     };
     let mut verified = Vec::new();
-    for ((index, item), result) in prepared.into_iter().zip(verifications) {
+    for ((index, item), result) in reachable.into_iter().zip(verifications) {
         match result {
-            Ok(digests) => verified.push((index, item, digests)),
+            Ok((digests, entry)) => verified.push((index, item, digests, entry)),
             Err(error) => outcome.refuse(index, &item, error),
         }
     }
-    let taken = node.db.read(|tx| {
-        verified
+    // Claimed until recorded or taken back: nothing nested is placed meanwhile.
+    let (claim, verified) = claim_names(node, verified, &mut outcome);
+    let obstacles = node.db.read(|tx| {
+        let names: Vec<&str> = verified
             .iter()
-            .map(|(_, item, _)| files::exists(tx, &item.transfer.destination_location))
-            .collect::<Result<Vec<bool>, DbError>>()
+            .map(|(_, item, _, _)| item.transfer.destination_location.as_str())
+            .collect();
+        files::obstacles(tx, &names)
     })?;
     let mut to_place = Vec::new();
-    for ((index, item, digests), taken) in verified.into_iter().zip(taken) {
-        if taken {
-            let name = item.transfer.destination_location.clone();
-            outcome.refuse(index, &item, IngestError::NameTaken(name));
-        } else {
-            to_place.push((index, item, digests));
+    for ((index, item, digests, entry), obstacle) in verified.into_iter().zip(obstacles) {
+        match obstacle {
+            Some(obstacle) => {
+                let name = &item.transfer.destination_location;
+                outcome.refuse(index, &item, IngestError::obstacle(name, obstacle));
+            }
+            None => to_place.push((index, item, digests, entry)),
         }
     }
-    let placed = place_all(to_place, outcome).await?;
-    record_placed(node, placed, outcome).await?;
-    Ok(())
+    let placed = place_all(node, to_place, &mut outcome, &claim)?;
+    Ok((outcome, placed, claim))
+}
+
+type Verified = (usize, Prepared, crate::checksum::Digests, StagedEntry);
+
+/// Claims the names of verified items; an item whose name nests with one being
+/// placed now (by another request, or earlier in this one) is answered busy, and
+/// its transfer stays live so that the commit can be retried.
+fn claim_names(
+    node: &Node,
+    verified: Vec<Verified>,
+    outcome: &mut Outcome,
+) -> (Arc<Claim>, Vec<Verified>) {
+    let names: Vec<&str> = verified
+        .iter()
+        .map(|(_, item, _, _)| item.transfer.destination_location.as_str())
+        .collect();
+    let (claim, answers) = node.claims.claim(&names, "an upload");
+    let mut claimed = Vec::with_capacity(verified.len());
+    for (entry, answer) in verified.into_iter().zip(answers) {
+        match answer {
+            Ok(()) => claimed.push(entry),
+            Err(busy) => {
+                let by = if claim.holds(&busy.other) {
+                    "this same request"
+                } else {
+                    busy.by
+                };
+                let name = entry.1.transfer.destination_location.clone();
+                let other = busy.other;
+                outcome.answer(entry.0, Err(IngestError::NameBusy { name, other, by }));
+            }
+        }
+    }
+    (Arc::new(claim), claimed)
 }
 
 /// Results being collected, plus the transfers to fail and the staging to remove.
@@ -173,7 +257,13 @@ impl Outcome {
     /// recorded in the same transaction.
     async fn close_refused(&mut self, node: &Arc<Node>) -> Result<(), IngestError> {
         let ids = std::mem::take(&mut self.refused);
-        let completed = std::mem::take(&mut self.completed);
+        let mut completed = std::mem::take(&mut self.completed);
+        // Completed transfers release their reserved room; refused ones release
+        // theirs with their staging.
+        node.reservations
+            .release_transfers(completed.iter().map(|t| t.id));
+        // Directories lent to one upload go back to their store without any I/O.
+        completed.retain(|transfer| !give_back_staging(node, transfer));
         let mut refused = Vec::new();
         if !ids.is_empty() {
             let failed = node
@@ -240,10 +330,10 @@ fn prepare(
     if !store.enabled() {
         return Err(IngestError::StoreDisabled(store.name.clone()));
     }
-    let staged = store
-        .staging
-        .join(&transfer.staging_name)
-        .join(&transfer.upload_name);
+    if store.staging_dir(&transfer.staging_name).is_none() {
+        return Err(IngestError::StagedDataMissing(id));
+    }
+    let staged = Path::new(&transfer.staging_name).join(&transfer.upload_name);
     Ok(Prepared {
         transfer,
         store,
@@ -285,12 +375,18 @@ struct InPlace {
     placed: Placed,
 }
 
-/// Moves verified items into their stores, one durable batch per store.
-async fn place_all(
-    to_place: Vec<(usize, Prepared, crate::checksum::Digests)>,
+/// Moves verified items into their stores, one durable batch per store. A name
+/// found occupied (or reached through a link planted in the store) is refused
+/// with what is in its way; staged data that changed after it was verified is
+/// refused as a mismatch; the directories a failed item created are removed.
+/// Blocking.
+fn place_all(
+    node: &Node,
+    to_place: Vec<(usize, Prepared, crate::checksum::Digests, StagedEntry)>,
     outcome: &mut Outcome,
+    claim: &Claim,
 ) -> Result<Vec<InPlace>, IngestError> {
-    let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests)>> =
+    let mut by_store: HashMap<u64, Vec<(usize, Prepared, crate::checksum::Digests, StagedEntry)>> =
         HashMap::new();
     for entry in to_place {
         by_store.entry(entry.1.store.id).or_default().push(entry);
@@ -298,17 +394,23 @@ async fn place_all(
     let mut in_place = Vec::new();
     for (_, group) in by_store {
         let store = group[0].1.store.clone();
-        let items: Vec<(PathBuf, String)> = group
-            .iter()
-            .map(|(_, item, _)| {
-                (
-                    item.staged.clone(),
-                    item.transfer.destination_location.clone(),
-                )
-            })
-            .collect();
-        let placed = tokio::task::spawn_blocking(move || store.commit_many(&items)).await?;
-        for ((index, item, digests), result) in group.into_iter().zip(placed) {
+        let mut items = Vec::with_capacity(group.len());
+        let mut rest = Vec::with_capacity(group.len());
+        for (index, item, digests, entry) in group {
+            items.push((entry, item.transfer.destination_location.clone()));
+            rest.push((index, item, digests));
+        }
+        let placed = store.commit_many(items);
+        for ((_, item, _), result) in rest.iter().zip(&placed) {
+            if result
+                .as_ref()
+                .is_err_and(|e| e.kind() != ErrorKind::AlreadyExists)
+            {
+                let name = &item.transfer.destination_location;
+                remove_empty_parents(node, &store, name, claim);
+            }
+        }
+        for ((index, item, digests), result) in rest.into_iter().zip(placed) {
             match result {
                 Ok(target) => {
                     let placed = Placed {
@@ -323,9 +425,24 @@ async fn place_all(
                         placed,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let name = item.transfer.destination_location.clone();
-                    outcome.refuse(index, &item, IngestError::NameTaken(name));
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let error = occupied(node, &item)?;
+                    outcome.refuse(index, &item, error);
+                }
+                Err(e) if refusal(&e).is_some() => {
+                    let error = IngestError::OccupiedOnDisk {
+                        name: item.transfer.destination_location.clone(),
+                        store: item.store.name.clone(),
+                    };
+                    tracing::warn!(name = %item.transfer.destination_location, store = %item.store.name, error = %e, "an upload was not placed: its path in the store is not plain");
+                    outcome.refuse(index, &item, error);
+                }
+                Err(e) if changed(&e) => {
+                    let error = IngestError::Mismatch {
+                        expected: "the staged data that was verified".into(),
+                        found: e.to_string(),
+                    };
+                    outcome.refuse(index, &item, error);
                 }
                 Err(e) => outcome.answer(
                     index,
@@ -337,6 +454,20 @@ async fn place_all(
     Ok(in_place)
 }
 
+/// Why an item's name was found occupied in its store: the recorded file in its
+/// way, or something no record describes.
+fn occupied(node: &Node, item: &Prepared) -> Result<IngestError, IngestError> {
+    let name = &item.transfer.destination_location;
+    let obstacle = node.db.read(|tx| files::obstacle(tx, name))?;
+    Ok(match obstacle {
+        Some(obstacle) => IngestError::obstacle(name, obstacle),
+        None => IngestError::OccupiedOnDisk {
+            name: name.clone(),
+            store: item.store.name.clone(),
+        },
+    })
+}
+
 /// Records placed items in one transaction. Items the database refuses, or all of
 /// them if the transaction fails, go back to staging so that nothing unrecorded
 /// stays in a store.
@@ -344,6 +475,7 @@ async fn record_placed(
     node: &Arc<Node>,
     in_place: Vec<InPlace>,
     outcome: &mut Outcome,
+    claim: &Arc<Claim>,
 ) -> Result<(), IngestError> {
     if in_place.is_empty() {
         return Ok(());
@@ -353,7 +485,7 @@ async fn record_placed(
     let results = match recorded {
         Ok(results) => results,
         Err(error) => {
-            unplace(in_place.iter().map(|p| &p.item)).await;
+            unplace(node, in_place.iter().map(|p| &p.item), claim).await;
             return Err(error);
         }
     };
@@ -370,12 +502,17 @@ async fn record_placed(
             }
         }
     }
-    unplace(undo.into_iter()).await;
+    unplace(node, undo.into_iter(), claim).await;
     Ok(())
 }
 
-/// Moves placed-but-unrecorded items back into their staging.
-async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
+/// Moves placed-but-unrecorded items back into their staging, and removes the
+/// directories they leave empty.
+async fn unplace<'a>(
+    node: &Arc<Node>,
+    items: impl Iterator<Item = &'a Prepared>,
+    claim: &Arc<Claim>,
+) {
     let work: Vec<(Arc<Store>, String, PathBuf)> = items
         .map(|i| {
             (
@@ -388,10 +525,14 @@ async fn unplace<'a>(items: impl Iterator<Item = &'a Prepared>) {
     if work.is_empty() {
         return;
     }
+    let (node, claim) = (node.clone(), claim.clone());
     let _ = tokio::task::spawn_blocking(move || {
         for (store, name, staged) in work {
-            if let Err(error) = store.uncommit(&name, &staged) {
-                tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging");
+            match store.uncommit(&name, &staged) {
+                Ok(()) => remove_empty_parents(&node, &store, &name, &claim),
+                Err(error) => {
+                    tracing::error!(%name, %error, "cannot move an unrecorded upload back to staging")
+                }
             }
         }
     })

@@ -68,23 +68,20 @@ pub async fn record_all(
             let ids: Vec<u64> = work.iter().map(|(id, _, _)| *id).collect();
             let names: Vec<&str> = work.iter().map(|(_, file, _)| file.name.as_str()).collect();
             let current = transfers::get_incoming_many(txn, &ids)?;
-            let taken = files::exist_all(txn, &names)?;
-            let mut claimed = std::collections::HashSet::new();
+            let obstacles = files::obstacles_in_order(txn, &names)?;
             let mut results = Vec::with_capacity(work.len());
             let mut accepted = Vec::new();
-            for ((id, file, instance), (transfer, taken)) in
-                work.iter().zip(current.into_iter().zip(taken))
+            for ((id, file, instance), (transfer, obstacle)) in
+                work.iter().zip(current.into_iter().zip(obstacles))
             {
-                let verdict = match transfer {
-                    None => Err(IngestError::TransferNotFound(*id)),
-                    Some(t) if t.status.is_terminal() => Err(IngestError::TransferClosed {
+                let verdict = match (transfer, obstacle) {
+                    (None, _) => Err(IngestError::TransferNotFound(*id)),
+                    (Some(t), _) if t.status.is_terminal() => Err(IngestError::TransferClosed {
                         id: *id,
                         status: t.status,
                     }),
-                    Some(_) if taken || !claimed.insert(file.name.as_str()) => {
-                        Err(IngestError::NameTaken(file.name.clone()))
-                    }
-                    Some(mut transfer) => {
+                    (Some(_), Some(obstacle)) => Err(IngestError::obstacle(&file.name, obstacle)),
+                    (Some(mut transfer), None) => {
                         transfer.status = TransferStatus::Completed;
                         transfer.end_time = Some(now);
                         accepted.push((file.clone(), instance.clone(), transfer));

@@ -11,11 +11,11 @@
 
 mod staged;
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::checksum::{Digests, digest_path};
+use crate::checksum::{Digests, digest_in};
+use crate::fsroot::Dir;
 use crate::store::Store;
 
 /// What the copy must hold: the source record's size and BLAKE3.
@@ -78,7 +78,9 @@ impl Drop for StagingGuard<'_> {
 /// One file to copy.
 #[derive(Debug, Clone)]
 pub struct CopyItem {
-    /// Its committed bytes (a file or a directory).
+    /// The root of the store holding its committed bytes.
+    pub source_root: PathBuf,
+    /// Its committed bytes (a file or a directory), relative to `source_root`.
     pub source: PathBuf,
     /// Its name: the copy goes to `<target root>/<name>`.
     pub name: String,
@@ -89,13 +91,28 @@ pub struct CopyItem {
 /// batch shares one staging directory and its durability costs (one filesystem sync
 /// for many small files), so a copy costs little more than its bytes.
 pub fn copy_verified(target: &Store, items: &[CopyItem]) -> Vec<Result<Copied, CopyError>> {
+    let root = match target.root_dir() {
+        Ok(root) => root,
+        Err(error) => {
+            return items
+                .iter()
+                .map(|_| {
+                    Err(CopyError::Io(io::Error::new(
+                        error.kind(),
+                        error.to_string(),
+                    )))
+                })
+                .collect();
+        }
+    };
     let mut results: Vec<Option<Result<Copied, CopyError>>> = items
         .iter()
         .map(|item| {
-            let destination = target.file_path(&item.name);
-            fs::symlink_metadata(&destination)
-                .is_ok()
-                .then(|| adopt_existing(&destination, item.expected))
+            // Anything at the name (a link included), or a link on the way to it,
+            // is either the very copy expected or in the way.
+            let name = Path::new(&item.name);
+            let there = !matches!(root.try_stat(name), Ok(None));
+            there.then(|| adopt_existing(target, &root, &item.name, item.expected))
         })
         .collect();
     let to_copy: Vec<usize> = (0..items.len()).filter(|i| results[*i].is_none()).collect();
@@ -126,11 +143,18 @@ pub fn copy_verified(target: &Store, items: &[CopyItem]) -> Vec<Result<Copied, C
         .collect()
 }
 
-/// Accepts bytes already at the target if they are exactly the expected ones.
-fn adopt_existing(destination: &Path, expected: Expected) -> Result<Copied, CopyError> {
-    match digest_path(destination, &[]) {
+/// Accepts bytes already at `<root>/<name>` if they are exactly the expected
+/// ones (read symlink-free: a link there is in the way, never followed).
+fn adopt_existing(
+    target: &Store,
+    root: &Dir,
+    name: &str,
+    expected: Expected,
+) -> Result<Copied, CopyError> {
+    let destination = target.file_path(name);
+    match digest_in(root, Path::new(name), &[]) {
         Ok(found) if expected.matches(&found) => Ok(Copied {
-            target: destination.to_path_buf(),
+            target: destination,
             adopted: true,
         }),
         _ => Err(CopyError::NameTaken {
@@ -141,6 +165,8 @@ fn adopt_existing(destination: &Path, expected: Expected) -> Result<Copied, Copy
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::config::StoreConfig;
 
@@ -163,7 +189,7 @@ mod tests {
     }
 
     fn expected_of(path: &Path) -> Expected {
-        let digests = digest_path(path, &[]).unwrap();
+        let digests = crate::checksum::digest_path(path, &[]).unwrap();
         Expected {
             size: digests.size,
             blake3: digests.blake3(),
@@ -177,7 +203,8 @@ mod tests {
         expected: Expected,
     ) -> Result<Copied, CopyError> {
         let item = CopyItem {
-            source: source.to_path_buf(),
+            source_root: source.parent().unwrap().to_path_buf(),
+            source: source.file_name().unwrap().into(),
             name: name.into(),
             expected,
         };
@@ -245,7 +272,8 @@ mod tests {
                 expected.blake3 = [1; 32];
             }
             items.push(CopyItem {
-                source,
+                source_root: dir.path().to_path_buf(),
+                source: source.file_name().unwrap().into(),
                 name: format!("batch/same-name-{}/f", i % 2),
                 expected,
             });

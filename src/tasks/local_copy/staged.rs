@@ -7,8 +7,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Copied, CopyError, CopyItem, StagingGuard, adopt_existing};
-use crate::checksum::{copy_and_digest_unsynced, digest_path};
-use crate::store::durable::{drop_cached_pages, sync_all_parallel, sync_filesystem};
+use crate::checksum::{CopySync, copy_in, digest_opened};
+use crate::fsroot::Dir;
+use crate::store::StagedEntry;
+use crate::store::durable::{drop_cached_pages_in, sync_all_in_parallel, sync_filesystem_of};
 
 /// Above this many items, one filesystem sync replaces per-file syncs.
 const SYNCFS_MIN_ITEMS: usize = 16;
@@ -21,7 +23,23 @@ pub(super) fn copy_staged(
     indexes: &[usize],
 ) -> Vec<(usize, Result<Copied, CopyError>)> {
     let target = staging.store;
-    let directory = target.staging.join(&staging.name);
+    // The staging directory, opened symlink-free: every copy, sync, eviction and
+    // read-back below goes through it.
+    let opened = target
+        .staging_root()
+        .and_then(|root| root.open_dir(Path::new(&staging.name)));
+    let staging_dir = match opened {
+        Ok(dir) => dir,
+        Err(error) => {
+            return indexes
+                .iter()
+                .map(|&index| {
+                    let copy = io::Error::new(error.kind(), error.to_string());
+                    (index, Err(CopyError::Io(copy)))
+                })
+                .collect();
+        }
+    };
     let mut done = Vec::new();
     let mut staged = Vec::new();
     // Copies run in parallel: small files cost system calls more than bandwidth.
@@ -32,9 +50,19 @@ pub(super) fn copy_staged(
             .unwrap_or(item.name.as_ref());
         let mut staged_name = OsString::from(format!("{index}-"));
         staged_name.push(base_name);
-        let path = directory.join(staged_name);
-        let copied = copy_and_digest_unsynced(&item.source, &path, &[]);
-        (index, path, copied)
+        let staged_name = PathBuf::from(staged_name);
+        let copied = Dir::open_trusted(&item.source_root).and_then(|source| {
+            copy_in(
+                &source,
+                &item.source,
+                &staging_dir,
+                &staged_name,
+                &[],
+                &|_| {},
+                CopySync::Caller,
+            )
+        });
+        (index, staged_name, copied)
     });
     for (index, path, copied) in copies {
         let item = &items[index];
@@ -43,7 +71,7 @@ pub(super) fn copy_staged(
             Ok(copied) => done.push((
                 index,
                 Err(CopyError::SourceDiffers {
-                    path: item.source.display().to_string(),
+                    path: item.source_root.join(&item.source).display().to_string(),
                     size: copied.size,
                     blake3: copied.blake3(),
                 }),
@@ -53,45 +81,58 @@ pub(super) fn copy_staged(
     }
     let whole_filesystem = staged.len() >= SYNCFS_MIN_ITEMS;
     let synced = if whole_filesystem {
-        vec![sync_filesystem(&target.root)]
+        vec![sync_filesystem_of(&staging_dir)]
     } else {
-        sync_all_parallel(staged.iter().map(|(_, path)| path.as_path()))
+        let entries: Vec<(&Dir, &Path)> = staged
+            .iter()
+            .map(|(_, name)| (&staging_dir, name.as_path()))
+            .collect();
+        sync_all_in_parallel(&entries)
     };
     // Only clean (synced) pages can be evicted, so the read-back reads the medium.
-    let read_back: Vec<Result<(), CopyError>> = in_parallel(&staged, |position, (index, path)| {
-        let sync = &synced[if whole_filesystem { 0 } else { position }];
-        if let Err(error) = sync {
-            return Err(CopyError::Io(io::Error::new(
-                error.kind(),
-                error.to_string(),
-            )));
-        }
-        drop_cached_pages(path);
-        if items[*index].expected.matches(&digest_path(path, &[])?) {
-            Ok(())
-        } else {
-            Err(CopyError::ReadBackDiffers {
-                store: target.name.clone(),
-            })
-        }
-    });
+    let read_back: Vec<Result<StagedEntry, CopyError>> =
+        in_parallel(&staged, |position, (index, name)| {
+            let sync = &synced[if whole_filesystem { 0 } else { position }];
+            if let Err(error) = sync {
+                return Err(CopyError::Io(io::Error::new(
+                    error.kind(),
+                    error.to_string(),
+                )));
+            }
+            drop_cached_pages_in(&staging_dir, name);
+            // The handle read back is the one committed: what lands at the name is
+            // what was verified.
+            let entry = StagedEntry::open(&staging_dir, name)?;
+            let read = digest_opened(entry.opened.try_clone()?, &[])?;
+            if items[*index].expected.matches(&read) {
+                Ok(entry)
+            } else {
+                Err(CopyError::ReadBackDiffers {
+                    store: target.name.clone(),
+                })
+            }
+        });
     let mut to_commit = Vec::new();
-    for ((index, path), verdict) in staged.into_iter().zip(read_back) {
+    let mut names = Vec::new();
+    for ((index, _), verdict) in staged.into_iter().zip(read_back) {
         match verdict {
-            Ok(()) => to_commit.push((index, (path, items[index].name.clone()))),
+            Ok(entry) => {
+                to_commit.push((entry, items[index].name.clone()));
+                names.push((index, items[index].name.clone()));
+            }
             Err(error) => done.push((index, Err(error))),
         }
     }
-    let pairs: Vec<(PathBuf, String)> = to_commit.iter().map(|(_, pair)| pair.clone()).collect();
-    for ((index, (_, name)), committed) in to_commit.into_iter().zip(target.commit_many(&pairs)) {
+    for ((index, name), committed) in names.into_iter().zip(target.commit_many(to_commit)) {
         let result = match committed {
             Ok(path) => Ok(Copied {
                 target: path,
                 adopted: false,
             }),
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                adopt_existing(&target.file_path(&name), items[index].expected)
-            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => target
+                .root_dir()
+                .map_err(CopyError::from)
+                .and_then(|root| adopt_existing(target, &root, &name, items[index].expected)),
             Err(error) => Err(error.into()),
         };
         done.push((index, result));
