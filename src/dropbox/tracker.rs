@@ -347,9 +347,8 @@ impl Tracker {
             let probed = self.entries[&path].probing.then(probe);
             let entry = self.entries.get_mut(&path).expect("listed above");
             if metadata.kind != Kind::File {
-                // A link or special file has no writer to wait for: an open
-                // reported under its name opened what it points at (notify may
-                // have watched that by the link's path).
+                // A link or special file has no writer to wait for (it is
+                // reported, never ingested): an open under its name says nothing.
                 entry.awaiting_close = false;
             }
             if let Some(probed) = probed {

@@ -120,8 +120,9 @@ impl Preparer {
         loop {
             // Whoever holds the queue waits for the next batch; the other waits
             // for the queue.
-            let next = self.queue.lock().map(|queue| queue.recv());
-            let Ok(Ok(batch)) = next else {
+            // A preparer that panicked leaves the queue usable.
+            let next = self.queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            let Ok(batch) = next else {
                 return;
             };
             let started = Instant::now();
