@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::filter::Filter;
 use crate::config::{ConfigError, DropboxConfig};
-use crate::fsroot::{Dir, Kind};
 use crate::model::validate_file_name;
 use crate::node::Node;
 
@@ -30,17 +29,6 @@ impl Layout {
         let relative = path.strip_prefix(&self.root).ok()?;
         (!relative.as_os_str().is_empty() && self.filter.accepts(path, relative))
             .then_some(relative)
-    }
-
-    /// Whether `path` (in the drop-box) is a directory, looked at symlink-free from
-    /// the drop-box directory (a link to a directory is not one).
-    pub fn is_directory(&self, path: &Path) -> bool {
-        let Ok(relative) = path.strip_prefix(&self.root) else {
-            return false;
-        };
-        Dir::open_trusted(&self.root)
-            .and_then(|root| root.stat(relative))
-            .is_ok_and(|meta| meta.kind == Kind::Dir)
     }
 
     /// The name a file at `relative` is recorded under, or why it has none.

@@ -4,10 +4,11 @@
 //! aside; a file that cannot be ingested stays where it is and is reported.
 //!
 //! Map: `layout` (paths and start-up checks), `filter` (ignore patterns), `watch`
-//! (notify events), `scan` (rescans), `tracker` (when a file is complete),
+//! (inotify events), `scan` (rescans), `tracker` (when a file is complete),
 //! `probe` (is anyone writing a file), `ingest` (one batch, in the commit order),
 //! `problems` (error records, once per problem), `recovery` (batches cut short by
-//! a crash), `runner` (the thread of one drop-box).
+//! a crash), `runner` (the thread of one drop-box), `workers` (the threads that
+//! prepare and record its batches).
 //!
 //! Invariants: bytes are durable in a store before their record; a drop-box file
 //! is removed or moved aside only after its record is durable; after start-up
@@ -27,6 +28,7 @@ mod runner;
 mod scan;
 mod tracker;
 mod watch;
+mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +56,7 @@ pub enum DropboxError {
     #[error("cannot watch the drop-box {path}: {source}")]
     Watch {
         path: std::path::PathBuf,
-        source: notify::Error,
+        source: std::io::Error,
     },
     #[error("the drop-box start-up task failed: {0}")]
     Task(String),
@@ -85,7 +87,7 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
     let max_batch = max_batch(layouts.len());
     for layout in layouts {
         let (sender, receiver) = mpsc::channel();
-        let watcher = watch::start_watcher(&layout.root, sender.clone()).map_err(|source| {
+        let watcher = watch::start_watcher(&layout, sender.clone()).map_err(|source| {
             DropboxError::Watch {
                 path: layout.root.clone(),
                 source,
@@ -123,13 +125,14 @@ fn start(node: &Arc<Node>) -> Result<Dropboxes, DropboxError> {
 const MAX_BATCH: usize = 4096;
 
 /// The batch size that keeps the descriptors of `dropboxes` drop-boxes' batches
-/// in flight (up to three each, two descriptors per copied file) within half of
-/// the open-file limit.
+/// in flight (up to `MAX_IN_FLIGHT` each, two descriptors per copied file) within
+/// half of the open-file limit.
 fn max_batch(dropboxes: usize) -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let per_batch = limit / 2 / (6 * dropboxes.max(1) as u64);
+    let in_flight = 2 * runner::MAX_IN_FLIGHT as u64;
+    let per_batch = limit / 2 / (in_flight * dropboxes.max(1) as u64);
     let max = (per_batch as usize).clamp(16, MAX_BATCH);
     if max < MAX_BATCH {
         tracing::info!(

@@ -1,44 +1,41 @@
-//! The threads that run one drop-box. The runner applies watcher events to the
-//! tracker, rescans (at start, after lost events, on the rescan interval), and
-//! prepares batches of complete files up to their durable placement; its
-//! recorder records each placed batch and removes or moves its files aside,
-//! while the runner prepares the next one.
+//! The thread that runs one drop-box: it applies watcher events to the tracker,
+//! rescans (at start, after lost events, on the rescan interval), and hands
+//! batches of complete files to its workers (`workers`), which prepare them up to
+//! their durable placement and record them, while the runner goes on taking
+//! events and gathering the next batch.
 //!
 //! Invariants: the watcher exists before the first rescan, so a file dropped
 //! during start-up is seen by one or the other; a file is in at most one batch at
-//! a time; at most `MAX_IN_FLIGHT` placed batches wait for the recorder; a stop
-//! request is honoured between batches, and every placed batch is recorded (or
-//! taken back) before the runner ends.
+//! a time; at most `PREPARERS` batches are being prepared and at most
+//! `MAX_IN_FLIGHT` answers are awaited; a stop request is honoured between
+//! batches, and every batch handed out is recorded (or taken back) before the
+//! runner ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use notify::{RecommendedWatcher, Watcher};
-
-use super::ingest::{Placed, Verdict, prepare_batch, record_batch};
+use super::ingest::Verdict;
 use super::layout::Layout;
 use super::problems::{Problem, Reporter};
 use super::scan::{Found, walk};
 use super::tracker::Tracker;
-use super::watch::{FollowUp, Message, apply, start_watcher};
-use crate::fsroot::Kind;
+use super::watch::{FollowUp, Message, Watcher, apply, start_watcher};
+use super::workers::{PREPARERS, Workers, ingest_here};
 use crate::node::Node;
 
-/// Most placed batches waiting for the recorder.
-const MAX_IN_FLIGHT: usize = 2;
+/// Most answers awaited from the workers: batches being prepared, and placed
+/// groups waiting for or in the recorder. Each holds a descriptor per file.
+pub const MAX_IN_FLIGHT: usize = 3;
 /// A batch waits for more events until none came for this long...
 const GATHER_QUIET: Duration = Duration::from_millis(5);
 /// ...or it has waited this long.
 const GATHER_MAX: Duration = Duration::from_millis(50);
-/// Most events applied before the runner looks at its other work.
+/// Events applied before the runner looks at its other work (it takes whole
+/// messages, so a round may apply a few more).
 const MAX_EVENTS_PER_ROUND: usize = 65_536;
-/// A directory that appeared is walked again this much later, for files made
-/// after the first walk but before the directory's watch was in place.
-const REWALK_AFTER: Duration = Duration::from_millis(100);
 
 /// One drop-box's state, owned by its thread.
 pub struct Runner {
@@ -50,7 +47,7 @@ pub struct Runner {
     /// For a watcher made again after the drop-box directory came back, and for
     /// the recorder's answers.
     pub sender: Sender<Message>,
-    pub watcher: Option<RecommendedWatcher>,
+    pub watcher: Option<Watcher>,
     pub stop: Arc<AtomicBool>,
     /// Most files in one batch (bounded by the open-file limit: each file of a
     /// batch in flight holds a descriptor).
@@ -63,16 +60,23 @@ struct Schedule {
     next_rescan: Instant,
     tick: Duration,
     rescan_every: Duration,
-    /// Directories to walk again, and when.
-    rewalks: Vec<(PathBuf, Instant)>,
-    /// Placed batches sent to the recorder and not answered yet.
+    /// Batches handed to the preparers and not answered by them yet.
+    preparing: usize,
+    /// Answers awaited: batches being prepared, and placed groups not recorded.
     in_flight: usize,
+}
+
+impl Schedule {
+    /// Whether another batch may be handed out.
+    fn can_prepare(&self) -> bool {
+        self.preparing < PREPARERS && self.in_flight < MAX_IN_FLIGHT
+    }
 }
 
 impl Runner {
     /// Runs until told to stop.
     pub fn run(mut self) {
-        let (jobs, recorder) = self.start_recorder();
+        let mut workers = Workers::start(&self.node, &self.layout, &self.sender);
         let settle = Duration::from_secs_f64(self.layout.config.settle_seconds);
         let rescan_every = Duration::from_secs_f64(self.layout.config.rescan_seconds);
         let tick = (settle / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
@@ -81,23 +85,22 @@ impl Runner {
             next_rescan: Instant::now() + rescan_every,
             tick,
             rescan_every,
-            rewalks: Vec::new(),
+            preparing: 0,
             in_flight: 0,
         };
         self.rescan(false);
-        while !self.stop.load(Ordering::SeqCst) && self.round(&mut schedule, &jobs) {}
-        // Every placed batch is recorded or taken back before the runner ends.
-        drop(jobs);
+        while !self.stop.load(Ordering::SeqCst) && self.round(&mut schedule, &workers) {}
+        // Every batch handed out is recorded or taken back before the runner ends.
+        workers.close();
         while schedule.in_flight > 0 {
             match self.receiver.recv_timeout(Duration::from_millis(100)) {
-                Ok(Message::Recorded(verdicts)) => {
-                    schedule.in_flight -= 1;
-                    self.settle_verdicts(verdicts);
+                Ok(message @ (Message::Prepared { .. } | Message::Recorded(_))) => {
+                    self.handle(message, &mut FollowUp::default(), &mut schedule, &mut 0);
                 }
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) if !recorder.is_finished() => {}
+                Err(RecvTimeoutError::Timeout) if !workers.all_finished() => {}
                 Err(_) => {
-                    // The recorder died (it panicked): start-up recovery takes back
+                    // A worker died (it panicked): start-up recovery takes back
                     // what its batches placed.
                     tracing::error!(
                         batches = schedule.in_flight,
@@ -107,21 +110,19 @@ impl Runner {
                 }
             }
         }
-        let _ = recorder.join();
+        workers.join();
         tracing::info!(dropbox = %self.layout.root.display(), "drop-box stopped");
     }
 
     /// One round: events, follow-ups, settling, rescans, and a batch if one can
     /// go. Returns false when told to stop.
-    fn round(&mut self, schedule: &mut Schedule, jobs: &Sender<Placed>) -> bool {
-        let can_prepare = self.tracker.ready_len() > 0 && schedule.in_flight < MAX_IN_FLIGHT;
+    fn round(&mut self, schedule: &mut Schedule, workers: &Workers) -> bool {
+        self.tracker.new_round();
+        let can_prepare = self.tracker.ready_len() > 0 && schedule.can_prepare();
         let wait = if can_prepare {
             Duration::ZERO
         } else {
-            let mut next = schedule.next_tick.min(schedule.next_rescan);
-            if let Some((_, at)) = schedule.rewalks.first() {
-                next = next.min(*at);
-            }
+            let next = schedule.next_tick.min(schedule.next_rescan);
             next.saturating_duration_since(Instant::now())
         };
         let mut follow = FollowUp::default();
@@ -129,7 +130,7 @@ impl Runner {
             return false;
         }
         let lost = follow.rescan;
-        self.follow_up(follow, schedule);
+        self.follow_up(follow);
         let now = Instant::now();
         if now >= schedule.next_tick {
             self.tracker.settle(now);
@@ -140,54 +141,31 @@ impl Runner {
             schedule.next_rescan = Instant::now() + schedule.rescan_every;
         }
         if self.tracker.ready_len() > 0
-            && schedule.in_flight < MAX_IN_FLIGHT
+            && schedule.can_prepare()
             && !self.stop.load(Ordering::SeqCst)
         {
-            self.prepare(schedule, jobs);
+            self.prepare(schedule, workers);
         }
         true
     }
 
-    /// The recorder thread: records placed batches in order and answers with
-    /// their verdicts.
-    fn start_recorder(&self) -> (Sender<Placed>, JoinHandle<()>) {
-        let (jobs, queue) = mpsc::channel::<Placed>();
-        let (node, layout, answers) = (self.node.clone(), self.layout.clone(), self.sender.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("quire-dropbox-{}-record", self.layout.index))
-            .spawn(move || {
-                for placed in queue {
-                    let started = Instant::now();
-                    let verdicts = record_batch(&node, &layout, placed);
-                    tracing::debug!(
-                        dropbox = %layout.root.display(),
-                        files = verdicts.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "drop-box batch recorded"
-                    );
-                    // The runner waits for every answer before it ends.
-                    let _ = answers.send(Message::Recorded(verdicts));
-                }
-            })
-            .expect("spawning a drop-box recorder thread");
-        (jobs, thread)
-    }
-
-    /// Waits up to `wait` for a message, then handles every message already
-    /// queued. Returns false when told to stop.
+    /// Waits up to `wait` for a message, then handles the messages already
+    /// queued (up to about `MAX_EVENTS_PER_ROUND` events). Returns false when told
+    /// to stop.
     fn receive(&mut self, wait: Duration, follow: &mut FollowUp, schedule: &mut Schedule) -> bool {
         let first = match self.receiver.recv_timeout(wait) {
             Ok(message) => message,
             Err(RecvTimeoutError::Timeout) => return true,
             Err(RecvTimeoutError::Disconnected) => return false,
         };
-        if !self.handle(first, follow, schedule) {
+        let mut applied = 0;
+        if !self.handle(first, follow, schedule, &mut applied) {
             return false;
         }
-        for _ in 0..MAX_EVENTS_PER_ROUND {
+        while applied < MAX_EVENTS_PER_ROUND {
             match self.receiver.try_recv() {
                 Ok(message) => {
-                    if !self.handle(message, follow, schedule) {
+                    if !self.handle(message, follow, schedule, &mut applied) {
                         return false;
                     }
                 }
@@ -197,9 +175,28 @@ impl Runner {
         true
     }
 
-    fn handle(&mut self, message: Message, follow: &mut FollowUp, schedule: &mut Schedule) -> bool {
+    /// Handles one message, counting the events it held onto `applied`. Returns
+    /// false when told to stop.
+    fn handle(
+        &mut self,
+        message: Message,
+        follow: &mut FollowUp,
+        schedule: &mut Schedule,
+        applied: &mut usize,
+    ) -> bool {
         match message {
-            Message::Event(event) => apply(&self.layout, &mut self.tracker, event, follow),
+            Message::Events(events) => {
+                *applied += events.len().max(1);
+                for event in events {
+                    apply(&mut self.tracker, event, follow);
+                }
+            }
+            Message::Prepared { verdicts, groups } => {
+                schedule.preparing -= 1;
+                // The batch's answer is in; its placed groups' are awaited.
+                schedule.in_flight = schedule.in_flight + groups - 1;
+                self.settle_verdicts(verdicts);
+            }
             Message::Recorded(verdicts) => {
                 schedule.in_flight -= 1;
                 self.settle_verdicts(verdicts);
@@ -218,7 +215,7 @@ impl Runner {
         {
             match self.receiver.recv_timeout(GATHER_QUIET) {
                 Ok(message) => {
-                    if !self.handle(message, follow, schedule)
+                    if !self.handle(message, follow, schedule, &mut 0)
                         || !self.receive(Duration::ZERO, follow, schedule)
                     {
                         return false;
@@ -226,32 +223,29 @@ impl Runner {
                 }
                 Err(_) => return true,
             }
-            self.walk_new_dirs(follow, schedule);
+            self.walk_new_dirs(follow);
         }
         true
     }
 
     /// Walks directories that appeared, and notes a lost drop-box directory.
-    fn follow_up(&mut self, mut follow: FollowUp, schedule: &mut Schedule) {
-        self.walk_new_dirs(&mut follow, schedule);
-        let now = Instant::now();
-        while schedule.rewalks.first().is_some_and(|(_, at)| *at <= now) {
-            let (dir, _) = schedule.rewalks.remove(0);
-            walk(&self.layout, &dir, Found::InNewDirectory, &mut self.tracker);
-        }
+    fn follow_up(&mut self, mut follow: FollowUp) {
+        self.walk_new_dirs(&mut follow);
         if follow.root_lost {
             tracing::warn!(dropbox = %self.layout.root.display(), "the drop-box directory went away; watching it again when it is back");
             self.watcher = None;
         }
     }
 
-    fn walk_new_dirs(&mut self, follow: &mut FollowUp, schedule: &mut Schedule) {
+    /// Walks the directories that appeared. The watcher watched each one (and
+    /// everything below it) before it reported it, so a file is either there for
+    /// this walk or made later, under a watch: one walk misses nothing.
+    fn walk_new_dirs(&mut self, follow: &mut FollowUp) {
         for dir in std::mem::take(&mut follow.moved_in_dirs) {
             walk(&self.layout, &dir, Found::MovedIn, &mut self.tracker);
         }
         for dir in std::mem::take(&mut follow.created_dirs) {
             walk(&self.layout, &dir, Found::InNewDirectory, &mut self.tracker);
-            schedule.rewalks.push((dir, Instant::now() + REWALK_AFTER));
         }
     }
 
@@ -260,7 +254,7 @@ impl Runner {
     fn rescan(&mut self, events_lost: bool) {
         let root = self.layout.root.clone();
         if self.watcher.is_none() && root.is_dir() {
-            match start_watcher(&root, self.sender.clone()) {
+            match start_watcher(&self.layout, self.sender.clone()) {
                 Ok(watcher) => self.watcher = Some(watcher),
                 Err(error) => {
                     tracing::warn!(dropbox = %root.display(), %error, "cannot watch the drop-box")
@@ -283,33 +277,21 @@ impl Runner {
         );
     }
 
-    /// Prepares one batch of ready files (up to their durable placement) and
-    /// hands what was placed to the recorder.
-    fn prepare(&mut self, schedule: &mut Schedule, jobs: &Sender<Placed>) {
+    /// Hands one batch of ready files to the preparers (or, when they are gone,
+    /// ingests it here).
+    fn prepare(&mut self, schedule: &mut Schedule, workers: &Workers) {
         let batch = self.tracker.take_ready(self.max_batch);
         if batch.is_empty() {
             return;
         }
-        let started = Instant::now();
-        let count = batch.len();
-        let (verdicts, placed) = prepare_batch(&self.node, &self.layout, batch);
-        let placed_files: usize = placed.iter().map(|p| p.paths().count()).sum();
-        tracing::debug!(
-            dropbox = %self.layout.root.display(),
-            files = count,
-            placed = placed_files,
-            ms = started.elapsed().as_millis() as u64,
-            "drop-box batch placed"
-        );
-        self.settle_verdicts(verdicts);
-        for group in placed {
-            match jobs.send(group) {
-                Ok(()) => schedule.in_flight += 1,
-                // The recorder ended (it panicked): record here.
-                Err(mpsc::SendError(group)) => {
-                    let verdicts = record_batch(&self.node, &self.layout, group);
-                    self.settle_verdicts(verdicts);
-                }
+        match workers.prepare(batch) {
+            Ok(()) => {
+                schedule.preparing += 1;
+                schedule.in_flight += 1;
+            }
+            Err(batch) => {
+                let verdicts = ingest_here(&self.node, &self.layout, batch);
+                self.settle_verdicts(verdicts);
             }
         }
     }
@@ -332,15 +314,6 @@ impl Runner {
                 Verdict::Gone => self.tracker.done(&path),
                 Verdict::NotReady(fingerprint) => self.tracker.not_ready(&path, fingerprint, now),
                 Verdict::Failed(problem, fingerprint) => {
-                    if fingerprint.kind == Kind::Symlink
-                        && let Some(watcher) = self.watcher.as_mut()
-                    {
-                        // notify watches a new directory by its path, following
-                        // a link put in its place before the watch was added:
-                        // whatever it watches there goes (its events were never
-                        // acted on: every path is resolved symlink-free).
-                        let _ = watcher.unwatch(&path);
-                    }
                     self.tracker.failed(&path, fingerprint);
                     problems.push((path, problem));
                 }

@@ -58,6 +58,11 @@ pub fn walk(layout: &Layout, directory: &Path, found: Found, tracker: &mut Track
             if entry.kind == Kind::Dir {
                 return Visit::Continue;
             }
+            // Events decide for files of a new directory they told of already.
+            if found == Found::InNewDirectory && tracker.knows(&path) {
+                files += 1;
+                return Visit::Continue;
+            }
             let Ok(metadata) = entry.meta() else {
                 return Visit::Continue;
             };

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::probe::{Writers, writers};
@@ -31,6 +32,8 @@ use crate::fsroot::{Dir, Kind, Meta};
 const ABANDONED_OPEN: Duration = Duration::from_secs(3600);
 /// Most rescans a failed file waits before it is tried again.
 const MAX_BACKOFF_RESCANS: u64 = 64;
+/// Most directories kept open for looking at files (see `Tracker::dirs`).
+const MAX_OPEN_DIRS: usize = 256;
 
 /// What identifies one version of a file: a write changes the size or the mtime,
 /// a replacement changes the inode (or what the name is).
@@ -102,6 +105,13 @@ pub struct Tracker {
     /// again at each rescan, in case it was made anew).
     root_path: PathBuf,
     root: Option<Dir>,
+    /// Directories below the drop-box directory, opened symlink-free from it, by
+    /// their relative path: looking at many files of one directory opens it once.
+    /// Only names are looked at through them (never opened); they are forgotten
+    /// at every round of the runner and whenever a directory appears, moves or
+    /// goes, and a name not found through one is looked for again through a
+    /// fresh one.
+    dirs: HashMap<PathBuf, Arc<Dir>>,
     entries: HashMap<PathBuf, Entry>,
     ready: VecDeque<ReadyFile>,
     settle: Duration,
@@ -117,6 +127,7 @@ impl Tracker {
         Tracker {
             root_path: root.to_path_buf(),
             root: Dir::open_trusted(root).ok(),
+            dirs: HashMap::new(),
             entries: HashMap::new(),
             ready: VecDeque::new(),
             settle,
@@ -133,6 +144,11 @@ impl Tracker {
     /// Files known (complete or not).
     pub fn known_len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether `path` is known (from an event or a scan).
+    pub fn knows(&self, path: &Path) -> bool {
+        self.entries.contains_key(path)
     }
 
     /// Someone opened a known file.
@@ -227,13 +243,45 @@ impl Tracker {
     pub fn rescan_started(&mut self) {
         self.rescans += 1;
         self.root = Dir::open_trusted(&self.root_path).ok();
+        self.dirs.clear();
+    }
+
+    /// A new round of the runner: directories are opened afresh.
+    pub fn new_round(&mut self) {
+        self.dirs.clear();
+    }
+
+    /// A directory appeared, moved or went: directories are opened afresh.
+    pub fn directories_changed(&mut self) {
+        self.dirs.clear();
     }
 
     /// What `path` (in the drop-box) is now, looked at symlink-free from the
     /// drop-box directory: `None` if it is gone, or reached through a link.
-    fn look(&self, path: &Path) -> Option<Meta> {
+    fn look(&mut self, path: &Path) -> Option<Meta> {
         let relative = path.strip_prefix(&self.root_path).ok()?;
-        self.root.as_ref()?.stat(relative).ok()
+        let root = self.root.as_ref()?;
+        let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
+            return root.stat(relative).ok();
+        };
+        if parent.as_os_str().is_empty() {
+            return root.stat(relative).ok();
+        }
+        let name = Path::new(name);
+        if let Some(dir) = self.dirs.get(parent) {
+            match dir.stat(name) {
+                Ok(meta) => return Some(meta),
+                // The directory it was in may have been replaced since: look again.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => return None,
+            }
+        }
+        let dir = Arc::new(root.open_dir(parent).ok()?);
+        if self.dirs.len() >= MAX_OPEN_DIRS {
+            self.dirs.clear();
+        }
+        self.dirs.insert(parent.to_path_buf(), dir.clone());
+        dir.stat(name).ok()
     }
 
     /// Events were lost: forget everything learnt from them.
@@ -299,9 +347,8 @@ impl Tracker {
             let probed = self.entries[&path].probing.then(probe);
             let entry = self.entries.get_mut(&path).expect("listed above");
             if metadata.kind != Kind::File {
-                // A link or special file has no writer to wait for: an open
-                // reported under its name opened what it points at (notify may
-                // have watched that by the link's path).
+                // A link or special file has no writer to wait for (it is
+                // reported, never ingested): an open under its name says nothing.
                 entry.awaiting_close = false;
             }
             if let Some(probed) = probed {

@@ -27,14 +27,9 @@
 //! - the roots themselves: `Store::available`, `prepare` and `space` (`statvfs`),
 //!   start-up's creation and canonicalisation of configured directories, and the
 //!   drop-box's check that its directory is back, act on the configured paths;
-//! - the drop-box watcher: notify adds inotify watches by path, and may follow a
-//!   link put in place of a new directory before its watch is added. Its events
-//!   are hints only: every path they name is looked at through this module, a
-//!   link found that way is unwatched, and an open reported under a link's name
-//!   never holds it back;
 //! - `/proc/self/fd/N` of a descriptor opened here (linking an open file,
-//!   hashing a large one over a memory map): the kernel resolves it to that very
-//!   inode;
+//!   hashing a large one over a memory map, watching a drop-box directory): the
+//!   kernel resolves it to that very inode;
 //! - the data directory (database, keys, `admin-password`), which only the node
 //!   writes, and the client's own files (the CLI's local copies and hashes);
 //! - test builds: the durability recorder and the power-loss replay read their

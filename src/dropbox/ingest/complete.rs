@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::finish::{Finished, after_ingest};
+use super::finish::{Finished, Parents, after_ingest};
 use super::parallel::parallel_map_by_directory;
 use super::prepare::Opened;
 use super::record::{RecordAs, forget_intent, record_all};
@@ -72,10 +72,11 @@ pub fn record_batch(node: &Node, layout: &Layout, batch: Placed) -> Vec<(PathBuf
             return verdicts;
         }
     };
+    let parents = Parents::new(&root);
     verdicts.extend(parallel_map_by_directory(
         finished,
         |file| file.path.parent().map(Path::to_path_buf),
-        |file| finish_file(layout, &root, file, Verdict::Ingested),
+        |file| finish_file(layout, &parents, file, Verdict::Ingested),
     ));
     verdicts
 }
@@ -112,11 +113,11 @@ pub(super) fn take_back_unrecorded(
 /// Step 6 for a recorded file.
 pub(super) fn finish_file(
     layout: &Layout,
-    root: &Dir,
+    parents: &Parents,
     file: Opened,
     done: Verdict,
 ) -> (PathBuf, Verdict) {
-    match after_ingest(layout, root, &file) {
+    match after_ingest(layout, parents, &file) {
         Ok(Finished::Done) => (file.path, done),
         Ok(Finished::ChangedSince(fingerprint)) => {
             (file.path, Verdict::NotReady(Some(fingerprint)))

@@ -6,9 +6,11 @@
 //! place, or written to since, is left alone, to be looked at again); a moved file
 //! never replaces one already in `move_to` (a numbered suffix is added instead).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::prepare::Opened;
 use crate::config::AfterIngest;
@@ -28,11 +30,51 @@ pub enum Finished {
     ChangedSince(Fingerprint),
 }
 
+/// The directories of a batch's files, each opened once, symlink-free, from the
+/// drop-box directory, when the first of its files is finished. Only names just
+/// checked to be an ingested inode are acted on through them.
+pub struct Parents<'a> {
+    root: &'a Dir,
+    opened: Mutex<HashMap<PathBuf, Arc<Dir>>>,
+}
+
+impl<'a> Parents<'a> {
+    pub fn new(root: &'a Dir) -> Parents<'a> {
+        Parents {
+            root,
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory holding `relative`, and its name there. Failures are not
+    /// remembered: the next file of the directory tries again.
+    fn parent_and_name<'p>(&self, relative: &'p Path) -> io::Result<(Arc<Dir>, &'p Path)> {
+        let parent = relative.parent().unwrap_or(Path::new(""));
+        let name = relative
+            .file_name()
+            .map(Path::new)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let known = self.lock().get(parent).cloned();
+        if let Some(dir) = known {
+            return Ok((dir, name));
+        }
+        let dir = Arc::new(self.root.open_dir(parent)?);
+        self.lock().insert(parent.to_path_buf(), dir.clone());
+        Ok((dir, name))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Dir>>> {
+        // A panic elsewhere leaves a usable map of open directories.
+        self.opened.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Removes or moves aside an ingested file, as configured. The file is reached
-/// symlink-free from the drop-box directory `root`; its directory is opened once,
-/// and the name acted on there is the one just checked to be the ingested inode.
-pub fn after_ingest(layout: &Layout, root: &Dir, opened: &Opened) -> io::Result<Finished> {
-    let (parent, name) = match root.parent_and_name(&opened.relative) {
+/// symlink-free from the drop-box directory (its directory opened once per batch,
+/// by `parents`), and the name acted on there is the one just checked to be the
+/// ingested inode.
+pub fn after_ingest(layout: &Layout, parents: &Parents, opened: &Opened) -> io::Result<Finished> {
+    let (parent, name) = match parents.parent_and_name(&opened.relative) {
         Ok(found) => found,
         // Its directory is gone, or is a link now: the file left its place.
         Err(error) if error.kind() == io::ErrorKind::NotFound || refusal(&error).is_some() => {

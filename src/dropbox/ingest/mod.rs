@@ -29,7 +29,7 @@ mod stores;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::db::DbError;
 use crate::db::repo::files::Obstacle;
@@ -42,6 +42,7 @@ use crate::model::{File, Instance};
 use crate::node::{Claim, Node};
 use crate::store::{ParentDirs, Store};
 use complete::{failed, finish_file, take_back_unrecorded};
+use finish::Parents;
 use parallel::parallel_map;
 use place::{How, Placement, place_all};
 use prepare::{Opened, name_of, open, read_once};
@@ -189,13 +190,15 @@ pub fn prepare_batch(
         work.push((ready, relative, name, destination));
     }
     let algorithms = [layout.config.checksum];
+    let parents = Parents::new(&root);
+    let euid = rustix::process::geteuid().as_raw();
     let read = parallel_map(work, |(ready, relative, name, destination)| {
-        let opened = match open(layout, &root, &ready, relative, name, max_size) {
+        let opened = match open(layout, &root, &ready, (relative, name), max_size, euid) {
             Ok(opened) => opened,
             Err(verdict) => return Err((ready.path, verdict)),
         };
         match destination {
-            Destination::Known(record) => Err(finish_known(layout, &root, opened, record)),
+            Destination::Known(record) => Err(finish_known(layout, &parents, opened, record)),
             Destination::New {
                 store,
                 device,
@@ -294,6 +297,11 @@ fn read_existing(
     })
 }
 
+/// Batches prepared at once create store directories one at a time, so that a
+/// directory another batch made is durable before this one finds it there (a
+/// directory that exists already is not synced again).
+static MAKING_DIRECTORIES: Mutex<()> = Mutex::new(());
+
 /// Creates (durably, once per batch) and opens, symlink-free, the store directory
 /// a new file goes in; gives it with the file's name there.
 fn parent_ready(
@@ -305,7 +313,9 @@ fn parent_ready(
         std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
         std::collections::hash_map::Entry::Vacant(empty) => empty.insert(ParentDirs::of(store)?),
     };
+    let making = MAKING_DIRECTORIES.lock().unwrap_or_else(|e| e.into_inner());
     let (parent, base) = parents.for_name(name)?;
+    drop(making);
     Ok((parent, base.to_path_buf()))
 }
 
@@ -314,7 +324,7 @@ fn parent_ready(
 /// it is only removed or moved aside; other bytes are refused.
 fn finish_known(
     layout: &Layout,
-    root: &Dir,
+    parents: &Parents,
     file: Opened,
     (record, copies): Existing,
 ) -> (PathBuf, Verdict) {
@@ -330,7 +340,7 @@ fn finish_known(
         let name = file.name.clone();
         return failed(file, Problem::NameTaken { name });
     }
-    finish_file(layout, root, file, Verdict::AlreadyIngested)
+    finish_file(layout, parents, file, Verdict::AlreadyIngested)
 }
 
 /// Reads a new file once: hashed, and copied into an unnamed file in its store

@@ -6,92 +6,84 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
 
 /// Batches smaller than this run on the calling thread.
 const MIN_PARALLEL_ITEMS: usize = 32;
 /// Most threads used.
 const MAX_THREADS: usize = 4;
 
-fn threads_for(items: usize) -> usize {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
+/// The drop-boxes' own threads (their steps wait in system calls, so the global
+/// pool stays free for hashing), one per core up to `MAX_THREADS`, started once
+/// and shared by every batch; `None` with a single core.
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS);
+        if threads < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("quire-dropbox-io-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// The pool, for `items` items (none for a few).
+fn pool_for(items: usize) -> Option<&'static rayon::ThreadPool> {
     if items < MIN_PARALLEL_ITEMS {
-        1
-    } else {
-        threads
+        return None;
     }
+    pool()
 }
 
 /// `f` applied to every item, in item order.
 pub fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = threads_for(items.len());
-    if threads < 2 {
-        return items.into_iter().map(f).collect();
+    match pool_for(items.len()) {
+        Some(pool) => pool.install(|| items.into_par_iter().map(&f).collect()),
+        None => items.into_iter().map(f).collect(),
     }
-    let per_thread = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
-    let mut items = items.into_iter();
-    loop {
-        let chunk: Vec<T> = items.by_ref().take(per_thread).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        chunks.push(chunk);
-    }
-    run_chunks(chunks, &f).into_iter().flatten().collect()
 }
 
 /// `f` applied to every item, in item order, the items of one directory (as
-/// `directory` tells) all on the same thread.
+/// `directory` tells) all on the same thread, one after the other.
 pub fn parallel_map_by_directory<T: Send, R: Send>(
     items: Vec<T>,
     directory: impl Fn(&T) -> Option<PathBuf>,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = threads_for(items.len());
-    if threads < 2 {
+    let Some(pool) = pool_for(items.len()) else {
         return items.into_iter().map(f).collect();
-    }
-    let mut groups: HashMap<PathBuf, Vec<(usize, T)>> = HashMap::new();
+    };
     let count = items.len();
+    let mut groups: HashMap<PathBuf, Vec<(usize, T)>> = HashMap::new();
     for (index, item) in items.into_iter().enumerate() {
         let key = directory(&item).unwrap_or_default();
         groups.entry(key).or_default().push((index, item));
     }
-    // Largest directories first, each to the thread with the least work so far.
-    let mut groups: Vec<Vec<(usize, T)>> = groups.into_values().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
-    let mut chunks: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
-    for group in groups {
-        let lightest = chunks
-            .iter_mut()
-            .min_by_key(|c| c.len())
-            .expect("at least two threads");
-        lightest.extend(group);
-    }
-    let g = |(index, item): (usize, T)| (index, f(item));
+    let groups: Vec<Vec<(usize, T)>> = groups.into_values().collect();
+    let f = &f;
+    let done: Vec<(usize, R)> = pool.install(|| {
+        groups
+            .into_par_iter()
+            .flat_map_iter(|group| group.into_iter().map(|(index, item)| (index, f(item))))
+            .collect()
+    });
     let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
-    for (index, result) in run_chunks(chunks, &g).into_iter().flatten() {
+    for (index, result) in done {
         results[index] = Some(result);
     }
     results
         .into_iter()
         .map(|r| r.expect("every item has a result"))
         .collect()
-}
-
-fn run_chunks<T: Send, R: Send>(chunks: Vec<Vec<T>>, f: &(impl Fn(T) -> R + Sync)) -> Vec<Vec<R>> {
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a drop-box worker thread panicked"))
-            .collect()
-    })
 }
 
 #[cfg(test)]

@@ -52,16 +52,17 @@ pub fn name_of(layout: &Layout, ready: &ReadyFile) -> Result<(PathBuf, String), 
     Ok((relative, name))
 }
 
-/// Opens a ready file symlink-free from the drop-box directory `root`, checking
-/// that it is still what was found complete (the same inode, unchanged). Links,
-/// FIFOs, sockets and devices are refused without being opened.
+/// Opens a ready file (at `relative`, recorded as `name`) symlink-free from the
+/// drop-box directory `root`, checking that it is still what was found complete
+/// (the same inode, unchanged). Links, FIFOs, sockets and devices are refused
+/// without being opened. `euid`: the node's effective user.
 pub fn open(
     layout: &Layout,
     root: &Dir,
     ready: &ReadyFile,
-    relative: PathBuf,
-    name: String,
+    (relative, name): (PathBuf, String),
     max_size: u64,
+    euid: u32,
 ) -> Result<Opened, Verdict> {
     let failed = |problem| Verdict::Failed(problem, ready.fingerprint);
     if ready.fingerprint.kind != Kind::File {
@@ -96,7 +97,6 @@ pub fn open(
             max: max_size,
         }));
     }
-    let euid = rustix::process::geteuid().as_raw();
     Ok(Opened {
         path: ready.path.clone(),
         relative,
@@ -153,6 +153,10 @@ pub fn read_once(
             Err(error) => return Err(unreadable(error.into())),
         };
         offset += read as u64;
+        // A regular file reads short only at its end: a file of the expected size
+        // costs one read. (Bytes appended later are seen by the checks after
+        // placement and before removal, which compare the size again.)
+        let at_end = read < buffer.len() && offset >= size;
         if let Some(out) = output.as_mut() {
             out.write_all(&buffer[..read]).map_err(|e| {
                 Verdict::Failed(
@@ -164,6 +168,9 @@ pub fn read_once(
             })?;
         }
         digester.update_slice(&buffer[..read]);
+        if at_end {
+            break;
+        }
     }
     let digests = digester.finish();
     if digests.size != size {
