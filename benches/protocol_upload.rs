@@ -3,7 +3,8 @@
 //! `cp FILE DST && sync`-equivalent operations made with the same concurrency.
 //!
 //! - quire: each client (a thread of this program with one kept-alive HTTP
-//!   connection) takes the next source file and does what the Librarian client
+//!   connection, through the bench's lean client so that the client's CPU, on
+//!   the same two cores, stays small beside the node's) takes the next source file and does what the Librarian client
 //!   does with the `local` provider: `POST upload/stage`, a copy of the file into
 //!   the staging location the node answered (`std::fs::copy`, as quire's own local
 //!   provider), `POST upload/commit`. The md5 each stage declares is computed before
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::api::{Api, check_records};
+use common::lean_http::LeanClient;
 use common::measure::{Run, Series, Work, own_cpu_seconds, print_summary};
 use common::node::Node;
 use common::tree::{FILES_PER_DIR, count_files, expected_tree_records, relative_name};
@@ -253,7 +255,7 @@ fn quire_run(node: &Node, source: &Source, prefix: &str, clients: u64) -> (Run, 
     let wall = run_parallel(
         files,
         clients,
-        || Api::admin(node),
+        || Api::admin(node).lean(),
         |client, index| upload_one(client, source, prefix, index),
     );
     let run = Run {
@@ -265,8 +267,47 @@ fn quire_run(node: &Node, source: &Source, prefix: &str, clients: u64) -> (Run, 
     (run, since)
 }
 
+/// The fields of `upload/stage`'s answer that a `local` upload uses.
+#[derive(serde::Deserialize)]
+struct Staged {
+    transfer_id: u64,
+    store_name: String,
+    staging_name: String,
+    staging_location: String,
+}
+
+/// POSTs `body` and decodes the answer, which must have status `expected`.
+fn call<T: serde::de::DeserializeOwned>(
+    client: &mut LeanClient,
+    route: &str,
+    body: &impl serde::Serialize,
+    expected: u16,
+    name: &str,
+) -> T {
+    let request = serde_json::to_vec(body).expect("encoding a request");
+    let (status, answer) = client.post(route, &request);
+    assert_eq!(
+        status,
+        expected,
+        "{route} of {name}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The protocol answers some routes with an empty body.
+    let answer = if answer.is_empty() {
+        b"null".to_vec()
+    } else {
+        answer
+    };
+    serde_json::from_slice(&answer).unwrap_or_else(|e| {
+        panic!(
+            "{route} of {name} answered {} ({e})",
+            String::from_utf8_lossy(&answer)
+        )
+    })
+}
+
 /// One upload as the Librarian client makes it with the `local` provider.
-fn upload_one(client: &mut Api, source: &Source, prefix: &str, index: u64) {
+fn upload_one(client: &mut LeanClient, source: &Source, prefix: &str, index: u64) {
     let name = format!("{prefix}/{}", relative_name(index));
     let upload_name = format!("f{index:06}");
     let stage = UploadInitiationRequest {
@@ -279,20 +320,13 @@ fn upload_one(client: &mut Api, source: &Source, prefix: &str, index: u64) {
         uploader: "bench".into(),
         record_checksum_algorithm: None,
     };
-    let (status, staged) = client.post("upload/stage", &stage);
-    assert_eq!(status, 201, "upload/stage of {name}: {staged}");
-    let text = |field: &str| {
-        staged[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("upload/stage answered no {field}: {staged}"))
-            .to_string()
-    };
-    let staging_location = text("staging_location");
+    let staged: Staged = call(client, "upload/stage", &stage, 201, &name);
+    let staging_location = staged.staging_location;
     fs::copy(&source.paths[index as usize], &staging_location)
         .unwrap_or_else(|e| panic!("copying into {staging_location}: {e}"));
     let commit = UploadCompletionRequest {
-        store_name: text("store_name"),
-        staging_name: text("staging_name"),
+        store_name: staged.store_name,
+        staging_name: staged.staging_name,
         staging_location,
         upload_name,
         destination_location: name.clone(),
@@ -304,12 +338,9 @@ fn upload_one(client: &mut Api, source: &Source, prefix: &str, index: u64) {
         deletion_policy: "DISALLOWED".into(),
         uploader: "bench".into(),
         null_obsid: false,
-        transfer_id: staged["transfer_id"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("upload/stage answered no transfer_id: {staged}")),
+        transfer_id: staged.transfer_id,
     };
-    let (status, answer) = client.post("upload/commit", &commit);
-    assert_eq!(status, 200, "upload/commit of {name}: {answer}");
+    let _: serde_json::Value = call(client, "upload/commit", &commit, 200, &name);
 }
 
 /// Checks (untimed) that the run's files are all recorded, with the source's md5 for

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use quire::model::{Checksum, Timestamp};
 use serde_json::{Value, json};
 
+use super::lean_http::LeanClient;
 use super::node::Node;
 
 /// Largest answer read (a search listing every file of a run).
@@ -20,6 +21,7 @@ const MAX_ANSWER_BYTES: u64 = 1 << 30;
 /// the node it measures.
 pub struct Api {
     agent: ureq::Agent,
+    host: String,
     base: String,
     authorization: String,
 }
@@ -38,11 +40,19 @@ impl Api {
             .timeout_global(Some(Duration::from_secs(600)))
             .http_status_as_error(false)
             .build();
+        let host = read("listen-address");
         Api {
             agent: config.into(),
-            base: format!("http://{}/api/v2", read("listen-address")),
+            base: format!("http://{host}/api/v2"),
+            host,
             authorization: format!("Basic {}", BASE64.encode(credentials)),
         }
+    }
+
+    /// A connection of its own with the same account, for benchmarks whose client
+    /// must cost as little CPU as possible (see `lean_http`).
+    pub fn lean(&self) -> LeanClient {
+        LeanClient::connect(&self.host, "/api/v2/", &self.authorization)
     }
 
     /// POSTs `body` as JSON to `route` (e.g. `upload/stage`); returns the status and

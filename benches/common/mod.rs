@@ -7,6 +7,7 @@
 //! on timings.
 
 pub mod api;
+pub mod lean_http;
 pub mod measure;
 pub mod node;
 pub mod tree;

@@ -33,6 +33,9 @@ struct Inner {
     held: HashMap<u64, Held>,
     /// The token of each transfer's reservation.
     by_transfer: HashMap<u64, u64>,
+    /// The sum of `held`'s declared sizes per store, kept with `held` (`add`,
+    /// `take`), so that choosing a store costs nothing per upload in progress.
+    promised: HashMap<u64, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +161,7 @@ impl Reservations {
     fn release_tokens(&self, tokens: impl IntoIterator<Item = u64>) {
         let mut inner = self.inner.lock().expect("reservations lock");
         for token in tokens {
-            if let Some(held) = inner.held.remove(&token)
+            if let Some(held) = inner.take(token)
                 && let Some(transfer) = held.transfer
             {
                 inner.by_transfer.remove(&transfer);
@@ -171,7 +174,7 @@ impl Reservations {
         let mut inner = self.inner.lock().expect("reservations lock");
         for transfer in transfers {
             if let Some(token) = inner.by_transfer.remove(&transfer) {
-                inner.held.remove(&token);
+                inner.take(token);
             }
         }
     }
@@ -216,16 +219,22 @@ impl Inner {
             staged,
         };
         self.held.insert(token, held);
+        *self.promised.entry(store_id).or_default() += bytes;
         token
+    }
+
+    /// Removes a reservation.
+    fn take(&mut self, token: u64) -> Option<Held> {
+        let held = self.held.remove(&token)?;
+        if let Some(sum) = self.promised.get_mut(&held.store_id) {
+            *sum = sum.saturating_sub(held.bytes);
+        }
+        Some(held)
     }
 
     /// The declared sizes reserved on a store: an upper bound of what is due.
     fn promised(&self, store_id: u64) -> u64 {
-        self.held
-            .values()
-            .filter(|h| h.store_id == store_id)
-            .map(|h| h.bytes)
-            .sum()
+        self.promised.get(&store_id).copied().unwrap_or(0)
     }
 
     /// What the reservations on a store still need: each declared size less the
@@ -243,7 +252,7 @@ impl Inner {
         if let Ok(found) = db.read(|tx| transfers::get_incoming_many(tx, &ids)) {
             for ((token, id), transfer) in bound.into_iter().zip(found) {
                 if transfer.is_none_or(|t| t.status.is_terminal()) {
-                    self.held.remove(&token);
+                    self.take(token);
                     self.by_transfer.remove(&id);
                 }
             }
@@ -306,5 +315,27 @@ fn staged_bytes(staging: &Dir, relative: &Path) -> u64 {
             total
         }
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_promised_sum_follows_every_reservation_made_and_ended() {
+        let reservations = Reservations::default();
+        let mut inner = reservations.inner.lock().unwrap();
+        let first = inner.add(1, 100, None, None);
+        let second = inner.add(1, 20, Some(7), None);
+        inner.by_transfer.insert(7, second);
+        let _other = inner.add(2, 5, None, None);
+        assert_eq!((inner.promised(1), inner.promised(2)), (120, 5));
+        drop(inner);
+        reservations.release_tokens([first]);
+        reservations.release_transfers([7]);
+        let inner = reservations.inner.lock().unwrap();
+        assert_eq!((inner.promised(1), inner.promised(2)), (0, 5));
+        assert!(inner.by_transfer.is_empty());
     }
 }
