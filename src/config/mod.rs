@@ -8,6 +8,7 @@ mod dropbox;
 mod duration;
 mod figment_error;
 mod http;
+pub mod tasks;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,8 @@ use duration::serde_duration;
 pub use http::HttpConfig;
 pub use validate::ConfigError;
 
-use crate::tasks::TaskSpec;
-use crate::tasks::config::{RawTasks, merge_raw, read_background_file};
+use tasks::TaskSpec;
+use tasks::{RawTasks, merge_raw, read_background_file};
 
 /// Default HTTP listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:21108";
@@ -91,7 +92,7 @@ pub struct Config {
     pub peer_key_file: PathBuf,
     /// The node's stores. Empty means one ingestable store in `<data_dir>/store`.
     pub stores: Vec<StoreConfig>,
-    /// Background tasks as `[[tasks.<type>]]` tables (see `tasks::config`).
+    /// Background tasks as `[[tasks.<type>]]` tables (see `config::tasks`).
     #[serde(default)]
     pub tasks: RawTasks,
     /// A Librarian-style background JSON file with more task entries
@@ -292,6 +293,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every layer reads the configuration, so it may know none of them (a task's
+    /// settings once lived in `tasks/` and made a cycle through `node`).
+    #[test]
+    fn the_configuration_imports_nothing_but_the_model() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            seen += 1;
+            for (at, _) in text.match_indices("crate::") {
+                let module: String = text[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                // (This test's own message has no module name after it.)
+                assert!(
+                    module.is_empty() || module == "config" || module == "model",
+                    "{} imports crate::{module}",
+                    path.display()
+                );
+            }
+        }
+        assert!(seen >= 7, "read {seen} files of {}", dir.display());
+    }
 
     #[test]
     fn embedded_default_is_valid_and_has_one_ingestable_store() {

@@ -34,7 +34,7 @@ impl ConfigError {
 impl Config {
     pub(super) fn validated(mut self) -> Result<Config, ConfigError> {
         self.http.validate()?;
-        self.task_specs = crate::tasks::config::parse_tasks(&self.tasks)
+        self.task_specs = super::tasks::parse_tasks(&self.tasks)
             .map_err(|problem| ConfigError::invalid("tasks", problem))?;
         if self.name.trim().is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
@@ -90,7 +90,7 @@ impl Config {
 
     /// Every store a task names must be one of the node's stores.
     fn check_task_store_names(&self) -> Result<(), ConfigError> {
-        use crate::tasks::TaskKind;
+        use super::tasks::TaskKind;
         let stores: HashSet<String> = self
             .effective_stores()
             .into_iter()

@@ -8,7 +8,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use super::TaskContext;
-use super::config::CheckIntegrity;
+use crate::config::tasks::CheckIntegrity;
 use crate::db::repo::{files, instances};
 use crate::integrity::{Verification, record_outcomes, verify_instance_blake3};
 use crate::model::{File, Instance, Timestamp};

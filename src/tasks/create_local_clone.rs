@@ -17,9 +17,9 @@ use anyhow::Context;
 
 use super::TaskContext;
 use super::clone_targets::{self, Choice};
-use super::config::CreateLocalClone;
 use super::local_copy::{Copied, CopyError, CopyItem, Expected, copy_verified};
 use super::store_watch;
+use crate::config::tasks::CreateLocalClone;
 use crate::db::DbError;
 use crate::db::repo::{files, instances, next_ids};
 use crate::integrity::{Verification, record_outcome};

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::TaskContext;
-use super::config::DuplicateRemoteInstanceHypervisor;
+use crate::config::tasks::DuplicateRemoteInstanceHypervisor;
 use crate::db::DbError;
 use crate::db::repo::instances;
 use crate::model::RemoteInstance;

@@ -7,7 +7,6 @@
 mod check_integrity;
 mod clone_callbacks;
 mod clone_targets;
-pub mod config;
 mod context;
 mod create_local_clone;
 mod downstream;
@@ -18,7 +17,7 @@ mod rolling_deletion;
 mod scheduler;
 mod store_watch;
 
-pub use config::{TaskKind, TaskSpec};
+pub use crate::config::tasks::{TaskKind, TaskSpec};
 pub use context::{Interruption, TaskContext};
 pub use scheduler::{Tasks, UnknownTask, wait_for};
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::TaskContext;
 use super::clone_callbacks::deliver_owed;
-use super::config::ReceiveClone;
+use crate::config::tasks::ReceiveClone;
 use crate::db::repo::transfers;
 use crate::ingest::{CloneCommit, commit_staged_clones};
 use crate::model::{IncomingTransfer, TransferStatus};

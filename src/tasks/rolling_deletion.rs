@@ -22,9 +22,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::TaskContext;
-use super::config::RollingDeletion;
 use super::downstream::{Answer, Downstream};
 use super::store_watch;
+use crate::config::tasks::RollingDeletion;
 use crate::db::DbError;
 use crate::db::repo::{files, instances};
 use crate::model::{DeletionPolicy, File, Instance, Timestamp};

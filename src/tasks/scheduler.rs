@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use super::config::TaskSpec;
 use super::context::{Interruption, TaskContext};
+use crate::config::tasks::TaskSpec;
 use crate::model::Timestamp;
 use crate::node::Node;
 use crate::protocol::tasks::{RunReport, TaskStatus};

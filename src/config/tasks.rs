@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::config::parse_duration;
+use super::parse_duration;
 use crate::model::DeletionPolicy;
 
 /// Task entries as written: type -> list of entries. Kept raw in `Config` so that
