@@ -70,5 +70,6 @@ fuzz_target!(|data: &[u8]| {
         librarians::ListLibrariansRequest,
         librarians::RemoveLibrarianRequest,
         librarians::LibrarianTransferStatus,
+        clone::CloneBatchInitiationRequest,
     );
 });

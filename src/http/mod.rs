@@ -107,6 +107,10 @@ pub fn router(node: Arc<Node>) -> Router {
             at(Admin, post(manifest::store_manifest)),
         )
         .route("/clone/stage", at(ReadAppend, post(clone::stage)))
+        .route(
+            "/clone/batch_stage",
+            at(ReadAppend, post(clone::batch_stage)),
+        )
         .route("/clone/ongoing", at(ReadAppend, post(clone::ongoing)))
         .route("/clone/staged", at(Callback, post(clone::staged)))
         .route("/clone/complete", at(Callback, post(clone::complete)))

@@ -6,6 +6,7 @@
 //! no record or a record whose bytes are complete and verified.
 
 mod batch_put;
+mod clone_batch_stage;
 mod clone_stage;
 mod commit;
 mod error;
@@ -18,6 +19,7 @@ pub use batch_put::recovery::{UploadRecovery, recover_upload_intents};
 pub use batch_put::{
     BatchPutInput, MAX_FILES as MAX_BATCH_PUT_FILES, PutFile, PutOutcome, put_batch,
 };
+pub use clone_batch_stage::{CloneBatchError, MAX_CLONE_BATCH, stage_clone_batch};
 pub use clone_stage::{CloneStageError, CloneStageInput, stage_clone};
 pub use commit::{CloneCommit, CommitInput, commit_staged_clones, commit_upload, commit_uploads};
 pub use error::IngestError;

@@ -105,6 +105,58 @@ pub struct CloneFailResponse {
     pub success: bool,
 }
 
+/// `clone/batch_stage` request: a source librarian announces many files at once.
+/// The transfers' source is `source`; their uploader is the calling account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchInitiationRequest {
+    pub uploads: Vec<CloneBatchItem>,
+    pub source: String,
+    /// The room the whole batch needs on one store.
+    pub total_size: i64,
+}
+
+/// One file of a `clone/batch_stage` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchItem {
+    pub upload_size: i64,
+    pub upload_checksum: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    pub uploader: String,
+    pub source_transfer_id: i64,
+}
+
+/// `clone/batch_stage` success (201): every file staged on one store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchInitiationResponse {
+    pub available_bytes_on_store: u64,
+    pub store_name: String,
+    pub uploads: Vec<CloneBatchStaged>,
+    pub async_transfer_providers: BTreeMap<String, TransferProvider>,
+}
+
+/// Where one file of a batch goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchStaged {
+    pub staging_name: String,
+    pub staging_location: String,
+    pub upload_name: String,
+    pub destination_location: String,
+    pub source_transfer_id: i64,
+    pub destination_transfer_id: i64,
+}
+
+/// The failure body of `clone/batch_stage` (sent as the body itself): the
+/// source transfers that made the batch fail, and `-1` for each destination id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchFailedResponse {
+    pub reason: String,
+    #[serde(default = "default_remedy")]
+    pub suggested_remedy: String,
+    pub source_transfer_ids: Vec<i64>,
+    pub destination_transfer_ids: Vec<i64>,
+}
+
 /// The failure body of the clone routes. `clone/stage` sends it JSON-encoded inside
 /// `{"detail": "<text>"}`; the others send it as the body itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! `admin/stores/manifest`, `quire manifest get|ingest`, the `recieve_clone` task
 //! and its callbacks, and a round trip between two quire nodes.
 
+mod batch_stage;
 mod checkin;
 mod clone_routes;
 mod ingest_cli;

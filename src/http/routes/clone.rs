@@ -1,8 +1,10 @@
-//! `clone/stage` (READAPPEND), `clone/ongoing` (READAPPEND), `clone/staged`
-//! (CALLBACK), `clone/complete` (CALLBACK) and `clone/fail` (READAPPEND).
+//! `clone/stage` and `clone/batch_stage` (READAPPEND), `clone/ongoing`
+//! (READAPPEND), `clone/staged` (CALLBACK), `clone/complete` (CALLBACK) and
+//! `clone/fail` (READAPPEND).
 //!
 //! Failure bodies are the protocol's `CloneFailedResponse`: `clone/stage` sends it
-//! JSON-encoded in `{"detail": "<text>"}`, the other routes as the body itself.
+//! JSON-encoded in `{"detail": "<text>"}`, the other routes as the body itself
+//! (`clone/batch_stage`: a `CloneBatchFailedResponse`).
 //! Reasons keep the reference's wording, which clients match on (for instance
 //! "already exists on librarian" makes a manifest ingest count a file as present).
 
@@ -19,14 +21,16 @@ use crate::clones::{self, CloneError, Requester};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::Body;
-use crate::ingest::{self, CloneStageError, CloneStageInput, IngestError};
+use crate::ingest::{self, CloneBatchError, CloneStageError, CloneStageInput, IngestError};
 use crate::model::AuthLevel;
 use crate::node::Node;
 use crate::protocol::clone::{
-    ALREADY_EXISTS, CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest,
-    CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
-    CloneInitiationResponse, CloneStagedResponse,
+    ALREADY_EXISTS, CloneBatchFailedResponse, CloneBatchInitiationRequest,
+    CloneBatchInitiationResponse, CloneBatchStaged, CloneCompleteRequest, CloneCompleteResponse,
+    CloneFailRequest, CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
+    CloneInitiationResponse, CloneStagedResponse, DEFAULT_REMEDY,
 };
+use crate::protocol::upload::LOCAL_PROVIDER;
 
 /// A refused request, with its complete answer.
 pub struct Refused(Box<Response>);
@@ -106,6 +110,134 @@ pub async fn stage(
         destination_transfer_id: staged.transfer_id as i64,
     };
     Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// `clone/batch_stage`: stages every file of a batch on one store, or none (201).
+/// Only the `local` provider is offered: a Librarian takes the first provider
+/// whose shape it can parse, and quire moves clones with no other yet.
+pub async fn batch_stage(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<CloneBatchInitiationRequest>,
+) -> CloneResult<(StatusCode, Json<CloneBatchInitiationResponse>)> {
+    allow(&caller, AuthLevel::ReadAppend)?;
+    let source_ids: Vec<i64> = request
+        .uploads
+        .iter()
+        .map(|u| u.source_transfer_id)
+        .collect();
+    let clones = request
+        .uploads
+        .iter()
+        .map(|upload| CloneStageInput {
+            upload_size: upload.upload_size,
+            upload_checksum: upload.upload_checksum.clone(),
+            upload_name: upload.upload_name.clone(),
+            destination_location: upload.destination_location.clone(),
+            uploader: caller.username.clone(),
+            source: request.source.clone(),
+            source_transfer_id: u64::try_from(upload.source_transfer_id).ok(),
+        })
+        .collect();
+    let staged = ingest::stage_clone_batch(&node, clones, request.total_size)
+        .await
+        .map_err(|error| batch_refusal(error, &source_ids))?;
+    tracing::info!(
+        files = staged.len(),
+        bytes = request.total_size,
+        source = ?request.source,
+        by = ?caller.username,
+        "clone batch staged"
+    );
+    let (store_name, available) = staged.first().map_or_else(
+        || (String::new(), 0),
+        |s| (s.store.name.clone(), s.available_bytes),
+    );
+    let uploads = staged
+        .into_iter()
+        .zip(&request.uploads)
+        .map(|(staged, upload)| CloneBatchStaged {
+            staging_name: staged.staging_name,
+            staging_location: staged.staging_location,
+            upload_name: upload.upload_name.clone(),
+            destination_location: upload.destination_location.clone(),
+            source_transfer_id: upload.source_transfer_id,
+            destination_transfer_id: staged.transfer_id as i64,
+        })
+        .collect();
+    let mut offered = providers(&node);
+    offered.retain(|name, _| name == LOCAL_PROVIDER);
+    let response = CloneBatchInitiationResponse {
+        available_bytes_on_store: available,
+        store_name,
+        uploads,
+        async_transfer_providers: offered,
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// The answer of a refused batch: a `CloneBatchFailedResponse` naming the source
+/// transfers that caused it, with the reference's reasons.
+fn batch_refusal(error: CloneBatchError, source_ids: &[i64]) -> Refused {
+    let ids_of = |items: &[usize]| -> Vec<i64> {
+        items
+            .iter()
+            .filter_map(|i| source_ids.get(*i).copied())
+            .collect()
+    };
+    let (status, reason, remedy, ids) = match error {
+        CloneBatchError::Ongoing(items) => (
+            StatusCode::TOO_EARLY,
+            "Transfer is ongoing.".to_string(),
+            "These files are being copied here already; fail those transfers (clone/fail) \
+             or wait for them to complete, then send the others again."
+                .to_string(),
+            ids_of(&items),
+        ),
+        CloneBatchError::Exists(items) => (
+            StatusCode::CONFLICT,
+            ALREADY_EXISTS.to_string(),
+            "These files are here already (or a name is taken by another file): record \
+             them as remote instances instead of sending them, then send the others again."
+                .to_string(),
+            ids_of(&items),
+        ),
+        CloneBatchError::Restarted(items) => (
+            StatusCode::NOT_ACCEPTABLE,
+            "Transfer was already initiated or staged.".to_string(),
+            "We have failed our earlier transfers of these files; fail yours too, then \
+             send the batch again."
+                .to_string(),
+            ids_of(&items),
+        ),
+        CloneBatchError::Invalid { items, reason } => (
+            StatusCode::BAD_REQUEST,
+            reason,
+            "Correct or leave out these files; nothing of the batch was staged.".to_string(),
+            ids_of(&items),
+        ),
+        CloneBatchError::Refused(refusal) => {
+            let reason = match &refusal {
+                IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
+                IngestError::NoStore { why, .. } => {
+                    format!("No stores available for upload. Your upload is too large. ({why})")
+                }
+                other => other.to_string(),
+            };
+            let (status, remedy) = match ApiError::from(refusal) {
+                ApiError::Failed { status, remedy, .. } => (status, remedy),
+                other => (other.status(), DEFAULT_REMEDY.to_string()),
+            };
+            (status, reason, remedy, source_ids.to_vec())
+        }
+    };
+    let body = CloneBatchFailedResponse {
+        reason,
+        suggested_remedy: remedy,
+        destination_transfer_ids: vec![-1; ids.len()],
+        source_transfer_ids: ids,
+    };
+    Refused::with((status, Json(body)))
 }
 
 /// The `{"detail": "<CloneFailedResponse as JSON>"}` answer of a refused stage.

@@ -1,0 +1,225 @@
+//! `clone/batch_stage`: a source librarian announces many files it is about to
+//! send here. Each file is checked as `clone/stage` checks one; the batch is staged
+//! only if every file passes, all on one store that fits the batch's total size,
+//! and their INITIATED transfers are recorded in one transaction.
+//!
+//! A refused batch stages nothing. Its refusal names the files that caused it,
+//! under one reason chosen in the reference's order: a file being copied here
+//! already (425) before a file already here (409) before a file whose earlier
+//! transfer was initiated or staged (406; those earlier transfers are failed,
+//! as for a single clone) before a request that is malformed (400).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::stage::{Fresh, check, stage_fresh};
+use super::transfer_state::{discard_staging_of, fail_in};
+use super::{CloneStageInput, IngestError, StageInput, StageOutput, StagingLayout};
+use crate::db::repo::{files, transfers};
+use crate::model::{IncomingTransfer, TransferStatus};
+use crate::node::Node;
+
+/// Most files in one batch.
+pub const MAX_CLONE_BATCH: usize = 4096;
+
+/// Why a batch was not staged. Each list holds the position of every file
+/// (in the request) that caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum CloneBatchError {
+    /// The batch as a whole: its size, or no store with room for it.
+    #[error(transparent)]
+    Refused(#[from] IngestError),
+    #[error("{} of the files are being copied here already", .0.len())]
+    Ongoing(Vec<usize>),
+    #[error("{} of the files are here already", .0.len())]
+    Exists(Vec<usize>),
+    #[error("{} of the files had earlier transfers initiated or staged; those are now failed", .0.len())]
+    Restarted(Vec<usize>),
+    /// Files refused for what they are (name, size, checksum), with the first reason.
+    #[error("{reason}")]
+    Invalid { items: Vec<usize>, reason: String },
+}
+
+/// Stages every clone of a batch, or none. `clones` carry the batch's `source`
+/// and the caller as uploader.
+pub async fn stage_clone_batch(
+    node: &Arc<Node>,
+    clones: Vec<CloneStageInput>,
+    total_size: i64,
+) -> Result<Vec<StageOutput>, CloneBatchError> {
+    if clones.len() > MAX_CLONE_BATCH {
+        return Err(CloneBatchError::Invalid {
+            items: (0..clones.len()).collect(),
+            reason: format!(
+                "{} files in one batch; the limit is {MAX_CLONE_BATCH}",
+                clones.len()
+            ),
+        });
+    }
+    if total_size < 0 {
+        return Err(IngestError::NegativeSize(total_size).into());
+    }
+    let (fresh, restarted) = classify(node, clones)?;
+    if !restarted.is_empty() {
+        let items = restarted.iter().map(|(index, _)| *index).collect();
+        fail_earlier(node, restarted.into_iter().map(|(_, t)| t).collect()).await?;
+        return Err(CloneBatchError::Restarted(items));
+    }
+    let sizes: Vec<u64> = fresh.iter().map(|f| f.checked.size).collect();
+    let needed = sizes.iter().sum::<u64>().max(total_size as u64);
+    // Only a look: the room of each file is reserved when it is staged below.
+    if let Err(why) = node.reserve_room(&[needed]) {
+        return Err(IngestError::NoStore { size: needed, why }.into());
+    }
+    let staged = stage_fresh(node, fresh, StagingLayout::PerUpload).await?;
+    let mut outputs = Vec::with_capacity(staged.len());
+    let mut taken = Vec::new();
+    let mut other = None;
+    for (index, result) in staged {
+        match result {
+            Ok(output) => outputs.push(output),
+            Err(
+                IngestError::NameTaken(_)
+                | IngestError::InsideStoredFile { .. }
+                | IngestError::HoldsStoredFile { .. },
+            ) => taken.push(index),
+            Err(error) => other = other.or(Some((index, error))),
+        }
+    }
+    if taken.is_empty() && other.is_none() {
+        return Ok(outputs);
+    }
+    // A file recorded meanwhile took a name: the batch stages nothing after all.
+    let ids: Vec<u64> = outputs.iter().map(|o| o.transfer_id).collect();
+    undo_staged(node, ids).await?;
+    match other {
+        Some((index, error)) if taken.is_empty() => Err(CloneBatchError::Invalid {
+            items: vec![index],
+            reason: error.to_string(),
+        }),
+        _ => Err(CloneBatchError::Exists(taken)),
+    }
+}
+
+/// Checks every clone without changing anything: the ones that may be staged,
+/// and the live transfers of files sent again (to be failed). Any other refusal
+/// is returned at once, by priority.
+#[allow(clippy::type_complexity)]
+fn classify(
+    node: &Node,
+    clones: Vec<CloneStageInput>,
+) -> Result<(Vec<Fresh>, Vec<(usize, IncomingTransfer)>), CloneBatchError> {
+    let mut ongoing = Vec::new();
+    let mut exists = Vec::new();
+    let mut restarted = Vec::new();
+    let mut invalid: Option<(Vec<usize>, String)> = None;
+    let mut note_invalid = |index: usize, reason: String| match &mut invalid {
+        Some((items, _)) => items.push(index),
+        None => invalid = Some((vec![index], reason)),
+    };
+    let names: HashSet<&str> = clones
+        .iter()
+        .map(|c| c.destination_location.as_str())
+        .collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut fresh = Vec::with_capacity(clones.len());
+    for (index, clone) in clones.iter().enumerate() {
+        let name = clone.destination_location.as_str();
+        if !seen.insert(name) {
+            note_invalid(index, format!("'{name}' appears twice in the batch"));
+            continue;
+        }
+        if let Some(parent) = Path::new(name)
+            .ancestors()
+            .skip(1)
+            .filter_map(|p| p.to_str())
+            .find(|p| !p.is_empty() && names.contains(p))
+        {
+            note_invalid(
+                index,
+                format!("'{name}' would lie under '{parent}', another file of the batch"),
+            );
+            continue;
+        }
+        let input = StageInput {
+            caller: clone.source.clone(),
+            upload_size: clone.upload_size,
+            upload_checksum: clone.upload_checksum.clone(),
+            upload_name: clone.upload_name.clone(),
+            destination_location: clone.destination_location.clone(),
+            uploader: clone.uploader.clone(),
+            record_checksum_algorithm: None,
+        };
+        let checked = match check(node, &input) {
+            Ok(checked) => checked,
+            Err(error) => {
+                note_invalid(index, format!("'{name}': {error}"));
+                continue;
+            }
+        };
+        let checksum = checked.checksum.to_string();
+        let (obstacle, live) = node
+            .db
+            .read(|tx| {
+                Ok((
+                    files::obstacle(tx, name)?,
+                    transfers::live_incoming_with_checksum(tx, &checksum)?,
+                ))
+            })
+            .map_err(IngestError::from)?;
+        if obstacle.is_some() {
+            exists.push(index);
+            continue;
+        }
+        if let Some(earlier) = live.into_iter().find(|t| t.destination_location == name) {
+            if earlier.status == TransferStatus::Ongoing {
+                ongoing.push(index);
+            } else {
+                restarted.push((index, earlier));
+            }
+            continue;
+        }
+        fresh.push(Fresh {
+            index,
+            input,
+            checked,
+            source_transfer_id: clone.source_transfer_id,
+        });
+    }
+    if !ongoing.is_empty() {
+        return Err(CloneBatchError::Ongoing(ongoing));
+    }
+    if !exists.is_empty() {
+        return Err(CloneBatchError::Exists(exists));
+    }
+    if restarted.is_empty()
+        && let Some((items, reason)) = invalid
+    {
+        return Err(CloneBatchError::Invalid { items, reason });
+    }
+    Ok((fresh, restarted))
+}
+
+/// Fails the earlier transfers of files sent again, and removes their staging.
+async fn fail_earlier(node: &Arc<Node>, earlier: Vec<IncomingTransfer>) -> Result<(), IngestError> {
+    let ids: Vec<u64> = earlier.iter().map(|t| t.id).collect();
+    undo_staged(node, ids).await
+}
+
+/// Fails transfers this node staged and removes their staging.
+async fn undo_staged(node: &Arc<Node>, ids: Vec<u64>) -> Result<(), IngestError> {
+    let failed = node
+        .db
+        .write(move |txn| {
+            let mut failed = Vec::new();
+            for id in ids {
+                failed.extend(fail_in(txn, id)?);
+            }
+            Ok(Ok::<_, IngestError>(failed))
+        })
+        .await?;
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || discard_staging_of(&node, &failed)).await?;
+    Ok(())
+}
