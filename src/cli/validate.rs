@@ -33,9 +33,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
         let request = FileValidationRequest {
             file_name: args.name.clone(),
             fresh: !args.cached,
+            local_only: false,
         };
         let rows = client.validate_file(&request).await?;
-        let bad = rows.iter().filter(|r| !r.computed_same_checksum).count();
+        let unreachable = rows.iter().filter(|r| r.unreachable.is_some()).count();
+        let bad = rows.iter().filter(|r| !r.computed_same_checksum).count() - unreachable;
         if args.json {
             print_json(&rows)?;
         } else if rows.is_empty() {
@@ -62,6 +64,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
                  quire or another librarian); its answers may come from earlier hashes"
             );
         }
+        if bad == 0 && unreachable > 0 {
+            anyhow::bail!(
+                "{unreachable} remote copies of {} could not be checked (UNREACHABLE above); \
+                 check that their librarians are up and known to the node \
+                 (quire librarians list --ping), then validate again",
+                args.name
+            );
+        }
         if bad > 0 {
             anyhow::bail!(
                 "{bad} of {} copies of {} do not match their record (MISMATCH above); the \
@@ -77,6 +87,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
 fn table_row(row: &FileValidationResponseItem, now: Timestamp) -> Vec<String> {
     let result = if row.computed_same_checksum {
         "ok"
+    } else if row.unreachable.is_some() {
+        "UNREACHABLE"
     } else if row.current_checksum.is_empty() {
         "MISSING"
     } else {
@@ -92,7 +104,9 @@ fn table_row(row: &FileValidationResponseItem, now: Timestamp) -> Vec<String> {
         row.instance_id.to_string(),
         human_size(row.current_size),
         checked(row.cached, row.computed_time, now),
-        if row.current_checksum.is_empty() {
+        if let Some(reason) = &row.unreachable {
+            format!("- ({reason})")
+        } else if row.current_checksum.is_empty() {
             "-".to_string()
         } else {
             row.current_checksum.clone()

@@ -281,6 +281,7 @@ impl LibrarianClient {
         self.validate_file(&FileValidationRequest {
             file_name: file_name.to_string(),
             fresh: false,
+            local_only: false,
         })
         .await
     }

@@ -10,6 +10,7 @@ mod clone_client;
 mod error;
 mod librarians_client;
 pub mod registry;
+pub mod remote_validation;
 mod tasks_client;
 
 pub use address::{check_peer_name, peer_base_url, split_authenticator};

@@ -14,6 +14,12 @@ pub struct FileValidationRequest {
     /// when true, so a request to any librarian looks like the protocol's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fresh: bool,
+    /// quire addition: answer for this librarian's own copies only, without
+    /// asking the librarians that hold remote instances. A quire node sets it when
+    /// it asks a peer, so that copies sent back and forth never make two nodes ask
+    /// each other in a loop. Sent only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
 }
 
 /// One row per copy of the file.
@@ -40,6 +46,11 @@ pub struct FileValidationResponseItem {
     /// reports, or when the copy was found missing).
     #[serde(default)]
     pub computed_time: Option<Timestamp>,
+    /// quire addition: set on the row of a remote copy whose librarian could not
+    /// be asked (why not); its current checksum is then empty and it counts as
+    /// not verified. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! the file's record. With the quire addition `fresh`, every copy is hashed now;
 //! without it (the protocol's request), an earlier hash may stand under the cache
 //! rule of `integrity` (younger than `checksum_timeout`, copy unchanged since).
-//! Each row says whether it was cached and when it was computed.
+//! Each row says whether it was cached and when it was computed. Librarians that
+//! hold remote instances are asked meanwhile, in parallel, for their own rows
+//! (`peer::remote_validation`), unless the quire addition `local_only` is set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::http::json::Body;
 use crate::integrity::{record_outcome, verify_instance};
 use crate::model::AuthLevel;
 use crate::node::Node;
+use crate::peer::remote_validation::validate_remote_copies;
 use crate::protocol::validate::{FileValidationRequest, FileValidationResponseItem};
 
 /// `validate/file`. A copy that is missing or unreadable is reported with an empty
@@ -33,17 +36,30 @@ pub async fn file(
     } else {
         node.config.checksum_timeout
     };
-    let (file, copies) = node
-        .db
-        .read(|tx| Ok((files::get_file(tx, &name)?, instances::of_file(tx, &name)?)))?;
+    let (file, copies, remotes) = node.db.read(|tx| {
+        Ok((
+            files::get_file(tx, &name)?,
+            instances::of_file(tx, &name)?,
+            instances::remotes_of_file(tx, &name)?,
+        ))
+    })?;
     let Some(file) = file else {
         return Err(ApiError::bad_request(
             format!("The file '{name}' does not exist on this librarian."),
             "Check the file name and try again.",
         ));
     };
+    let remote_rows = if request.local_only {
+        None
+    } else {
+        let (node, file) = (node.clone(), file.clone());
+        let fresh = request.fresh;
+        Some(tokio::spawn(async move {
+            validate_remote_copies(&node, &file, remotes, fresh).await
+        }))
+    };
     let caller_name = caller.username.clone();
-    let rows = tokio::task::spawn_blocking(move || {
+    let mut rows = tokio::task::spawn_blocking(move || {
         // Copies on an unplugged drive are away, not corrupt: they are not hashed.
         let away = node.stores.away_ids();
         let mut rows = Vec::new();
@@ -69,10 +85,14 @@ pub async fn file(
                 store_name: node.stores.by_id(instance.store_id).map(|s| s.name.clone()),
                 cached: Some(outcome.cached),
                 computed_time: Some(outcome.computed_time),
+                unreachable: None,
             });
         }
         Ok::<_, ApiError>(rows)
     })
     .await??;
+    if let Some(remote_rows) = remote_rows {
+        rows.extend(remote_rows.await?);
+    }
     Ok(Json(rows))
 }

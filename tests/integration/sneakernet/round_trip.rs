@@ -253,3 +253,72 @@ fn walk_files(root: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+#[test]
+fn validate_asks_the_librarian_of_each_remote_copy_and_says_when_it_cannot() {
+    let (a, mut b) = two_sites();
+    let bytes = b"checked downstream too";
+    a.put_on_drive("val/1.dat", bytes);
+    let (_, manifest) = manifest_for_b(&a);
+    let id = transfer_ids(&manifest)[0];
+    b.upload("val/1.dat", bytes);
+    let complete = json!({"source_transfer_id": id, "destination_transfer_id": 1, "store_id": 1});
+    let (status, reply) = a.post("clone/complete", complete, "site-b", "b-at-a");
+    assert_eq!(
+        status, 200,
+        "A records B's copy as a remote instance: {reply}"
+    );
+    let validate = |local_only: bool| {
+        let request = json!({"file_name": "val/1.dat", "fresh": true, "local_only": local_only});
+        let (status, rows) = a.post_admin("validate/file", request);
+        assert_eq!(status, 200, "{rows}");
+        rows.as_array().unwrap().clone()
+    };
+    let from_b = |rows: &[Value]| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r["librarian"] == "site-b")
+            .cloned()
+            .collect()
+    };
+
+    let rows = validate(false);
+    let b_rows = from_b(&rows);
+    assert_eq!(b_rows.len(), 1, "B answers for its copy: {rows:?}");
+    assert_eq!(b_rows[0]["computed_same_checksum"], true, "{rows:?}");
+    assert_eq!(b_rows[0]["cached"], false, "A's fresh reaches B: {rows:?}");
+    assert!(
+        rows.iter().any(|r| r["librarian"] == "site-a"),
+        "A's own copy is there too: {rows:?}"
+    );
+    assert!(
+        from_b(&validate(true)).is_empty(),
+        "local_only asks nobody else"
+    );
+
+    let at_b = b.store_root().join("val/1.dat");
+    let mut permissions = std::fs::metadata(&at_b).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&at_b, permissions).unwrap();
+    std::fs::write(&at_b, b"rotten downstream, same size").unwrap();
+    let b_rows = from_b(&validate(false));
+    assert_eq!(b_rows[0]["computed_same_checksum"], false, "{b_rows:?}");
+    assert_ne!(b_rows[0]["current_checksum"], "", "{b_rows:?}");
+
+    b.kill();
+    let rows = validate(false);
+    let b_rows = from_b(&rows);
+    assert_eq!(
+        b_rows.len(),
+        1,
+        "the unanswered copy still has its row: {rows:?}"
+    );
+    assert_eq!(b_rows[0]["computed_same_checksum"], false);
+    assert!(b_rows[0]["unreachable"].is_string(), "{b_rows:?}");
+    let output = a.cli(&["validate", "val/1.dat"]);
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("UNREACHABLE"), "{stdout}");
+    assert!(stderr.contains("could not be checked"), "{stderr}");
+}
