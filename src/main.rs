@@ -47,6 +47,8 @@ enum Command {
     Librarians(cli::librarians::LibrariansArgs),
     /// SneakerNet: write a store's manifest, or ingest one from a drive.
     Manifest(cli::manifest::ManifestArgs),
+    /// HTTPS: make a private CA and a certificate for this node (`tls init`).
+    Tls(cli::tls::TlsArgs),
     /// Print this manual page (roff) on stdout, e.g. `quire man | man -l -`.
     #[command(hide = true)]
     Man,
@@ -109,6 +111,15 @@ fn main() -> std::process::ExitCode {
             global.fill(&mut args.connection, &mut args.json);
             json = args.json;
             cli::manifest::run(args)
+        }
+        Command::Tls(mut args) => {
+            let cli::tls::TlsCommand::Init(init) = &mut args.command;
+            if init.data_dir.is_none() {
+                init.data_dir.clone_from(&global.data_dir);
+            }
+            init.json |= global.json;
+            json = init.json;
+            cli::tls::run(args)
         }
         Command::Man => cli::man::print(Cli::command()),
     };

@@ -15,7 +15,7 @@ use clap::Args;
 
 use super::failure::Failure;
 use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, PACKAGED_CONFIG};
-use crate::node::{ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE};
+use crate::node::{ADMIN_PASSWORD_FILE, ADMIN_USER, CA_CERT_FILE, LISTEN_ADDRESS_FILE, TLS_DIR};
 use crate::peer::{Connection, LibrarianClient};
 
 /// How long a request may stay silent before the client gives up.
@@ -46,6 +46,10 @@ pub struct ConnectionArgs {
     /// Data directory of the local node to use when no URL or connection is given.
     #[arg(long, env = "QUIRE_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PEM certificates of authorities to trust for https URLs, beside the
+    /// system's (the local node's `tls/ca.pem` is trusted without it).
+    #[arg(long, env = "QUIRE_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The connection options and `--json` given before the subcommand
@@ -90,6 +94,15 @@ pub struct GlobalArgs {
         help_heading = "Connection"
     )]
     pub data_dir: Option<PathBuf>,
+    /// PEM certificates of authorities to trust for https URLs, beside the
+    /// system's (the local node's `tls/ca.pem` is trusted without it).
+    #[arg(
+        long,
+        env = "QUIRE_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub ca_file: Option<PathBuf>,
     /// Print results, and failures, as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +123,9 @@ impl GlobalArgs {
         if connection.data_dir.is_none() {
             connection.data_dir.clone_from(&self.data_dir);
         }
+        if connection.ca_file.is_none() {
+            connection.ca_file.clone_from(&self.ca_file);
+        }
         *json |= self.json;
     }
 }
@@ -128,11 +144,17 @@ impl ConnectionArgs {
             None => None,
         };
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        let local = self.url.is_none() && named.is_none();
         let url = match (&self.url, &named) {
             (Some(url), _) => url.clone(),
             (None, Some(named)) => named.url.clone(),
             (None, None) => local_url(&data_dir),
         };
+        // The CA that `quire tls init` made for the local node.
+        let ca_file = self.ca_file.clone().or_else(|| {
+            let made = data_dir.join(TLS_DIR).join(CA_CERT_FILE);
+            (local && made.exists()).then_some(made)
+        });
         let user = self
             .user
             .clone()
@@ -147,6 +169,7 @@ impl ConnectionArgs {
             url: normalise_url(&url),
             user,
             password,
+            ca_file,
         })
     }
 }
@@ -245,6 +268,7 @@ pub fn named_connection(name: &str) -> anyhow::Result<Connection> {
         ),
         user: field("user")?,
         password: field("password")?,
+        ca_file: None,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod search;
 pub mod serve;
 pub mod stores;
 pub mod tasks;
+pub mod tls;
 pub mod upload;
 pub mod users;
 pub mod validate;

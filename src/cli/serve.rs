@@ -95,6 +95,8 @@ fn init_logging(format: LogFormat) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Bound before anything is created: a node that cannot listen leaves no trace.
     let listener = bind(&config.listen).await?;
+    let tls = tls_acceptor(&config)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shutdown_requested = shutdown_signal()?;
     let log_format = config.log_format;
     let (node, admin_password) = tokio::task::spawn_blocking(move || open_node(config)).await??;
@@ -115,10 +117,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let dropboxes = crate::dropbox::spawn(node.clone()).await?;
 
     let address = listener.local_addr()?;
-    crate::node::setup_write_listen_address(&node.config.data_dir, address)
+    crate::node::setup_write_listen_address(&node.config.data_dir, address, tls.is_some())
         .context("cannot record the listen address")?;
     println!(
-        "quire: node '{}' serving {} on http://{address}",
+        "quire: node '{}' serving {} on {scheme}://{address}",
         node.config.name,
         node.config.data_dir.display()
     );
@@ -132,12 +134,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             node.tasks.begin_shutdown();
         }
     };
-    crate::http::serve(listener, node.clone(), shutdown, SHUTDOWN_GRACE).await?;
+    crate::http::serve(listener, tls, node.clone(), shutdown, SHUTDOWN_GRACE).await?;
     dropboxes.shutdown().await;
     crate::tasks::wait_for(task_loops, SHUTDOWN_GRACE).await;
     let _ = std::fs::remove_file(node.config.data_dir.join(LISTEN_ADDRESS_FILE));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTPS acceptor of `[tls]`, or `None` for plain HTTP; loaded before anything
+/// is created, so that a node with an unusable certificate leaves no trace.
+fn tls_acceptor(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) else {
+        return Ok(None);
+    };
+    crate::http::tls::acceptor(&config.resolve(cert), &config.resolve(key))
+        .map(Some)
+        .map_err(|why| {
+            Failure::new(why)
+                .remedy(
+                    "check tls.cert_file and tls.key_file in the configuration (`quire tls \
+                     init` makes a CA and a node certificate for a quick start), or remove the \
+                     [tls] table to serve plain HTTP",
+                )
+                .into()
+        })
 }
 
 /// Binds the listening socket; a failure says which setting chooses the address.

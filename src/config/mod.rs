@@ -9,6 +9,7 @@ mod duration;
 mod figment_error;
 mod http;
 pub mod tasks;
+mod tls;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use dropbox::{AfterIngest, DropboxConfig};
 pub use duration::parse_duration;
 use duration::serde_duration;
 pub use http::HttpConfig;
+pub use tls::TlsConfig;
 pub use validate::ConfigError;
 
 use tasks::TaskSpec;
@@ -108,6 +110,9 @@ pub struct Config {
     /// Timeouts, the connection cap and login limits (`[http]`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// HTTPS: the node's certificate, and authorities trusted for peers (`[tls]`).
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// One `[[stores]]` table.
@@ -172,6 +177,7 @@ impl Default for Config {
             task_specs: Vec::new(),
             dropbox: Vec::new(),
             http: HttpConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -335,6 +341,8 @@ mod tests {
         let config = Config::from_toml(text).unwrap();
         assert_eq!(config.name, "observatory-site-a");
         assert_eq!(config.stores.len(), 2);
+        assert!(config.tls.serves_https());
+        assert_eq!(config.tls.ca_file, Some(PathBuf::from("tls/ca.pem")));
         assert_eq!(config.checksum_timeout, Duration::from_secs(86_400));
         assert!(!config.stores[1].ingestable);
         assert_eq!(config.stores[1].report_full_fraction, 0.95);

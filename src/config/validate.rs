@@ -34,6 +34,7 @@ impl ConfigError {
 impl Config {
     pub(super) fn validated(mut self) -> Result<Config, ConfigError> {
         self.http.validate()?;
+        self.tls.validate()?;
         self.task_specs = super::tasks::parse_tasks(&self.tasks)
             .map_err(|problem| ConfigError::invalid("tasks", problem))?;
         if self.name.trim().is_empty() {

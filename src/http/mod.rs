@@ -12,6 +12,7 @@ pub mod error;
 pub mod json;
 mod routes;
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,10 +155,11 @@ pub fn router(node: Arc<Node>) -> Router {
 /// the node's `[http]` settings.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     node: Arc<Node>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     let limits = node.config.http.clone();
-    server::serve(listener, router(node), &limits, shutdown, grace).await
+    server::serve(listener, tls, router(node), &limits, shutdown, grace).await
 }

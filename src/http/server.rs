@@ -8,7 +8,8 @@
 //! connection (again only after a minute). A request head must arrive within
 //! `http.header_timeout`, which also closes a kept-alive connection idle that
 //! long; a body that sends nothing for `http.body_idle_timeout` fails
-//! (`body_timeout`), and its connection closes with the answer.
+//! (`body_timeout`), and its connection closes with the answer. With HTTPS, the
+//! TLS handshake must also finish within `http.header_timeout`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::body_timeout::{StallFlag, with_idle_timeout};
@@ -35,6 +37,7 @@ const CAP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// connections finish what they are doing for at most `grace`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     limits: &HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -99,12 +102,40 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             router.clone().oneshot(request)
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some(tls) = tls.clone() else {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%remote, %error, "connection ended with an error");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task: a slow client never
+        // holds up the accept loop. Shutdown does not wait for handshakes.
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%remote, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%remote, %error, "connection ended with an error");
             }
             drop(slot);

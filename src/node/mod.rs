@@ -20,8 +20,8 @@ pub use claims::{Busy, Claim, NameClaims};
 pub use recovery::{RecoveryMode, RecoveryReport, recover};
 pub use reservations::{Reservations, Reserved};
 pub use setup::{
-    ADMIN_PASSWORD_FILE, ADMIN_USER, LISTEN_ADDRESS_FILE, SetupError, open_node,
-    write_listen_address as setup_write_listen_address, write_secret,
+    ADMIN_PASSWORD_FILE, ADMIN_USER, CA_CERT_FILE, LISTEN_ADDRESS_FILE, SetupError, TLS_DIR,
+    open_node, write_listen_address as setup_write_listen_address, write_secret,
 };
 pub use staged::{StagedDigest, StagedDigests};
 

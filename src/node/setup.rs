@@ -21,6 +21,11 @@ pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 /// File in the data directory holding the address the node listens on, so that the
 /// CLI can find a node started with `--listen 127.0.0.1:0`.
 pub const LISTEN_ADDRESS_FILE: &str = "listen-address";
+/// Directory of the data directory where `quire tls init` writes its CA and the
+/// node's certificate.
+pub const TLS_DIR: &str = "tls";
+/// The CA certificate in [`TLS_DIR`], which local CLI commands trust.
+pub const CA_CERT_FILE: &str = "ca.pem";
 /// Name of the account created on first start.
 pub const ADMIN_USER: &str = "admin";
 
@@ -245,10 +250,16 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Records the address the node listens on, for the CLI to find.
-pub fn write_listen_address(data_dir: &Path, address: std::net::SocketAddr) -> std::io::Result<()> {
+/// Records the address the node listens on, for the CLI to find: `host:port` for
+/// HTTP, `https://host:port` for HTTPS.
+pub fn write_listen_address(
+    data_dir: &Path,
+    address: std::net::SocketAddr,
+    https: bool,
+) -> std::io::Result<()> {
     let path = data_dir.join(LISTEN_ADDRESS_FILE);
     let temporary = data_dir.join(format!("{LISTEN_ADDRESS_FILE}.tmp"));
-    fs::write(&temporary, format!("{address}\n"))?;
+    let scheme = if https { "https://" } else { "" };
+    fs::write(&temporary, format!("{scheme}{address}\n"))?;
     fs::rename(temporary, path)
 }

@@ -1,6 +1,7 @@
 //! `LibrarianClient`: one method per route, JSON in and out, errors decoded from the
 //! protocol's failure bodies.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -31,6 +32,8 @@ pub struct Connection {
     pub url: String,
     pub user: String,
     pub password: String,
+    /// PEM certificates of authorities trusted for HTTPS beside the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -52,15 +55,27 @@ pub struct LibrarianClient {
 impl LibrarianClient {
     /// A client for `connection`. Requests time out after `timeout` of silence.
     pub fn new(connection: Connection, timeout: Duration) -> Result<LibrarianClient, PeerError> {
-        let http = reqwest::Client::builder()
+        let unusable = |message: String| PeerError::Unreachable {
+            url: connection.url.clone(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder()
             .read_timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| PeerError::Unreachable {
-                url: connection.url.clone(),
-                message: e.to_string(),
+            .pool_max_idle_per_host(64);
+        if let Some(ca_file) = &connection.ca_file {
+            let pem = std::fs::read(ca_file).map_err(|e| {
+                unusable(format!(
+                    "cannot read the CA file {}: {e}",
+                    ca_file.display()
+                ))
             })?;
+            let authorities = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                unusable(format!("the CA file {} is not PEM: {e}", ca_file.display()))
+            })?;
+            builder = builder.tls_certs_merge(authorities);
+        }
+        let http = builder.build().map_err(|e| unusable(e.to_string()))?;
         Ok(LibrarianClient { connection, http })
     }
 
@@ -442,6 +457,7 @@ mod tests {
             url: "http://b:21108".into(),
             user: "site-a".into(),
             password: "unsealed-Pa55".into(),
+            ca_file: None,
         };
         let client = LibrarianClient::new(connection.clone(), Duration::from_secs(1)).unwrap();
         for shown in [

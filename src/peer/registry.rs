@@ -49,16 +49,28 @@ pub fn client_for_peer(node: &Node, peer: &Librarian) -> Result<LibrarianClient,
         unusable("its stored authenticator is not user:password; remove and re-add it".into())
     })?;
     let url = peer_base_url(&peer.url, i64::from(peer.port)).map_err(unusable)?;
-    connect(url, user, password)
+    connect(node, url, user, password)
 }
 
-/// A client for a peer at `base_url` (`scheme://host:port[/path]`).
-pub fn connect(base_url: String, user: &str, password: &str) -> Result<LibrarianClient, PeerError> {
+/// A client for a peer at `base_url` (`scheme://host:port[/path]`); over HTTPS it
+/// trusts the system's roots and the node's `tls.ca_file`.
+pub fn connect(
+    node: &Node,
+    base_url: String,
+    user: &str,
+    password: &str,
+) -> Result<LibrarianClient, PeerError> {
     LibrarianClient::new(
         Connection {
             url: base_url,
             user: user.to_string(),
             password: password.to_string(),
+            ca_file: node
+                .config
+                .tls
+                .ca_file
+                .as_ref()
+                .map(|f| node.config.resolve(f)),
         },
         PEER_REQUEST_TIMEOUT,
     )

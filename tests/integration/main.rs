@@ -30,6 +30,7 @@ mod staging_attacks;
 mod stream;
 mod support;
 mod tasks;
+mod tls;
 mod upload;
 mod users;
 mod validate;

@@ -195,7 +195,12 @@ impl TestNode {
         let mut child = command.spawn().expect("spawning quire serve");
         let address = wait_for_listen_address(&listen_file, &mut child, self.dir.path());
         self.child = Some(child);
-        self.base = format!("http://{address}");
+        // An HTTPS node writes its scheme; a plain one only host:port.
+        self.base = if address.contains("://") {
+            address
+        } else {
+            format!("http://{address}")
+        };
     }
 
     /// Stops the node with SIGTERM and waits for it to exit.

@@ -74,7 +74,7 @@ pub async fn add(
         return Ok(refused(true, Some(false)));
     }
     let (ping_success, credentials_accepted, last_seen) = if request.check_connection {
-        let client = connect(base_url, user, password)
+        let client = connect(&node, base_url, user, password)
             .map_err(|e| ApiError::internal("cannot build a client for the peer", e))?;
         let pinged = ping_peer(&name, &client).await;
         if !pinged.answered {
