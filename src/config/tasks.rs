@@ -24,13 +24,13 @@ pub type RawTasks = BTreeMap<String, Vec<Map<String, Value>>>;
 /// They tune task types quire does not run and are accepted for compatibility.
 const GLOBAL_KEYS: [&str; 1] = ["max_rsync_retries"];
 
-/// Task types of the Librarian that quire does not run (the network clone queue and
-/// its hypervisors, the corruption fixer). Named so the refusal can say so.
-const NOT_RUN_TYPES: [&str; 6] = [
+/// Task types of the Librarian that quire does not run yet (the network clone
+/// queue, the incoming hypervisor, the corruption fixer). Named so the refusal can
+/// say so.
+const NOT_RUN_TYPES: [&str; 5] = [
     "send_clone",
     "consume_queue",
     "check_consumed_queue",
-    "outgoing_transfer_hypervisor",
     "incoming_transfer_hypervisor",
     "corruption_fixer",
 ];
@@ -55,6 +55,7 @@ pub enum TaskKind {
     ReceiveClone(ReceiveClone),
     RollingDeletion(RollingDeletion),
     DuplicateRemoteInstanceHypervisor(DuplicateRemoteInstanceHypervisor),
+    OutgoingTransferHypervisor(OutgoingTransferHypervisor),
 }
 
 impl TaskKind {
@@ -68,6 +69,7 @@ impl TaskKind {
             TaskKind::DuplicateRemoteInstanceHypervisor(_) => {
                 "duplicate_remote_instance_hypervisor"
             }
+            TaskKind::OutgoingTransferHypervisor(_) => "outgoing_transfer_hypervisor",
         }
     }
 }
@@ -126,6 +128,14 @@ pub struct RollingDeletion {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuplicateRemoteInstanceHypervisor {}
+
+/// `outgoing_transfer_hypervisor`: settle outgoing transfers live for longer than
+/// `age_in_days` by asking their destination for the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutgoingTransferHypervisor {
+    pub age_in_days: f64,
+}
 
 fn default_files_per_run() -> usize {
     1024
@@ -264,6 +274,9 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
         "duplicate_remote_instance_hypervisor" => {
             TaskKind::DuplicateRemoteInstanceHypervisor(settings_of(settings)?)
         }
+        "outgoing_transfer_hypervisor" => {
+            TaskKind::OutgoingTransferHypervisor(settings_of(settings)?)
+        }
         other if NOT_RUN_TYPES.contains(&other) => {
             return Err(format!(
                 "quire does not run the task type `{other}` (it moves files over the network \
@@ -274,7 +287,7 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
             return Err(format!(
                 "unknown task type `{other}`; known types: check_integrity, create_local_clone, \
                  recieve_clone (or receive_clone), rolling_deletion, \
-                 duplicate_remote_instance_hypervisor"
+                 duplicate_remote_instance_hypervisor, outgoing_transfer_hypervisor"
             ));
         }
     })

@@ -104,9 +104,9 @@ impl Config {
                 TaskKind::CreateLocalClone(s) => std::iter::once(("clone_from", &s.clone_from))
                     .chain(s.clone_to.iter().map(|to| ("clone_to", to)))
                     .collect(),
-                TaskKind::ReceiveClone(_) | TaskKind::DuplicateRemoteInstanceHypervisor(_) => {
-                    Vec::new()
-                }
+                TaskKind::ReceiveClone(_)
+                | TaskKind::DuplicateRemoteInstanceHypervisor(_)
+                | TaskKind::OutgoingTransferHypervisor(_) => Vec::new(),
             };
             for (field, store) in named {
                 if !stores.contains(store) {

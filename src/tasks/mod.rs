@@ -12,6 +12,7 @@ mod create_local_clone;
 mod downstream;
 mod duplicate_remote_instance_hypervisor;
 mod local_copy;
+mod outgoing_transfer_hypervisor;
 mod receive_clone;
 mod rolling_deletion;
 mod scheduler;
@@ -32,6 +33,9 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
         TaskKind::RollingDeletion(settings) => rolling_deletion::run(context, settings),
         TaskKind::DuplicateRemoteInstanceHypervisor(settings) => {
             duplicate_remote_instance_hypervisor::run(context, settings)
+        }
+        TaskKind::OutgoingTransferHypervisor(settings) => {
+            outgoing_transfer_hypervisor::run(context, settings)
         }
     }
 }

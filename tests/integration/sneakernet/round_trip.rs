@@ -322,3 +322,81 @@ fn validate_asks_the_librarian_of_each_remote_copy_and_says_when_it_cannot() {
     assert!(stdout.contains("UNREACHABLE"), "{stdout}");
     assert!(stderr.contains("could not be checked"), "{stderr}");
 }
+
+#[test]
+fn the_outgoing_hypervisor_settles_stale_transfers_by_asking_their_destination() {
+    let hypervisor = "\n[[tasks.outgoing_transfer_hypervisor]]\n\
+         task_name = \"hyper\"\nevery = \"1h\"\nage_in_days = 0\n";
+    let a = sneakernet_node("site-a", &format!("{FILL_DRIVE}{hypervisor}"));
+    let b = sneakernet_node("site-b", "");
+    a.create_user("site-b", "b-at-a", 2);
+    b.create_user("site-a", "a-at-b", crate::support::READAPPEND);
+    a.add_peer("site-b", &b.base, "site-a", "a-at-b");
+    // A peer that never answers: its transfers must be left alone.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    a.add_peer("site-c", &silent, "site-a", "x");
+    for (name, bytes) in [
+        ("hv/arrived.dat", &b"arrived"[..]),
+        ("hv/lost.dat", b"never arrived"),
+        ("hv/other.dat", b"other bytes"),
+    ] {
+        a.put_on_drive(name, bytes);
+    }
+    let to_c = a.cli(&[
+        "manifest",
+        "get",
+        "--store",
+        "drive",
+        "--destination-librarian",
+        "site-c",
+        "-o",
+        a.dir.path().join("to-c.json").to_str().unwrap(),
+    ]);
+    success(&to_c);
+    let (_, manifest) = manifest_for_b(&a);
+    let id_of = |name: &str| -> i64 {
+        manifest["store_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["outgoing_transfer_id"]
+            .as_i64()
+            .unwrap()
+    };
+    // B stored one file as sent (its callback lost) and another with other bytes.
+    b.upload("hv/arrived.dat", b"arrived");
+    b.upload("hv/other.dat", b"different bytes");
+
+    let report = a.run_task("hyper");
+    assert_eq!(report["items_done"], 3, "B's three transfers: {report}");
+    assert_eq!(a.outgoing_status(id_of("hv/arrived.dat")), COMPLETED);
+    assert_eq!(a.outgoing_status(id_of("hv/lost.dat")), FAILED);
+    assert_eq!(a.outgoing_status(id_of("hv/other.dat")), FAILED);
+    let remote = a.file_record("hv/arrived.dat")["remote_instances"].clone();
+    assert_eq!(remote.as_array().unwrap().len(), 1, "{remote}");
+    assert_eq!(remote[0]["librarian_name"], "site-b");
+    assert_eq!(
+        remote[0]["store_id"],
+        b.file_record("hv/arrived.dat")["instances"][0]["store_id"]
+    );
+    assert!(
+        a.file_record("hv/other.dat")["remote_instances"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (live, _) = a.transfer_status(&(1..=6).collect::<Vec<i64>>(), &[]);
+    let still_ongoing = live
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|s| **s == ONGOING)
+        .count();
+    assert_eq!(still_ongoing, 3, "C's transfers wait for an answer: {live}");
+
+    let again = a.run_task("hyper");
+    assert_eq!(again["items_done"], 0, "nothing settles twice: {again}");
+}
