@@ -25,13 +25,12 @@ pub type RawTasks = BTreeMap<String, Vec<Map<String, Value>>>;
 const GLOBAL_KEYS: [&str; 1] = ["max_rsync_retries"];
 
 /// Task types of the Librarian that quire does not run yet (the network clone
-/// queue, the incoming hypervisor, the corruption fixer). Named so the refusal can
+/// queue, the corruption fixer). Named so the refusal can
 /// say so.
-const NOT_RUN_TYPES: [&str; 5] = [
+const NOT_RUN_TYPES: [&str; 4] = [
     "send_clone",
     "consume_queue",
     "check_consumed_queue",
-    "incoming_transfer_hypervisor",
     "corruption_fixer",
 ];
 
@@ -56,6 +55,7 @@ pub enum TaskKind {
     RollingDeletion(RollingDeletion),
     DuplicateRemoteInstanceHypervisor(DuplicateRemoteInstanceHypervisor),
     OutgoingTransferHypervisor(OutgoingTransferHypervisor),
+    IncomingTransferHypervisor(IncomingTransferHypervisor),
 }
 
 impl TaskKind {
@@ -70,6 +70,7 @@ impl TaskKind {
                 "duplicate_remote_instance_hypervisor"
             }
             TaskKind::OutgoingTransferHypervisor(_) => "outgoing_transfer_hypervisor",
+            TaskKind::IncomingTransferHypervisor(_) => "incoming_transfer_hypervisor",
         }
     }
 }
@@ -134,6 +135,14 @@ pub struct DuplicateRemoteInstanceHypervisor {}
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingTransferHypervisor {
+    pub age_in_days: f64,
+}
+
+/// `incoming_transfer_hypervisor`: settle clones arriving here that have been
+/// INITIATED or ONGOING for longer than `age_in_days` by asking their source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingTransferHypervisor {
     pub age_in_days: f64,
 }
 
@@ -277,6 +286,9 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
         "outgoing_transfer_hypervisor" => {
             TaskKind::OutgoingTransferHypervisor(settings_of(settings)?)
         }
+        "incoming_transfer_hypervisor" => {
+            TaskKind::IncomingTransferHypervisor(settings_of(settings)?)
+        }
         other if NOT_RUN_TYPES.contains(&other) => {
             return Err(format!(
                 "quire does not run the task type `{other}` (it moves files over the network \
@@ -287,7 +299,8 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
             return Err(format!(
                 "unknown task type `{other}`; known types: check_integrity, create_local_clone, \
                  recieve_clone (or receive_clone), rolling_deletion, \
-                 duplicate_remote_instance_hypervisor, outgoing_transfer_hypervisor"
+                 duplicate_remote_instance_hypervisor, outgoing_transfer_hypervisor, \
+                 incoming_transfer_hypervisor"
             ));
         }
     })

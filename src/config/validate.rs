@@ -106,7 +106,8 @@ impl Config {
                     .collect(),
                 TaskKind::ReceiveClone(_)
                 | TaskKind::DuplicateRemoteInstanceHypervisor(_)
-                | TaskKind::OutgoingTransferHypervisor(_) => Vec::new(),
+                | TaskKind::OutgoingTransferHypervisor(_)
+                | TaskKind::IncomingTransferHypervisor(_) => Vec::new(),
             };
             for (field, store) in named {
                 if !stores.contains(store) {

@@ -11,6 +11,7 @@ mod context;
 mod create_local_clone;
 mod downstream;
 mod duplicate_remote_instance_hypervisor;
+mod incoming_transfer_hypervisor;
 mod local_copy;
 mod outgoing_transfer_hypervisor;
 mod receive_clone;
@@ -36,6 +37,9 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
         }
         TaskKind::OutgoingTransferHypervisor(settings) => {
             outgoing_transfer_hypervisor::run(context, settings)
+        }
+        TaskKind::IncomingTransferHypervisor(settings) => {
+            incoming_transfer_hypervisor::run(context, settings)
         }
     }
 }

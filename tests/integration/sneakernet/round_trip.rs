@@ -400,3 +400,46 @@ fn the_outgoing_hypervisor_settles_stale_transfers_by_asking_their_destination()
     let again = a.run_task("hyper");
     assert_eq!(again["items_done"], 0, "nothing settles twice: {again}");
 }
+
+#[test]
+fn the_incoming_hypervisor_asks_the_source_of_each_stale_clone() {
+    let hypervisor = "\n[[tasks.incoming_transfer_hypervisor]]\n\
+         task_name = \"hyper\"\nevery = \"1h\"\nage_in_days = 0\n";
+    let a = sneakernet_node("site-a", FILL_DRIVE);
+    let b = sneakernet_node("site-b", hypervisor);
+    a.create_user("site-b", "b-at-a", 2);
+    b.create_user("site-a", "a-at-b", crate::support::READAPPEND);
+    a.add_peer("site-b", &b.base, "site-a", "a-at-b");
+    b.add_peer("site-a", &a.base, "site-b", "b-at-a");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    b.add_peer("site-c", &silent, "site-b", "x");
+    a.put_on_drive("in/behind.dat", b"behind");
+    let (_, manifest) = manifest_for_b(&a);
+    let sent = transfer_ids(&manifest)[0];
+    assert_eq!(a.outgoing_status(sent), ONGOING);
+
+    // Clones staged at B: one A is further on with, one A never sent, one from a
+    // librarian B does not know, one from a librarian that does not answer.
+    let stage = |name: &str, source: &str, id: i64| {
+        destination_id(&b.clone_stage(clone_stage_body(name, name.as_bytes(), source, source, id)))
+    };
+    let behind = stage("in/behind.dat", "site-a", sent);
+    let unknown_id = stage("in/unknown.dat", "site-a", sent + 100);
+    let stranger = stage("in/stranger.dat", "site-z", 5);
+    let silent_source = stage("in/silent.dat", "site-c", 6);
+
+    let report = b.run_task("hyper");
+    assert_eq!(report["items_done"], 3, "{report}");
+    assert_eq!(b.incoming_status(behind), ONGOING, "caught up with A");
+    assert_eq!(b.incoming_status(unknown_id), FAILED);
+    assert_eq!(b.incoming_status(stranger), FAILED);
+    assert_eq!(
+        b.incoming_status(silent_source),
+        INITIATED,
+        "no answer is no reason to fail"
+    );
+    let again = b.run_task("hyper");
+    assert_eq!(again["items_done"], 0, "same state on both sides: {again}");
+}
