@@ -37,7 +37,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
         };
         let rows = client.validate_file(&request).await?;
         let unreachable = rows.iter().filter(|r| r.unreachable.is_some()).count();
-        let bad = rows.iter().filter(|r| !r.computed_same_checksum).count() - unreachable;
+        let bad = rows
+            .iter()
+            .filter(|r| !r.computed_same_checksum && r.unreachable.is_none())
+            .count();
         if args.json {
             print_json(&rows)?;
         } else if rows.is_empty() {

@@ -116,7 +116,8 @@ pub async fn serve(
             continue;
         };
         // The handshake runs in the connection's own task: a slow client never
-        // holds up the accept loop. Shutdown does not wait for handshakes.
+        // holds up the accept loop. Shutdown waits for handshakes under way too,
+        // each for at most `header_timeout`.
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = limits.header_timeout;

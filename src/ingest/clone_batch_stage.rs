@@ -1,7 +1,8 @@
 //! `clone/batch_stage`: a source librarian announces many files it is about to
 //! send here. Each file is checked as `clone/stage` checks one; the batch is staged
-//! only if every file passes, all on one store that fits the batch's total size,
-//! and their INITIATED transfers are recorded in one transaction.
+//! only if every file passes and a store has room for the batch's total size, all
+//! on one store (holding a reservation of each file's size), and their INITIATED
+//! transfers are recorded in one transaction.
 //!
 //! A refused batch stages nothing. Its refusal names the files that caused it,
 //! under one reason chosen in the reference's order: a file being copied here
@@ -66,8 +67,10 @@ pub async fn stage_clone_batch(
         fail_earlier(node, restarted.into_iter().map(|(_, t)| t).collect()).await?;
         return Err(CloneBatchError::Restarted(items));
     }
-    let sizes: Vec<u64> = fresh.iter().map(|f| f.checked.size).collect();
-    let needed = sizes.iter().sum::<u64>().max(total_size as u64);
+    let needed = fresh
+        .iter()
+        .fold(0u64, |sum, f| sum.saturating_add(f.checked.size))
+        .max(total_size as u64);
     // Only a look: the room of each file is reserved when it is staged below.
     if let Err(why) = node.reserve_room(&[needed]) {
         return Err(IngestError::NoStore { size: needed, why }.into());
@@ -94,10 +97,7 @@ pub async fn stage_clone_batch(
     let ids: Vec<u64> = outputs.iter().map(|o| o.transfer_id).collect();
     undo_staged(node, ids).await?;
     match other {
-        Some((index, error)) if taken.is_empty() => Err(CloneBatchError::Invalid {
-            items: vec![index],
-            reason: error.to_string(),
-        }),
+        Some((index, error)) if taken.is_empty() => Err(item_refusal(index, error)),
         _ => Err(CloneBatchError::Exists(taken)),
     }
 }
@@ -153,10 +153,12 @@ fn classify(
         };
         let checked = match check(node, &input) {
             Ok(checked) => checked,
-            Err(error) => {
+            Err(error) if malformed(&error) => {
                 note_invalid(index, format!("'{name}': {error}"));
                 continue;
             }
+            // Too large for this node: the batch as a whole cannot be taken (413).
+            Err(error) => return Err(error.into()),
         };
         let checksum = checked.checksum.to_string();
         let (obstacle, live) = node
@@ -199,6 +201,31 @@ fn classify(
         return Err(CloneBatchError::Invalid { items, reason });
     }
     Ok((fresh, restarted))
+}
+
+/// Whether a refusal is about what the request says (400), not about this node.
+fn malformed(error: &IngestError) -> bool {
+    matches!(
+        error,
+        IngestError::InvalidName(_)
+            | IngestError::NegativeSize(_)
+            | IngestError::InvalidChecksum(_)
+            | IngestError::NameTooLong(_)
+    )
+}
+
+/// The refusal of a batch because of its item `index`: 400 for a malformed item,
+/// otherwise the status the item would get alone (no room 413, a name being
+/// placed right now 409, ...).
+fn item_refusal(index: usize, error: IngestError) -> CloneBatchError {
+    if malformed(&error) {
+        CloneBatchError::Invalid {
+            items: vec![index],
+            reason: error.to_string(),
+        }
+    } else {
+        CloneBatchError::Refused(error)
+    }
 }
 
 /// Fails the earlier transfers of files sent again, and removes their staging.

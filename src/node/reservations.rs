@@ -109,7 +109,9 @@ impl Reservations {
         db: &Db,
         sizes: &[u64],
     ) -> Result<(Arc<Store>, u64, Vec<u64>), String> {
-        let total: u64 = sizes.iter().sum();
+        let total = sizes
+            .iter()
+            .fold(0u64, |sum, bytes| sum.saturating_add(*bytes));
         let mut inner = self.inner.lock().expect("reservations lock");
         let mut reasons = Vec::new();
         for store in stores.all() {
@@ -219,7 +221,8 @@ impl Inner {
             staged,
         };
         self.held.insert(token, held);
-        *self.promised.entry(store_id).or_default() += bytes;
+        let promised = self.promised.entry(store_id).or_default();
+        *promised = promised.saturating_add(bytes);
         token
     }
 

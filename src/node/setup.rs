@@ -251,7 +251,7 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 }
 
 /// Records the address the node listens on, for the CLI to find: `host:port` for
-/// HTTP, `https://host:port` for HTTPS.
+/// HTTP, `https://host:port` for HTTPS; loopback for a node on every interface.
 pub fn write_listen_address(
     data_dir: &Path,
     address: std::net::SocketAddr,
@@ -260,6 +260,15 @@ pub fn write_listen_address(
     let path = data_dir.join(LISTEN_ADDRESS_FILE);
     let temporary = data_dir.join(format!("{LISTEN_ADDRESS_FILE}.tmp"));
     let scheme = if https { "https://" } else { "" };
+    // A node listening on every interface is reached locally by loopback, a name
+    // its certificate from `quire tls init` holds.
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     fs::write(&temporary, format!("{scheme}{address}\n"))?;
     fs::rename(temporary, path)
 }

@@ -2,7 +2,8 @@
 //! instance of the file is asked, all at once, to validate its own copies.
 //!
 //! Invariant: each remote instance is accounted for. A librarian that answers
-//! contributes its own rows; one that cannot be asked (unknown, unusable
+//! contributes its own rows, judged against this node's record; one that answers
+//! with no row, or cannot be asked (unknown, unusable
 //! credentials, down, slower than [`REMOTE_VALIDATION_TIMEOUT`]) contributes one
 //! row per remote instance it holds, marked `unreachable` with the reason, so a
 //! copy that was not checked never looks like one that was.
@@ -14,7 +15,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::registry::client_for;
-use crate::model::{File, RemoteInstance};
+use crate::model::{Checksum, File, RemoteInstance};
 use crate::node::Node;
 use crate::protocol::validate::{FileValidationRequest, FileValidationResponseItem};
 
@@ -40,7 +41,14 @@ pub async fn validate_remote_copies(
         .into_iter()
         .map(|(librarian, held)| async move {
             match ask(node, &librarian, &file.name, fresh).await {
-                Ok(rows) => rows,
+                Ok(rows) if !rows.is_empty() => rows
+                    .into_iter()
+                    .map(|row| judged_here(file, &librarian, row))
+                    .collect::<Vec<_>>(),
+                Ok(_) => held
+                    .iter()
+                    .map(|remote| unreachable_row(file, remote, "it reported no copy"))
+                    .collect(),
                 Err(reason) => {
                     tracing::warn!(%librarian, file = %file.name, %reason,
                     "a remote copy could not be validated");
@@ -80,6 +88,27 @@ async fn ask(
     }
 }
 
+/// A peer's row as this node reports it: named after the librarian that was
+/// asked (not what the row claims), never marked unreachable by the peer, and
+/// matched against this node's record of the file wherever the algorithms agree
+/// (the peer compared with its own record, which may differ).
+fn judged_here(
+    file: &File,
+    librarian: &str,
+    mut row: FileValidationResponseItem,
+) -> FileValidationResponseItem {
+    row.librarian = librarian.to_string();
+    row.unreachable = None;
+    row.original_checksum = file.checksum.to_string();
+    row.original_size = file.size;
+    if let Ok(current) = Checksum::parse(&row.current_checksum)
+        && current.algorithm == file.checksum.algorithm
+    {
+        row.computed_same_checksum = current == file.checksum && row.current_size == file.size;
+    }
+    row
+}
+
 fn unreachable_row(
     file: &File,
     remote: &RemoteInstance,
@@ -98,5 +127,48 @@ fn unreachable_row(
         cached: None,
         computed_time: None,
         unreachable: Some(reason.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Algorithm, Timestamp};
+
+    #[test]
+    fn a_peer_row_is_named_after_the_peer_and_judged_against_our_record() {
+        let ours = crate::checksum::hash_bytes(Algorithm::Md5, b"ours");
+        let theirs = crate::checksum::hash_bytes(Algorithm::Md5, b"theirs");
+        let file = File {
+            name: "f".into(),
+            create_time: Timestamp::now(),
+            size: 4,
+            checksum: ours.clone(),
+            uploader: "u".into(),
+            source: "s".into(),
+        };
+        let claimed = |current: &Checksum| FileValidationResponseItem {
+            librarian: "someone-else".into(),
+            store: 1,
+            instance_id: 2,
+            original_checksum: theirs.to_string(),
+            original_size: 6,
+            current_checksum: current.to_string(),
+            current_size: 4,
+            computed_same_checksum: true,
+            store_name: None,
+            cached: None,
+            computed_time: None,
+            unreachable: Some("made up".into()),
+        };
+        let row = judged_here(&file, "site-b", claimed(&theirs));
+        assert_eq!(row.librarian, "site-b");
+        assert_eq!(row.unreachable, None);
+        assert_eq!(row.original_checksum, ours.to_string());
+        assert!(
+            !row.computed_same_checksum,
+            "the peer's own record does not decide"
+        );
+        assert!(judged_here(&file, "site-b", claimed(&ours)).computed_same_checksum);
     }
 }

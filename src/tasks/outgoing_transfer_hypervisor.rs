@@ -9,7 +9,9 @@
 //!   is COMPLETED and a RemoteInstance recorded, in one transaction, as if the
 //!   callback had arrived;
 //! - no record, or another checksum: the transfer is FAILED (the file will never
-//!   arrive as sent), so that a later `send_clone` may try again;
+//!   arrive as sent), so that a later `send_clone` may try again; unless the
+//!   destination says its side of the transfer is still live (bytes staged and
+//!   waiting to be stored), which leaves it for a later run;
 //! - a destination that does not answer (or is not a known peer any more, whose
 //!   transfers were cancelled when it was removed): the transfer is left as it is
 //!   and tried again on the next run. Nothing is failed for want of an answer.
@@ -25,6 +27,7 @@ use crate::db::DbError;
 use crate::db::repo::{instances, next_id, transfers};
 use crate::model::{Checksum, OutgoingTransfer, RemoteInstance, Timestamp, TransferStatus};
 use crate::peer::registry::client_for;
+use crate::protocol::checkin::CheckinStatusRequest;
 
 /// What the destination says of one transfer's file.
 enum Verdict {
@@ -75,6 +78,9 @@ pub fn run(context: &TaskContext, settings: &OutgoingTransferHypervisor) -> anyh
             if !context.keep_going() {
                 break;
             }
+            if destination_still_working(context, &client, &transfer) {
+                continue;
+            }
             let verdict = match context.block_on(client.find_file(&transfer.file_name)) {
                 Ok(found) => verdict(&transfer, found),
                 Err(error) => {
@@ -89,6 +95,33 @@ pub fn run(context: &TaskContext, settings: &OutgoingTransferHypervisor) -> anyh
         }
     }
     Ok(())
+}
+
+/// Whether the destination says its side of `transfer` is still live (its bytes
+/// may be staged and waiting for `recieve_clone`): then the file's absence means
+/// nothing yet. Unknown when the destination's transfer id was never reported
+/// (SneakerNet), or when it does not say.
+fn destination_still_working(
+    context: &TaskContext,
+    client: &crate::peer::LibrarianClient,
+    transfer: &OutgoingTransfer,
+) -> bool {
+    let Some(remote) = transfer.remote_transfer_id else {
+        return false;
+    };
+    let request = CheckinStatusRequest {
+        source_transfer_ids: Vec::new(),
+        destination_transfer_ids: vec![remote as i64],
+    };
+    match context.block_on(client.checkin_status(&request)) {
+        Ok(answer) => answer
+            .destination_transfer_status
+            .get(&remote.to_string())
+            .copied()
+            .flatten()
+            .is_some_and(|status| !status.is_terminal()),
+        Err(_) => false,
+    }
 }
 
 /// What the destination's record (if any) means for `transfer`.

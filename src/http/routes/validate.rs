@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 
-use crate::db::repo::{files, instances};
+use crate::db::repo::{files, instances, librarians};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
@@ -49,7 +49,14 @@ pub async fn file(
             "Check the file name and try again.",
         ));
     };
-    let remote_rows = if request.local_only {
+    // A peer asking is answered for local copies only, whatever it sends: a
+    // Librarian peer never sends `local_only`, and copies sent back and forth
+    // would otherwise make two nodes ask each other in a loop.
+    let asked_by_peer = node
+        .db
+        .read(|tx| librarians::get_librarian(tx, &caller.username))?
+        .is_some();
+    let remote_rows = if request.local_only || asked_by_peer {
         None
     } else {
         let (node, file) = (node.clone(), file.clone());
