@@ -14,11 +14,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::stage::{Fresh, check, stage_fresh};
-use super::transfer_state::{discard_staging_of, fail_in};
-use super::{CloneStageInput, IngestError, StageInput, StageOutput, StagingLayout};
+use super::stage::{Fresh, check, fail_stale, stage_fresh};
+use super::{CloneStageInput, IngestError, StageOutput, StagingLayout};
 use crate::db::repo::{files, transfers};
-use crate::model::{IncomingTransfer, TransferStatus};
+use crate::model::TransferStatus;
 use crate::node::Node;
 
 /// Most files in one batch.
@@ -64,7 +63,7 @@ pub async fn stage_clone_batch(
     let (fresh, restarted) = classify(node, clones)?;
     if !restarted.is_empty() {
         let items = restarted.iter().map(|(index, _)| *index).collect();
-        fail_earlier(node, restarted.into_iter().map(|(_, t)| t).collect()).await?;
+        fail_stale(node, restarted.into_iter().map(|(_, id)| id).collect()).await?;
         return Err(CloneBatchError::Restarted(items));
     }
     let needed = fresh
@@ -94,8 +93,7 @@ pub async fn stage_clone_batch(
         return Ok(outputs);
     }
     // A file recorded meanwhile took a name: the batch stages nothing after all.
-    let ids: Vec<u64> = outputs.iter().map(|o| o.transfer_id).collect();
-    undo_staged(node, ids).await?;
+    fail_stale(node, outputs.iter().map(|o| o.transfer_id).collect()).await?;
     match other {
         Some((index, error)) if taken.is_empty() => Err(item_refusal(index, error)),
         _ => Err(CloneBatchError::Exists(taken)),
@@ -103,16 +101,13 @@ pub async fn stage_clone_batch(
 }
 
 /// Checks every clone without changing anything: the ones that may be staged,
-/// and the live transfers of files sent again (to be failed). Any other refusal
-/// is returned at once, by priority.
-#[allow(clippy::type_complexity)]
+/// and the ids of live transfers of files sent again (to be failed). Any other
+/// refusal is returned at once, by priority. The names and live transfers are
+/// looked up in one read transaction for the whole batch.
 fn classify(
     node: &Node,
     clones: Vec<CloneStageInput>,
-) -> Result<(Vec<Fresh>, Vec<(usize, IncomingTransfer)>), CloneBatchError> {
-    let mut ongoing = Vec::new();
-    let mut exists = Vec::new();
-    let mut restarted = Vec::new();
+) -> Result<(Vec<Fresh>, Vec<(usize, u64)>), CloneBatchError> {
     let mut invalid: Option<(Vec<usize>, String)> = None;
     let mut note_invalid = |index: usize, reason: String| match &mut invalid {
         Some((items, _)) => items.push(index),
@@ -123,7 +118,7 @@ fn classify(
         .map(|c| c.destination_location.as_str())
         .collect();
     let mut seen: HashSet<&str> = HashSet::new();
-    let mut fresh = Vec::with_capacity(clones.len());
+    let mut candidates = Vec::with_capacity(clones.len());
     for (index, clone) in clones.iter().enumerate() {
         let name = clone.destination_location.as_str();
         if !seen.insert(name) {
@@ -142,52 +137,49 @@ fn classify(
             );
             continue;
         }
-        let input = StageInput {
-            caller: clone.source.clone(),
-            upload_size: clone.upload_size,
-            upload_checksum: clone.upload_checksum.clone(),
-            upload_name: clone.upload_name.clone(),
-            destination_location: clone.destination_location.clone(),
-            uploader: clone.uploader.clone(),
-            record_checksum_algorithm: None,
-        };
-        let checked = match check(node, &input) {
-            Ok(checked) => checked,
-            Err(error) if malformed(&error) => {
-                note_invalid(index, format!("'{name}': {error}"));
-                continue;
-            }
+        let input = clone.stage_input();
+        match check(node, &input) {
+            Ok(checked) => candidates.push(Fresh {
+                index,
+                input,
+                checked,
+                source_transfer_id: clone.source_transfer_id,
+            }),
+            Err(error) if malformed(&error) => note_invalid(index, format!("'{name}': {error}")),
             // Too large for this node: the batch as a whole cannot be taken (413).
             Err(error) => return Err(error.into()),
-        };
-        let checksum = checked.checksum.to_string();
-        let (obstacle, live) = node
-            .db
-            .read(|tx| {
-                Ok((
-                    files::obstacle(tx, name)?,
-                    transfers::live_incoming_with_checksum(tx, &checksum)?,
-                ))
-            })
-            .map_err(IngestError::from)?;
+        }
+    }
+    let known = node
+        .db
+        .read(|tx| {
+            let names: Vec<&str> = candidates
+                .iter()
+                .map(|c| c.input.destination_location.as_str())
+                .collect();
+            let obstacles = files::obstacles(tx, &names)?;
+            let live = candidates
+                .iter()
+                .map(|c| transfers::live_incoming_with_checksum(tx, &c.checked.checksum.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((obstacles, live))
+        })
+        .map_err(IngestError::from)?;
+    let (mut ongoing, mut exists, mut restarted) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fresh = Vec::with_capacity(candidates.len());
+    for ((candidate, obstacle), live) in candidates.into_iter().zip(known.0).zip(known.1) {
+        let name = candidate.input.destination_location.as_str();
         if obstacle.is_some() {
-            exists.push(index);
-            continue;
-        }
-        if let Some(earlier) = live.into_iter().find(|t| t.destination_location == name) {
+            exists.push(candidate.index);
+        } else if let Some(earlier) = live.into_iter().find(|t| t.destination_location == name) {
             if earlier.status == TransferStatus::Ongoing {
-                ongoing.push(index);
+                ongoing.push(candidate.index);
             } else {
-                restarted.push((index, earlier));
+                restarted.push((candidate.index, earlier.id));
             }
-            continue;
+        } else {
+            fresh.push(candidate);
         }
-        fresh.push(Fresh {
-            index,
-            input,
-            checked,
-            source_transfer_id: clone.source_transfer_id,
-        });
     }
     if !ongoing.is_empty() {
         return Err(CloneBatchError::Ongoing(ongoing));
@@ -226,27 +218,4 @@ fn item_refusal(index: usize, error: IngestError) -> CloneBatchError {
     } else {
         CloneBatchError::Refused(error)
     }
-}
-
-/// Fails the earlier transfers of files sent again, and removes their staging.
-async fn fail_earlier(node: &Arc<Node>, earlier: Vec<IncomingTransfer>) -> Result<(), IngestError> {
-    let ids: Vec<u64> = earlier.iter().map(|t| t.id).collect();
-    undo_staged(node, ids).await
-}
-
-/// Fails transfers this node staged and removes their staging.
-async fn undo_staged(node: &Arc<Node>, ids: Vec<u64>) -> Result<(), IngestError> {
-    let failed = node
-        .db
-        .write(move |txn| {
-            let mut failed = Vec::new();
-            for id in ids {
-                failed.extend(fail_in(txn, id)?);
-            }
-            Ok(Ok::<_, IngestError>(failed))
-        })
-        .await?;
-    let node = node.clone();
-    tokio::task::spawn_blocking(move || discard_staging_of(&node, &failed)).await?;
-    Ok(())
 }

@@ -36,6 +36,21 @@ pub struct CloneStageInput {
     pub source_transfer_id: Option<u64>,
 }
 
+impl CloneStageInput {
+    /// The upload this clone is staged as: its source is the caller of record.
+    pub(super) fn stage_input(&self) -> StageInput {
+        StageInput {
+            caller: self.source.clone(),
+            upload_size: self.upload_size,
+            upload_checksum: self.upload_checksum.clone(),
+            upload_name: self.upload_name.clone(),
+            destination_location: self.destination_location.clone(),
+            uploader: self.uploader.clone(),
+            record_checksum_algorithm: None,
+        }
+    }
+}
+
 /// Why a clone was not staged.
 #[derive(Debug, thiserror::Error)]
 pub enum CloneStageError {
@@ -68,15 +83,7 @@ pub async fn stage_clone(
     node: &Arc<Node>,
     clone: CloneStageInput,
 ) -> Result<StageOutput, CloneStageError> {
-    let input = StageInput {
-        caller: clone.source.clone(),
-        upload_size: clone.upload_size,
-        upload_checksum: clone.upload_checksum,
-        upload_name: clone.upload_name,
-        destination_location: clone.destination_location,
-        uploader: clone.uploader,
-        record_checksum_algorithm: None,
-    };
+    let input = clone.stage_input();
     if input.upload_size < 0 {
         return Err(IngestError::NegativeSize(input.upload_size).into());
     }

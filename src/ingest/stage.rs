@@ -220,7 +220,7 @@ fn resumable(
 }
 
 /// Fails stale transfers in one transaction and removes their staged data.
-async fn fail_stale(node: &Arc<Node>, stale: Vec<u64>) -> Result<(), IngestError> {
+pub(super) async fn fail_stale(node: &Arc<Node>, stale: Vec<u64>) -> Result<(), IngestError> {
     if stale.is_empty() {
         return Ok(());
     }
