@@ -160,7 +160,9 @@ fn classify(
             let obstacles = files::obstacles(tx, &names)?;
             let live = candidates
                 .iter()
-                .map(|c| transfers::live_incoming_with_checksum(tx, &c.checked.checksum.to_string()))
+                .map(|c| {
+                    transfers::live_incoming_with_checksum(tx, &c.checked.checksum.to_string())
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((obstacles, live))
         })

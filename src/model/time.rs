@@ -29,6 +29,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(micros))
     }
 
+    /// The instant `days` days (fractions allowed) before now: the cut-off of a
+    /// task's `age_in_days`.
+    pub fn days_ago(days: f64) -> Timestamp {
+        Timestamp::now().plus_micros(-((days * 86_400e6) as i64))
+    }
+
     /// Key form for ordered indexes: the epoch maps to `2^63`, so that the unsigned
     /// order of keys is the order of instants, including ones before 1970.
     pub fn index_key(self) -> u64 {

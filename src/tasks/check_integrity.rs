@@ -33,7 +33,7 @@ pub fn run(context: &TaskContext, settings: &CheckIntegrity) -> anyhow::Result<(
             store.root.display()
         );
     }
-    let since = Timestamp::now().plus_micros(-((settings.age_in_days * 86_400e6) as i64));
+    let since = Timestamp::days_ago(settings.age_in_days);
     let store_id = store.id;
     let candidates: Vec<(File, Instance)> = node.db.read(|tx| {
         let mut found = Vec::new();

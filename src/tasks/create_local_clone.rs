@@ -52,7 +52,7 @@ pub fn run(context: &TaskContext, settings: &CreateLocalClone) -> anyhow::Result
     if !store_watch::check_available(node, &source)? {
         anyhow::bail!("the source store '{}' is unavailable", source.name);
     }
-    let since = Timestamp::now().plus_micros(-((settings.age_in_days * 86_400e6) as i64));
+    let since = Timestamp::days_ago(settings.age_in_days);
     let mut pending = select(node, &source, &targets, since)?
         .into_iter()
         .peekable();

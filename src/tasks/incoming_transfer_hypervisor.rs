@@ -16,12 +16,14 @@
 //! can ever move it on. Invariant: a transfer is changed only if it still has the
 //! status it was judged by (read again in the writing transaction).
 
+use std::collections::BTreeMap;
+
 use super::TaskContext;
 use crate::config::tasks::IncomingTransferHypervisor;
 use crate::db::DbError;
 use crate::db::repo::transfers;
 use crate::ingest::transfer_state::{discard_staging_of, fail_in};
-use crate::model::{IncomingTransfer, Timestamp, TransferStatus};
+use crate::model::{IncomingTransfer, Librarian, Timestamp, TransferStatus};
 use crate::peer::registry::{client_for_peer, known_peer};
 use crate::protocol::checkin::CheckinStatusRequest;
 
@@ -36,8 +38,8 @@ enum Step {
 /// Runs one pass over the stale incoming clones.
 pub fn run(context: &TaskContext, settings: &IncomingTransferHypervisor) -> anyhow::Result<()> {
     let node = context.node();
-    let cut_off =
-        Timestamp::now().plus_micros(-((settings.age_in_days.max(0.0) * 86_400e6) as i64));
+    // A negative age makes every live transfer stale, as zero does.
+    let cut_off = Timestamp::days_ago(settings.age_in_days);
     let stale: Vec<IncomingTransfer> = node
         .db
         .read(transfers::live_incoming)?
@@ -51,49 +53,77 @@ pub fn run(context: &TaskContext, settings: &IncomingTransferHypervisor) -> anyh
                 )
         })
         .collect();
+    // Grouped by source: one ping and one `checkin/status` per librarian.
+    let mut by_source: BTreeMap<String, (Librarian, Vec<IncomingTransfer>)> = BTreeMap::new();
+    let mut steps = Vec::new();
     for transfer in stale {
+        let names = [transfer.source.as_str(), transfer.uploader.as_str()];
+        match known_peer(node, &names)? {
+            Some(peer) => by_source
+                .entry(peer.name.clone())
+                .or_insert_with(|| (peer, Vec::new()))
+                .1
+                .push(transfer),
+            None => {
+                let why = format!("its source {} is not a known librarian", transfer.source);
+                steps.push((transfer, Step::Fail(why)));
+            }
+        }
+    }
+    for (name, (peer, transfers)) in by_source {
         if !context.keep_going() {
             break;
         }
-        let step = match ask_source(context, &transfer) {
-            Ok(step) => step,
-            Err(why) => {
-                tracing::info!(transfer = transfer.id, source = %transfer.source, %why,
-                    "stale incoming clone left for the next run");
-                continue;
+        match ask_source(context, &peer, &transfers) {
+            Ok(theirs) => {
+                steps.extend(transfers.into_iter().zip(theirs).map(|(transfer, theirs)| {
+                    let step = step_for(transfer.status, theirs);
+                    (transfer, step)
+                }))
             }
-        };
+            Err(why) => tracing::info!(source = %name, %why, transfers = transfers.len(),
+                "stale incoming clones left for the next run: their source does not answer"),
+        }
+    }
+    for (transfer, step) in steps {
+        if !context.keep_going() {
+            break;
+        }
         apply(context, transfer, step)?;
     }
     Ok(())
 }
 
-/// Asks the transfer's source what became of its side; `Err` if it cannot answer.
-fn ask_source(context: &TaskContext, transfer: &IncomingTransfer) -> Result<Step, String> {
-    let node = context.node();
-    let names = [transfer.source.as_str(), transfer.uploader.as_str()];
-    let Some(peer) = known_peer(node, &names).map_err(|e| e.to_string())? else {
-        return Ok(Step::Fail(format!(
-            "its source {} is not a known librarian",
-            transfer.source
-        )));
-    };
-    let client = client_for_peer(node, &peer).map_err(|e| e.to_string())?;
+/// What `peer` says of its side of each of `transfers` (in order); `Err` if it
+/// cannot answer.
+fn ask_source(
+    context: &TaskContext,
+    peer: &Librarian,
+    transfers: &[IncomingTransfer],
+) -> Result<Vec<Option<TransferStatus>>, String> {
+    let client = client_for_peer(context.node(), peer).map_err(|e| e.to_string())?;
     context.block_on(client.ping()).map_err(|e| e.to_string())?;
-    let source_id = transfer.source_transfer_id.unwrap_or_default();
+    let ids: Vec<u64> = transfers
+        .iter()
+        .map(|t| t.source_transfer_id.unwrap_or_default())
+        .collect();
     let request = CheckinStatusRequest {
-        source_transfer_ids: vec![source_id as i64],
+        source_transfer_ids: ids.iter().map(|id| *id as i64).collect(),
         destination_transfer_ids: Vec::new(),
     };
     let answer = context
         .block_on(client.checkin_status(&request))
         .map_err(|e| e.to_string())?;
-    let theirs = answer
-        .source_transfer_status
-        .get(&source_id.to_string())
-        .copied()
-        .flatten();
-    Ok(step_for(transfer.status, theirs))
+    Ok(ids
+        .iter()
+        .map(|id| {
+            answer
+                .source_transfer_status
+                .get(&id.to_string())
+                .copied()
+                .flatten()
+        })
+        .collect())
 }
 
 /// The step for a transfer in `ours` whose source says `theirs`.

@@ -40,8 +40,8 @@ enum Verdict {
 /// Runs one pass over the stale outgoing transfers.
 pub fn run(context: &TaskContext, settings: &OutgoingTransferHypervisor) -> anyhow::Result<()> {
     let node = context.node();
-    let cut_off =
-        Timestamp::now().plus_micros(-((settings.age_in_days.max(0.0) * 86_400e6) as i64));
+    // A negative age makes every live transfer stale, as zero does.
+    let cut_off = Timestamp::days_ago(settings.age_in_days);
     let stale: Vec<OutgoingTransfer> = node
         .db
         .read(transfers::live_outgoing)?

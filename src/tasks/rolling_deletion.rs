@@ -48,7 +48,7 @@ pub fn run(context: &TaskContext, settings: &RollingDeletion) -> anyhow::Result<
     if !store_watch::check_available(node, &store)? {
         anyhow::bail!("store '{}' is unavailable; nothing was deleted", store.name);
     }
-    let cutoff = Timestamp::now().plus_micros(-((settings.age_in_days * 86_400e6) as i64));
+    let cutoff = Timestamp::days_ago(settings.age_in_days);
     let candidates = select(node, &store, cutoff)?;
     let mut downstream = Downstream::new(context);
     for (file, instance) in candidates {

@@ -217,17 +217,7 @@ fn batch_refusal(error: CloneBatchError, source_ids: &[i64]) -> Refused {
             ids_of(&items),
         ),
         CloneBatchError::Refused(refusal) => {
-            let reason = match &refusal {
-                IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
-                IngestError::NoStore { why, .. } => {
-                    format!("No stores available for upload. Your upload is too large. ({why})")
-                }
-                other => other.to_string(),
-            };
-            let (status, remedy) = match ApiError::from(refusal) {
-                ApiError::Failed { status, remedy, .. } => (status, remedy),
-                other => (other.status(), DEFAULT_REMEDY.to_string()),
-            };
+            let (status, reason, remedy) = ingest_refusal(refusal, DEFAULT_REMEDY);
             (status, reason, remedy, source_ids.to_vec())
         }
     };
@@ -238,6 +228,24 @@ fn batch_refusal(error: CloneBatchError, source_ids: &[i64]) -> Refused {
         source_transfer_ids: ids,
     };
     Refused::with((status, Json(body)))
+}
+
+/// Status, reason and remedy of a clone refused the way an upload would be, in
+/// the reference's words where clients match on them; `fallback_remedy` where
+/// the error has none of its own.
+fn ingest_refusal(refusal: IngestError, fallback_remedy: &str) -> (StatusCode, String, String) {
+    let reason = match &refusal {
+        IngestError::NameTaken(name) => format!("{ALREADY_EXISTS} ({name})"),
+        IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
+        IngestError::NoStore { why, .. } => {
+            format!("No stores available for upload. Your upload is too large. ({why})")
+        }
+        other => other.to_string(),
+    };
+    match ApiError::from(refusal) {
+        ApiError::Failed { status, remedy, .. } => (status, reason, remedy),
+        other => (other.status(), reason, fallback_remedy.to_string()),
+    }
 }
 
 /// The `{"detail": "<CloneFailedResponse as JSON>"}` answer of a refused stage.
@@ -257,22 +265,7 @@ fn stage_refusal(error: CloneStageError, source_transfer_id: i64) -> Refused {
             "We have failed our earlier transfer of this file; fail yours too, then stage again."
                 .to_string(),
         ),
-        CloneStageError::Refused(refusal) => {
-            let reason = match &refusal {
-                IngestError::NameTaken(name) => {
-                    format!("{ALREADY_EXISTS} ({name})")
-                }
-                IngestError::NegativeSize(_) => "Upload size must be positive.".to_string(),
-                IngestError::NoStore { why, .. } => {
-                    format!("No stores available for upload. Your upload is too large. ({why})")
-                }
-                other => other.to_string(),
-            };
-            match ApiError::from(refusal) {
-                ApiError::Failed { status, remedy, .. } => (status, reason, remedy),
-                other => (other.status(), reason, String::new()),
-            }
-        }
+        CloneStageError::Refused(refusal) => ingest_refusal(refusal, ""),
     };
     let body = CloneFailedResponse {
         reason,
