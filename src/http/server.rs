@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +30,10 @@ use tower::ServiceExt;
 
 use super::body_timeout::{StallFlag, with_idle_timeout};
 use crate::config::HttpConfig;
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Reaching the connection cap is logged at most this often.
 const CAP_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -102,44 +107,37 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             router.clone().oneshot(request)
         });
-        let Some(tls) = tls.clone() else {
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%remote, %error, "connection ended with an error");
-                }
-                drop(slot);
-            });
-            continue;
-        };
-        // The handshake runs in the connection's own task: a slow client never
-        // holds up the accept loop. Shutdown waits for handshakes under way too,
-        // each for at most `header_timeout`.
+        // The TLS handshake, if any, runs in the connection's own task: a slow
+        // client never holds up the accept loop. Shutdown waits for handshakes
+        // under way too, each for at most `header_timeout`.
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%remote, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, "TLS handshake timed out");
-                    return;
+            let _slot = slot;
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%remote, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    }
                 }
             };
             let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .into_owned();
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%remote, %error, "connection ended with an error");
             }
-            drop(slot);
         });
     }
     drop(listener);

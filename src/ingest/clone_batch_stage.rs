@@ -60,7 +60,7 @@ pub async fn stage_clone_batch(
     if total_size < 0 {
         return Err(IngestError::NegativeSize(total_size).into());
     }
-    let (fresh, restarted) = classify(node, clones)?;
+    let Classified { fresh, restarted } = classify(node, clones)?;
     if !restarted.is_empty() {
         let items = restarted.iter().map(|(index, _)| *index).collect();
         fail_stale(node, restarted.into_iter().map(|(_, id)| id).collect()).await?;
@@ -100,14 +100,18 @@ pub async fn stage_clone_batch(
     }
 }
 
+/// The clones of a batch that may be staged, and (position, transfer id) of each
+/// live transfer of a file sent again.
+struct Classified {
+    fresh: Vec<Fresh>,
+    restarted: Vec<(usize, u64)>,
+}
+
 /// Checks every clone without changing anything: the ones that may be staged,
 /// and the ids of live transfers of files sent again (to be failed). Any other
 /// refusal is returned at once, by priority. The names and live transfers are
 /// looked up in one read transaction for the whole batch.
-fn classify(
-    node: &Node,
-    clones: Vec<CloneStageInput>,
-) -> Result<(Vec<Fresh>, Vec<(usize, u64)>), CloneBatchError> {
+fn classify(node: &Node, clones: Vec<CloneStageInput>) -> Result<Classified, CloneBatchError> {
     let mut invalid: Option<(Vec<usize>, String)> = None;
     let mut note_invalid = |index: usize, reason: String| match &mut invalid {
         Some((items, _)) => items.push(index),
@@ -194,7 +198,7 @@ fn classify(
     {
         return Err(CloneBatchError::Invalid { items, reason });
     }
-    Ok((fresh, restarted))
+    Ok(Classified { fresh, restarted })
 }
 
 /// Whether a refusal is about what the request says (400), not about this node.

@@ -41,14 +41,10 @@ pub async fn validate_remote_copies(
         .into_iter()
         .map(|(librarian, held)| async move {
             match ask(node, &librarian, &file.name, fresh).await {
-                Ok(rows) if !rows.is_empty() => rows
+                Ok(rows) => rows
                     .into_iter()
                     .map(|row| judged_here(file, &librarian, row))
                     .collect::<Vec<_>>(),
-                Ok(_) => held
-                    .iter()
-                    .map(|remote| unreachable_row(file, remote, "it reported no copy"))
-                    .collect(),
                 Err(reason) => {
                     tracing::warn!(%librarian, file = %file.name, %reason,
                     "a remote copy could not be validated");
@@ -79,6 +75,7 @@ async fn ask(
         client.validate_file(&request).await
     };
     match tokio::time::timeout(REMOTE_VALIDATION_TIMEOUT, asked).await {
+        Ok(Ok(rows)) if rows.is_empty() => Err("it reported no copy".into()),
         Ok(Ok(rows)) => Ok(rows),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!(

@@ -36,11 +36,12 @@ pub async fn file(
     } else {
         node.config.checksum_timeout
     };
-    let (file, copies, remotes) = node.db.read(|tx| {
+    let (file, copies, remotes, asked_by_peer) = node.db.read(|tx| {
         Ok((
             files::get_file(tx, &name)?,
             instances::of_file(tx, &name)?,
             instances::remotes_of_file(tx, &name)?,
+            librarians::get_librarian(tx, &caller.username)?.is_some(),
         ))
     })?;
     let Some(file) = file else {
@@ -52,10 +53,6 @@ pub async fn file(
     // A peer asking is answered for local copies only, whatever it sends: a
     // Librarian peer never sends `local_only`, and copies sent back and forth
     // would otherwise make two nodes ask each other in a loop.
-    let asked_by_peer = node
-        .db
-        .read(|tx| librarians::get_librarian(tx, &caller.username))?
-        .is_some();
     let remote_rows = if request.local_only || asked_by_peer {
         None
     } else {
