@@ -19,7 +19,7 @@
 //! Invariant: a transfer is changed only if it is still live when the answer is
 //! recorded (read again in the writing transaction).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::TaskContext;
 use crate::config::tasks::OutgoingTransferHypervisor;
@@ -74,11 +74,15 @@ pub fn run(context: &TaskContext, settings: &OutgoingTransferHypervisor) -> anyh
                 "destination unreachable; its stale transfers are tried again on the next run");
             continue;
         }
+        let working = still_working_there(context, &client, &stale);
         for transfer in stale {
             if !context.keep_going() {
                 break;
             }
-            if destination_still_working(context, &client, &transfer) {
+            if transfer
+                .remote_transfer_id
+                .is_some_and(|remote| working.contains(&remote))
+            {
                 continue;
             }
             let verdict = match context.block_on(client.find_file(&transfer.file_name)) {
@@ -97,31 +101,38 @@ pub fn run(context: &TaskContext, settings: &OutgoingTransferHypervisor) -> anyh
     Ok(())
 }
 
-/// Whether the destination says its side of `transfer` is still live (its bytes
-/// may be staged and waiting for `recieve_clone`): then the file's absence means
-/// nothing yet. Unknown when the destination's transfer id was never reported
-/// (SneakerNet), or when it does not say.
-fn destination_still_working(
+/// The destination's transfer ids, among those of `stale`, whose side it says is
+/// still live (its bytes may be staged and waiting for `recieve_clone`): for
+/// those the file's absence means nothing yet. Asked once per destination;
+/// transfers whose destination id was never reported (SneakerNet) are not
+/// asked about, and a destination that does not say leaves the set empty.
+fn still_working_there(
     context: &TaskContext,
     client: &crate::peer::LibrarianClient,
-    transfer: &OutgoingTransfer,
-) -> bool {
-    let Some(remote) = transfer.remote_transfer_id else {
-        return false;
-    };
+    stale: &[OutgoingTransfer],
+) -> HashSet<u64> {
+    let remote: Vec<u64> = stale.iter().filter_map(|t| t.remote_transfer_id).collect();
+    if remote.is_empty() {
+        return HashSet::new();
+    }
     let request = CheckinStatusRequest {
         source_transfer_ids: Vec::new(),
-        destination_transfer_ids: vec![remote as i64],
+        destination_transfer_ids: remote.iter().map(|id| *id as i64).collect(),
     };
-    match context.block_on(client.checkin_status(&request)) {
-        Ok(answer) => answer
-            .destination_transfer_status
-            .get(&remote.to_string())
-            .copied()
-            .flatten()
-            .is_some_and(|status| !status.is_terminal()),
-        Err(_) => false,
-    }
+    let Ok(answer) = context.block_on(client.checkin_status(&request)) else {
+        return HashSet::new();
+    };
+    remote
+        .into_iter()
+        .filter(|id| {
+            answer
+                .destination_transfer_status
+                .get(&id.to_string())
+                .copied()
+                .flatten()
+                .is_some_and(|status| !status.is_terminal())
+        })
+        .collect()
 }
 
 /// What the destination's record (if any) means for `transfer`.

@@ -209,6 +209,18 @@ fn a_peer_over_https_is_reached_with_the_ca_of_tls_ca_file() {
     );
 }
 
+/// Runs `quire serve` with `config` on `data_dir` and waits for it to exit (it
+/// must refuse to start).
+fn serve_until_exit(config: &Path, data_dir: &Path) -> std::process::Output {
+    quire_command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_unusable_certificate_stops_start_up_before_anything_is_created() {
     let scratch = tempfile::tempdir().unwrap();
@@ -217,13 +229,7 @@ fn an_unusable_certificate_stops_start_up_before_anything_is_created() {
     let config = scratch.path().join("quire.toml");
     // The certificate given as its own key.
     fs::write(&config, tls_table(&cert, &cert, None)).unwrap();
-    let output = quire_command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .output()
-        .unwrap();
+    let output = serve_until_exit(&config, &data_dir);
     assert!(!output.status.success());
     let told = String::from_utf8_lossy(&output.stderr);
     assert!(told.contains("node.pem"), "names the file: {told}");
@@ -235,13 +241,7 @@ fn an_unusable_certificate_stops_start_up_before_anything_is_created() {
         format!("[tls]\ncert_file = {:?}\n", cert.to_str().unwrap()),
     )
     .unwrap();
-    let output = quire_command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .output()
-        .unwrap();
+    let output = serve_until_exit(&config, &data_dir);
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("tls.key_file"),
