@@ -36,11 +36,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
             local_only: false,
         };
         let rows = client.validate_file(&request).await?;
-        let unreachable = rows.iter().filter(|r| r.unreachable.is_some()).count();
-        let bad = rows
-            .iter()
-            .filter(|r| !r.computed_same_checksum && r.unreachable.is_none())
-            .count();
+        let (bad, unreachable) = tally(&rows);
         if args.json {
             print_json(&rows)?;
         } else if rows.is_empty() {
@@ -85,6 +81,17 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// How many copies do not match their record, and how many could not be checked
+/// (a row marked unreachable counts there only, whatever else it says).
+fn tally(rows: &[FileValidationResponseItem]) -> (usize, usize) {
+    let unreachable = rows.iter().filter(|r| r.unreachable.is_some()).count();
+    let bad = rows
+        .iter()
+        .filter(|r| !r.computed_same_checksum && r.unreachable.is_none())
+        .count();
+    (bad, unreachable)
 }
 
 fn table_row(row: &FileValidationResponseItem, now: Timestamp) -> Vec<String> {
@@ -148,6 +155,31 @@ fn age(at: Timestamp, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreachable_rows_are_counted_apart_whatever_they_claim() {
+        let row = |same: bool, unreachable: Option<&str>| FileValidationResponseItem {
+            librarian: "l".into(),
+            store: 1,
+            instance_id: 1,
+            original_checksum: String::new(),
+            original_size: 0,
+            current_checksum: String::new(),
+            current_size: 0,
+            computed_same_checksum: same,
+            store_name: None,
+            cached: None,
+            computed_time: None,
+            unreachable: unreachable.map(str::to_string),
+        };
+        let rows = [
+            row(true, None),
+            row(false, None),
+            row(false, Some("down")),
+            row(true, Some("a peer's row claiming both")),
+        ];
+        assert_eq!(tally(&rows), (1, 2));
+    }
 
     #[test]
     fn says_how_and_when_a_copy_was_checked() {

@@ -272,3 +272,20 @@ pub fn write_listen_address(
     fs::write(&temporary, format!("{scheme}{address}\n"))?;
     fs::rename(temporary, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_on_every_interface_is_recorded_at_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = || fs::read_to_string(dir.path().join(LISTEN_ADDRESS_FILE)).unwrap();
+        write_listen_address(dir.path(), "0.0.0.0:21108".parse().unwrap(), true).unwrap();
+        assert_eq!(read(), "https://127.0.0.1:21108\n");
+        write_listen_address(dir.path(), "[::]:7".parse().unwrap(), false).unwrap();
+        assert_eq!(read(), "[::1]:7\n");
+        write_listen_address(dir.path(), "10.1.2.3:8".parse().unwrap(), false).unwrap();
+        assert_eq!(read(), "10.1.2.3:8\n");
+    }
+}

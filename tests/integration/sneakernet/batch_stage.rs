@@ -223,3 +223,15 @@ fn batch_stage_needs_readappend() {
     );
     assert_eq!(status, 401);
 }
+
+#[test]
+fn a_file_too_large_for_the_node_refuses_the_batch_with_413_not_400() {
+    let node = TestNode::with_config("maximal_upload_size_bytes = 10\n");
+    let items = vec![
+        item("small.dat", b"small", 1),
+        item("big.dat", b"far too big here", 2),
+    ];
+    let (status, refused) = node.post_admin("clone/batch_stage", batch(items));
+    assert_eq!(status, 413, "{refused}");
+    assert!(live_transfers(&node, 10).is_empty());
+}

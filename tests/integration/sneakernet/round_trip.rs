@@ -294,6 +294,16 @@ fn validate_asks_the_librarian_of_each_remote_copy_and_says_when_it_cannot() {
         from_b(&validate(true)).is_empty(),
         "local_only asks nobody else"
     );
+    // B asking A (as its peer account) never makes A ask B back, even without
+    // local_only, as a Librarian peer would send it.
+    let (status, rows) = a.post(
+        "validate/file",
+        json!({"file_name": "val/1.dat"}),
+        "site-b",
+        "b-at-a",
+    );
+    assert_eq!(status, 200, "{rows}");
+    assert!(from_b(rows.as_array().unwrap()).is_empty(), "{rows}");
 
     let at_b = b.store_root().join("val/1.dat");
     let mut permissions = std::fs::metadata(&at_b).unwrap().permissions();
