@@ -21,3 +21,4 @@ mod power_loss;
 pub mod protocol;
 pub mod store;
 pub mod tasks;
+pub mod transfer;

@@ -113,6 +113,21 @@ pub struct Config {
     /// HTTPS: the node's certificate, and authorities trusted for peers (`[tls]`).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Failed attempts at moving a send-queue batch before its transfers fail.
+    #[serde(default = "default_send_retries")]
+    pub max_async_send_retries: u32,
+    /// Send-queue batches whose bytes may be on their way at once (moved but not yet
+    /// reported STAGED to their destination).
+    #[serde(default = "default_inflight")]
+    pub max_async_inflight_transfers: usize,
+}
+
+fn default_send_retries() -> u32 {
+    3
+}
+
+fn default_inflight() -> usize {
+    64
 }
 
 /// One `[[stores]]` table.
@@ -178,6 +193,8 @@ impl Default for Config {
             dropbox: Vec::new(),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
+            max_async_send_retries: default_send_retries(),
+            max_async_inflight_transfers: default_inflight(),
         }
     }
 }

@@ -24,15 +24,9 @@ pub type RawTasks = BTreeMap<String, Vec<Map<String, Value>>>;
 /// They tune task types quire does not run and are accepted for compatibility.
 const GLOBAL_KEYS: [&str; 1] = ["max_rsync_retries"];
 
-/// Task types of the Librarian that quire does not run yet (the network clone
-/// queue, the corruption fixer). Named so the refusal can
-/// say so.
-const NOT_RUN_TYPES: [&str; 4] = [
-    "send_clone",
-    "consume_queue",
-    "check_consumed_queue",
-    "corruption_fixer",
-];
+/// Task types of the Librarian that quire does not run yet (the corruption
+/// fixer). Named so the refusal can say so.
+const NOT_RUN_TYPES: [&str; 1] = ["corruption_fixer"];
 
 /// One configured task.
 #[derive(Debug, Clone)]
@@ -56,6 +50,9 @@ pub enum TaskKind {
     DuplicateRemoteInstanceHypervisor(DuplicateRemoteInstanceHypervisor),
     OutgoingTransferHypervisor(OutgoingTransferHypervisor),
     IncomingTransferHypervisor(IncomingTransferHypervisor),
+    SendClone(SendClone),
+    ConsumeQueue(ConsumeQueue),
+    CheckConsumedQueue(CheckConsumedQueue),
 }
 
 impl TaskKind {
@@ -71,6 +68,9 @@ impl TaskKind {
             }
             TaskKind::OutgoingTransferHypervisor(_) => "outgoing_transfer_hypervisor",
             TaskKind::IncomingTransferHypervisor(_) => "incoming_transfer_hypervisor",
+            TaskKind::SendClone(_) => "send_clone",
+            TaskKind::ConsumeQueue(_) => "consume_queue",
+            TaskKind::CheckConsumedQueue(_) => "check_consumed_queue",
         }
     }
 }
@@ -144,6 +144,55 @@ pub struct OutgoingTransferHypervisor {
 #[serde(deny_unknown_fields)]
 pub struct IncomingTransferHypervisor {
     pub age_in_days: f64,
+}
+
+/// `send_clone`: stage recent files that `destination_librarian` lacks there, and
+/// queue their bytes for `consume_queue`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendClone {
+    pub destination_librarian: String,
+    pub age_in_days: f64,
+    /// Send from this store when a file has a copy there.
+    #[serde(default)]
+    pub store_preference: Option<String>,
+    #[serde(default = "default_send_batch_size")]
+    pub send_batch_size: usize,
+    /// Raise one warning when transfers to the destination stay disabled this long.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub warn_disabled_timer: Option<Duration>,
+}
+
+/// `consume_queue`: move the bytes of queued batches. No settings of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeQueue {}
+
+/// `check_consumed_queue`: tell destinations that moved batches are STAGED.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConsumedQueue {
+    /// The status reported; only STAGED (2) is meaningful between librarians.
+    #[serde(default = "default_complete_status")]
+    pub complete_status: i64,
+}
+
+fn default_send_batch_size() -> usize {
+    128
+}
+fn default_complete_status() -> i64 {
+    2
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => duration_value(&value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 fn default_files_per_run() -> usize {
@@ -289,10 +338,28 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
         "incoming_transfer_hypervisor" => {
             TaskKind::IncomingTransferHypervisor(settings_of(settings)?)
         }
+        "send_clone" => {
+            let settings: SendClone = settings_of(settings)?;
+            if settings.send_batch_size == 0 {
+                return Err("send_batch_size must be at least 1".into());
+            }
+            TaskKind::SendClone(settings)
+        }
+        "consume_queue" => TaskKind::ConsumeQueue(settings_of(settings)?),
+        "check_consumed_queue" => {
+            let settings: CheckConsumedQueue = settings_of(settings)?;
+            if settings.complete_status != 2 {
+                return Err(format!(
+                    "complete_status {} is not supported; between librarians only 2 (STAGED) is",
+                    settings.complete_status
+                ));
+            }
+            TaskKind::CheckConsumedQueue(settings)
+        }
         other if NOT_RUN_TYPES.contains(&other) => {
             return Err(format!(
-                "quire does not run the task type `{other}` (it moves files over the network \
-                 clone queue, which quire does not have yet); remove the entry"
+                "quire does not run the task type `{other}` yet (a corrupt copy is replaced by \
+                 asking its source with corrupt/prepare and corrupt/resend); remove the entry"
             ));
         }
         other => {
@@ -300,7 +367,7 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
                 "unknown task type `{other}`; known types: check_integrity, create_local_clone, \
                  recieve_clone (or receive_clone), rolling_deletion, \
                  duplicate_remote_instance_hypervisor, outgoing_transfer_hypervisor, \
-                 incoming_transfer_hypervisor"
+                 incoming_transfer_hypervisor, send_clone, consume_queue, check_consumed_queue"
             ));
         }
     })

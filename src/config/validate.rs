@@ -104,7 +104,14 @@ impl Config {
                 TaskKind::CreateLocalClone(s) => std::iter::once(("clone_from", &s.clone_from))
                     .chain(s.clone_to.iter().map(|to| ("clone_to", to)))
                     .collect(),
+                TaskKind::SendClone(s) => s
+                    .store_preference
+                    .iter()
+                    .map(|store| ("store_preference", store))
+                    .collect(),
                 TaskKind::ReceiveClone(_)
+                | TaskKind::ConsumeQueue(_)
+                | TaskKind::CheckConsumedQueue(_)
                 | TaskKind::DuplicateRemoteInstanceHypervisor(_)
                 | TaskKind::OutgoingTransferHypervisor(_)
                 | TaskKind::IncomingTransferHypervisor(_) => Vec::new(),

@@ -13,7 +13,7 @@ use super::DbError;
 use super::legacy::InstanceV1;
 use crate::model::{
     CorruptFile, DropboxIntent, ErrorRecord, File, IncomingTransfer, Instance, Librarian,
-    OutgoingTransfer, OwedCallback, RemoteInstance, StoreState, UploadIntent, User,
+    OutgoingTransfer, OwedCallback, RemoteInstance, SendQueueItem, StoreState, UploadIntent, User,
 };
 
 /// A type stored in the database.
@@ -78,6 +78,7 @@ records! {
     OwedCallback => "owed callback",
     DropboxIntent => "drop-box intent",
     UploadIntent => "upload intent",
+    SendQueueItem => "send-queue batch",
 }
 
 /// Layout 2 added `verified_stat` (what the copy looked like when last hashed).

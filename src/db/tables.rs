@@ -68,3 +68,15 @@ pub const DROPBOX_INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("d
 /// Batch upload id -> `UploadIntent`: `upload/batch_put` requests naming files in
 /// a store whose records have not committed yet.
 pub const UPLOAD_INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("upload_intents");
+/// Send-queue id -> `SendQueueItem`: batches of outgoing clones and how their bytes
+/// travel.
+pub const SEND_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("send_queue");
+/// Ids of send-queue batches still QUEUED or MOVED (the work of the queue tasks).
+pub const SEND_QUEUE_LIVE: TableDefinition<u64, ()> = TableDefinition::new("send_queue_live");
+/// (destination librarian, file name) -> why: files that destination holds with
+/// other bytes under the same name. `send_clone` does not offer them again.
+pub const SEND_CONFLICTS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("send_conflicts");
+/// Peer librarian name -> most bytes per second sent to it (`--max-rate`); no
+/// entry: no cap.
+pub const PEER_MAX_RATES: TableDefinition<&str, u64> = TableDefinition::new("peer_max_rates");

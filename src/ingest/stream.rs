@@ -61,7 +61,11 @@ fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> 
         .db
         .read(|tx| transfers::get_incoming(tx, id))?
         .ok_or(IngestError::TransferNotFound(id))?;
-    if transfer.source != target.caller {
+    // An upload is its caller's; a clone from a peer also belongs to the account
+    // that staged it (the peer's account here, recorded as its uploader).
+    let clone_of_caller =
+        transfer.source_transfer_id.is_some() && transfer.uploader == target.caller;
+    if transfer.source != target.caller && !clone_of_caller {
         return Err(IngestError::NotYourTransfer(id));
     }
     if transfer.status.is_terminal() {

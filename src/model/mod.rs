@@ -12,6 +12,7 @@ mod error_record;
 mod file;
 mod librarian;
 mod names;
+mod send_queue;
 mod store;
 mod time;
 mod transfer;
@@ -27,6 +28,7 @@ pub use file::{CopyStat, CorruptFile, DeletionPolicy, File, Instance, RemoteInst
 pub use librarian::Librarian;
 pub use names::{NameError, is_nfc, validate_file_name};
 pub use names::{NameTooLong, PathLimits, check_path_limits};
+pub use send_queue::{SendItem, SendProvider, SendQueueItem, SendState};
 pub use store::StoreState;
 pub use time::Timestamp;
 pub use transfer::{IncomingTransfer, OutgoingTransfer, TransferStatus};

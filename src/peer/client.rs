@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::PeerError;
-use crate::protocol::API_PREFIX;
 use crate::protocol::admin::{StoreListItem, StoreStateChangeRequest, StoreStateChangeResponse};
 use crate::protocol::errors::{ErrorSearchRequest, ErrorSearchResponse};
 use crate::protocol::ping::{PingRequest, PingResponse};
@@ -24,6 +23,7 @@ use crate::protocol::users::{
     UserListResponse, UserUpdateRequest, UsernameRequest,
 };
 use crate::protocol::validate::{FileValidationRequest, FileValidationResponseItem};
+use crate::protocol::{API_PREFIX, QUIRE_NODE_HEADER};
 
 /// Where a librarian is and how to log in. `Debug` never shows the password.
 #[derive(Clone)]
@@ -59,7 +59,13 @@ impl LibrarianClient {
             url: connection.url.clone(),
             message,
         };
+        let mut announce = reqwest::header::HeaderMap::new();
+        announce.insert(
+            QUIRE_NODE_HEADER,
+            reqwest::header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        );
         let mut builder = reqwest::Client::builder()
+            .default_headers(announce)
             .read_timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64);

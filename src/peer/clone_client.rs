@@ -5,8 +5,9 @@ use crate::protocol::checkin::{
     CheckinStatusRequest, CheckinStatusResponse, CheckinUpdateRequest, CheckinUpdateResponse,
 };
 use crate::protocol::clone::{
-    CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest, CloneFailResponse, CloneIds,
-    CloneInitiationRequest, CloneInitiationResponse, CloneStagedResponse,
+    CloneBatchInitiationRequest, CloneBatchInitiationResponse, CloneCompleteRequest,
+    CloneCompleteResponse, CloneFailRequest, CloneFailResponse, CloneIds, CloneInitiationRequest,
+    CloneInitiationResponse, CloneStagedResponse,
 };
 use crate::protocol::manifest::{StoreManifestRequest, StoreManifestResponse};
 
@@ -17,6 +18,14 @@ impl LibrarianClient {
         request: &CloneInitiationRequest,
     ) -> Result<CloneInitiationResponse, PeerError> {
         self.post("clone/stage", request).await
+    }
+
+    /// `clone/batch_stage`.
+    pub async fn clone_batch_stage(
+        &self,
+        request: &CloneBatchInitiationRequest,
+    ) -> Result<CloneBatchInitiationResponse, PeerError> {
+        self.post("clone/batch_stage", request).await
     }
 
     /// `clone/ongoing`.

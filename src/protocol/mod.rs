@@ -27,3 +27,8 @@ pub struct FailedResponse {
 
 /// Prefix of every route.
 pub const API_PREFIX: &str = "/api/v2";
+
+/// The request header with which quire announces itself to a peer (a Librarian
+/// never sends it); its value is the sender's version. A destination offers
+/// quire's own transfer provider only to callers that send it.
+pub const QUIRE_NODE_HEADER: &str = "x-quire-node";

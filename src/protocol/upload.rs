@@ -28,6 +28,8 @@ pub struct UploadInitiationRequest {
 /// `hostnames`, because the reference client decodes each entry as a local provider.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TransferProvider {
+    /// Absent from a Librarian's `rsync` and `globus` entries.
+    #[serde(default)]
     pub hostnames: Vec<String>,
 }
 

@@ -17,6 +17,7 @@ mod outgoing_transfer_hypervisor;
 mod receive_clone;
 mod rolling_deletion;
 mod scheduler;
+mod sending;
 mod store_watch;
 
 pub use crate::config::tasks::{TaskKind, TaskSpec};
@@ -40,6 +41,11 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
         }
         TaskKind::IncomingTransferHypervisor(settings) => {
             incoming_transfer_hypervisor::run(context, settings)
+        }
+        TaskKind::SendClone(settings) => sending::send_clone::run(context, settings),
+        TaskKind::ConsumeQueue(settings) => sending::consume_queue::run(context, settings),
+        TaskKind::CheckConsumedQueue(settings) => {
+            sending::check_consumed_queue::run(context, settings)
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::peer::registry::client_for;
 use crate::protocol::checkin::CheckinStatusRequest;
 
 /// What the destination says of one transfer's file.
-enum Verdict {
+pub(super) enum Verdict {
     /// It holds the file, with the same checksum, in its store `store_id`.
     Holds { store_id: u64 },
     /// It does not hold the file as sent; why.
@@ -136,7 +136,7 @@ fn still_working_there(
 }
 
 /// What the destination's record (if any) means for `transfer`.
-fn verdict(
+pub(super) fn verdict(
     transfer: &OutgoingTransfer,
     found: Option<crate::protocol::search::FileSearchResponse>,
 ) -> Verdict {
@@ -159,7 +159,7 @@ fn verdict(
 }
 
 /// Records the verdict for `transfer`, if it is still live.
-fn settle(
+pub(super) fn settle(
     context: &TaskContext,
     transfer: OutgoingTransfer,
     verdict: Verdict,

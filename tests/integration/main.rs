@@ -12,6 +12,7 @@ mod drive_attacks;
 mod dropbox;
 mod dropbox_attacks;
 mod errors;
+mod federation;
 mod hardening_auth;
 mod hardening_data;
 mod hardening_http;

@@ -258,6 +258,27 @@ pub fn search(tx: &impl Reads, query: &FileQuery) -> Result<Vec<File>, DbError> 
     Ok(names)
 }
 
+/// Visits the files created at or after `since`, oldest first, until `visit`
+/// returns `false`.
+pub fn visit_created_since(
+    tx: &impl Reads,
+    since: Timestamp,
+    visit: &mut dyn FnMut(File) -> Result<bool, DbError>,
+) -> Result<(), DbError> {
+    let Some(table) = tx.table(FILES_BY_TIME)? else {
+        return Ok(());
+    };
+    for entry in table.range((since.index_key(), "")..)? {
+        let (key, _) = entry?;
+        if let Some(file) = get_file(tx, key.value().1)?
+            && !visit(file)?
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

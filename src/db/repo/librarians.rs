@@ -5,7 +5,7 @@ use redb::ReadableTable;
 use super::transfers::get_outgoing;
 use super::{get, put};
 use crate::db::codec::decode;
-use crate::db::tables::{LIBRARIANS, OUTGOING_LIVE};
+use crate::db::tables::{LIBRARIANS, OUTGOING_LIVE, PEER_MAX_RATES};
 use crate::db::{DbError, Reads, WriteTxn};
 use crate::model::{Librarian, OutgoingTransfer};
 
@@ -31,11 +31,30 @@ pub fn all_librarians(tx: &impl Reads) -> Result<Vec<Librarian>, DbError> {
     Ok(librarians)
 }
 
-/// Forgets the peer called `name`; returns whether it was known.
+/// Forgets the peer called `name` (and its rate cap); returns whether it was known.
 pub fn delete_librarian(txn: &WriteTxn, name: &str) -> Result<bool, DbError> {
     let mut table = txn.open_table(LIBRARIANS)?;
     let removed = table.remove(name)?.is_some();
+    txn.open_table(PEER_MAX_RATES)?.remove(name)?;
     Ok(removed)
+}
+
+/// The most bytes per second sent to the peer `name`, if capped.
+pub fn max_rate(tx: &impl Reads, name: &str) -> Result<Option<u64>, DbError> {
+    let Some(table) = tx.table(PEER_MAX_RATES)? else {
+        return Ok(None);
+    };
+    Ok(table.get(name)?.map(|v| v.value()))
+}
+
+/// Sets (or, with `None`, lifts) the cap on bytes per second sent to `name`.
+pub fn set_max_rate(txn: &WriteTxn, name: &str, rate: Option<u64>) -> Result<(), DbError> {
+    let mut table = txn.open_table(PEER_MAX_RATES)?;
+    match rate {
+        Some(rate) => table.insert(name, rate)?,
+        None => table.remove(name)?,
+    };
+    Ok(())
 }
 
 /// The outgoing transfers to the peer `destination` that are not yet terminal, in

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod files;
 pub mod instances;
 pub mod librarians;
+pub mod send_queue;
 pub mod stores;
 pub mod transfers;
 pub mod upload_intents;

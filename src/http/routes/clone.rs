@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -24,6 +24,7 @@ use crate::http::json::Body;
 use crate::ingest::{self, CloneBatchError, CloneStageError, CloneStageInput, IngestError};
 use crate::model::AuthLevel;
 use crate::node::Node;
+use crate::protocol::QUIRE_NODE_HEADER;
 use crate::protocol::clone::{
     ALREADY_EXISTS, CloneBatchFailedResponse, CloneBatchInitiationRequest,
     CloneBatchInitiationResponse, CloneBatchStaged, CloneCompleteRequest, CloneCompleteResponse,
@@ -113,11 +114,14 @@ pub async fn stage(
 }
 
 /// `clone/batch_stage`: stages every file of a batch on one store, or none (201).
-/// Only the `local` provider is offered: a Librarian takes the first provider
-/// whose shape it can parse, and quire moves clones with no other yet.
+/// A Librarian caller is offered only the `local` provider: it takes the first
+/// provider whose shape it can parse, so an entry of another shape would be
+/// mistaken for `local`. A quire node (it sends `x-quire-node`) is also offered
+/// `quire_http`, the stream into this node's staging.
 pub async fn batch_stage(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    headers: HeaderMap,
     Body(request): Body<CloneBatchInitiationRequest>,
 ) -> CloneResult<(StatusCode, Json<CloneBatchInitiationResponse>)> {
     allow(&caller, AuthLevel::ReadAppend)?;
@@ -166,7 +170,9 @@ pub async fn batch_stage(
         })
         .collect();
     let mut offered = providers(&node);
-    offered.retain(|name, _| name == LOCAL_PROVIDER);
+    if !headers.contains_key(QUIRE_NODE_HEADER) {
+        offered.retain(|name, _| name == LOCAL_PROVIDER);
+    }
     let response = CloneBatchInitiationResponse {
         available_bytes_on_store: available,
         store_name,

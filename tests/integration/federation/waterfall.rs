@@ -1,0 +1,1 @@
+//! A waterfall of three nodes.
