@@ -45,6 +45,8 @@ enum Command {
     Tasks(cli::tasks::TasksArgs),
     /// List, add and remove peer librarians; enable or disable transfers to one.
     Librarians(cli::librarians::LibrariansArgs),
+    /// What this node is sending to each peer, or one peer's recent transfers.
+    Transfers(cli::transfers::TransfersArgs),
     /// SneakerNet: write a store's manifest, or ingest one from a drive.
     Manifest(cli::manifest::ManifestArgs),
     /// HTTPS: make a private CA and a certificate for this node (`tls init`).
@@ -106,6 +108,11 @@ fn main() -> std::process::ExitCode {
             global.fill(&mut args.connection, &mut args.json);
             json = args.json;
             cli::librarians::run(args)
+        }
+        Command::Transfers(mut args) => {
+            global.fill(&mut args.connection, &mut args.json);
+            json = args.json;
+            cli::transfers::run(args)
         }
         Command::Manifest(mut args) => {
             global.fill(&mut args.connection, &mut args.json);

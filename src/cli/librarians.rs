@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::connection::ConnectionArgs;
 use super::failure::Failure;
+use super::max_rate::{parse_max_rate, show_max_rate};
 use super::output::{print_json, print_table};
 use crate::peer::LibrarianClient;
 use crate::protocol::librarians::AddLibrarianRequest;
@@ -20,6 +21,7 @@ Examples:
   quire librarians list --ping                       ... and check that each answers
   quire librarians add site-b https://b.example.org --port 21108 --peer-user site-a
   quire librarians transfers site-b disable          stop sending clones to site-b
+  quire librarians max-rate site-b 6MB/s             cap what is sent to site-b
   quire librarians remove site-b --remove-outgoing-transfers
 
 A peer is another librarian (a quire node or a Librarian server) this node sends
@@ -92,6 +94,11 @@ To change a peer's address or password, remove it and add it again.")]
         /// Add the peer without pinging it first (e.g. while it is down).
         #[arg(long)]
         no_check: bool,
+        /// Most bytes per second sent to the peer, over all transfers at once
+        /// (e.g. 6MB/s, 500KiB/s); no cap by default. Change it later with
+        /// `quire librarians max-rate`.
+        #[arg(long, value_name = "RATE", value_parser = parse_rate_arg)]
+        max_rate: Option<u64>,
     },
     /// Forget a peer. Its live outgoing transfers are kept (they go on if the peer
     /// is added again) unless --remove-outgoing-transfers cancels them.
@@ -103,6 +110,15 @@ To change a peer's address or password, remove it and add it again.")]
         #[arg(long)]
         remove_outgoing_transfers: bool,
     },
+    /// Cap (or uncap) the bytes per second sent to a peer; applies from the next
+    /// batch sent.
+    MaxRate {
+        /// The peer's name.
+        name: String,
+        /// A rate such as 6MB/s, 500KiB/s or 1GB/s, or none to lift the cap.
+        #[arg(value_name = "RATE", value_parser = parse_optional_rate)]
+        rate: Option<u64>,
+    },
     /// Enable or disable sending files to a peer.
     Transfers {
         /// The peer's name.
@@ -111,6 +127,15 @@ To change a peer's address or password, remove it and add it again.")]
         #[arg(value_enum)]
         state: TransferSwitch,
     },
+}
+
+fn parse_rate_arg(text: &str) -> Result<u64, String> {
+    parse_max_rate(text)?.ok_or_else(|| "a cap of none is the default; leave --max-rate out".into())
+}
+
+/// `none` parses to `None`, which clap would take for a missing value: wrapped.
+fn parse_optional_rate(text: &str) -> Result<Option<u64>, String> {
+    parse_max_rate(text)
 }
 
 /// The two states of a peer's transfers.
@@ -137,6 +162,7 @@ pub fn run(args: LibrariansArgs) -> anyhow::Result<()> {
                 peer_user,
                 peer_password,
                 no_check,
+                max_rate,
             } => {
                 let password = match peer_password {
                     Some(password) => password,
@@ -148,6 +174,7 @@ pub fn run(args: LibrariansArgs) -> anyhow::Result<()> {
                     port: i64::from(port),
                     authenticator: format!("{peer_user}:{password}"),
                     check_connection: !no_check,
+                    max_rate,
                 };
                 add(&client, &request, json).await
             }
@@ -172,6 +199,21 @@ pub fn run(args: LibrariansArgs) -> anyhow::Result<()> {
                         "its unfinished outgoing transfers were kept; use \
                          --remove-outgoing-transfers to cancel them"
                     );
+                }
+                Ok(())
+            }
+            LibrariansAction::MaxRate { name, rate } => {
+                let changed = client.set_librarian_max_rate(&name, rate).await?;
+                if json {
+                    return print_json(&changed);
+                }
+                match changed.max_rate {
+                    Some(rate) => println!(
+                        "what is sent to {} is capped at {}",
+                        changed.librarian_name,
+                        show_max_rate(Some(rate))
+                    ),
+                    None => println!("what is sent to {} is not capped", changed.librarian_name),
                 }
                 Ok(())
             }
@@ -213,10 +255,14 @@ async fn list(client: &LibrarianClient, ping: bool, json: bool) -> anyhow::Resul
                 peer.port.to_string(),
                 if peer.enabled { "enabled" } else { "disabled" }.to_string(),
                 peer.available.map(yes_no).unwrap_or_else(|| "-".into()),
+                show_max_rate(peer.max_rate),
             ]
         })
         .collect();
-    print_table(&["NAME", "URL", "PORT", "TRANSFERS", "AVAILABLE"], &rows);
+    print_table(
+        &["NAME", "URL", "PORT", "TRANSFERS", "AVAILABLE", "MAX RATE"],
+        &rows,
+    );
     Ok(())
 }
 

@@ -27,12 +27,12 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// A rate in bytes per second.
 /// `count` and the noun in its number: `1 file`, `2 files`.
 pub fn counted(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
+/// A rate in bytes per second.
 pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
     let seconds = elapsed.as_secs_f64().max(1e-9);
     format!("{}/s", human_size((bytes as f64 / seconds) as u64))

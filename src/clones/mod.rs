@@ -12,6 +12,7 @@ mod error;
 mod incoming;
 mod manifest;
 mod outgoing;
+mod summary;
 
 pub use access::Requester;
 pub use checkin::{status_of, update_transfers};
@@ -19,3 +20,4 @@ pub use error::CloneError;
 pub use incoming::{fail_incoming, mark_ongoing, mark_staged};
 pub use manifest::{ManifestOptions, build_manifest};
 pub use outgoing::complete_outgoing;
+pub use summary::summarize;

@@ -29,7 +29,7 @@ use crate::model::AuthLevel;
 use crate::node::Node;
 use routes::{
     admin, batch_put, checkin, clone, corrupt, errors, librarians, manifest, ping, search, tasks,
-    upload, users, validate,
+    transfers, upload, users, validate,
 };
 
 /// Every route of the API, each behind its level: the caller is authenticated and
@@ -131,6 +131,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/admin/librarians/transfer_status/change",
             at(Admin, post(librarians::transfer_status_change)),
+        )
+        .route(
+            "/admin/librarians/max_rate",
+            at(Admin, post(librarians::max_rate)),
+        )
+        .route(
+            "/admin/transfers/summary",
+            at(Admin, post(transfers::summary)),
         )
         // The reference client posts here (a route its server lacks).
         .route(

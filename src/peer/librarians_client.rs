@@ -2,9 +2,10 @@
 
 use super::{LibrarianClient, PeerError};
 use crate::protocol::librarians::{
-    AddLibrarianRequest, AddLibrarianResponse, LibrarianTransferStatus, ListLibrariansRequest,
-    ListLibrariansResponse, RemoveLibrarianRequest, RemoveLibrarianResponse,
+    AddLibrarianRequest, AddLibrarianResponse, LibrarianMaxRate, LibrarianTransferStatus,
+    ListLibrariansRequest, ListLibrariansResponse, RemoveLibrarianRequest, RemoveLibrarianResponse,
 };
+use crate::protocol::transfers::{TransferSummaryRequest, TransferSummaryResponse};
 
 impl LibrarianClient {
     /// `admin/librarians/list`; with `ping`, the node pings every peer first.
@@ -46,5 +47,26 @@ impl LibrarianClient {
         };
         self.post("admin/librarians/transfer_status/change", &request)
             .await
+    }
+
+    /// `admin/librarians/max_rate` (quire); `None` lifts the cap.
+    pub async fn set_librarian_max_rate(
+        &self,
+        librarian_name: &str,
+        max_rate: Option<u64>,
+    ) -> Result<LibrarianMaxRate, PeerError> {
+        let request = LibrarianMaxRate {
+            librarian_name: librarian_name.to_string(),
+            max_rate,
+        };
+        self.post("admin/librarians/max_rate", &request).await
+    }
+
+    /// `admin/transfers/summary` (quire).
+    pub async fn transfer_summary(
+        &self,
+        request: &TransferSummaryRequest,
+    ) -> Result<TransferSummaryResponse, PeerError> {
+        self.post("admin/transfers/summary", request).await
     }
 }

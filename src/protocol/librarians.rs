@@ -18,6 +18,9 @@ pub struct AddLibrarianRequest {
     /// Ping the peer (`ping/`) first and add it only if it answers.
     #[serde(default = "default_true")]
     pub check_connection: bool,
+    /// quire addition: most bytes per second sent to the peer (no cap if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<u64>,
 }
 
 impl std::fmt::Debug for AddLibrarianRequest {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for AddLibrarianRequest {
             .field("url", &self.url)
             .field("port", &self.port)
             .field("check_connection", &self.check_connection)
+            .field("max_rate", &self.max_rate)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +67,9 @@ pub struct LibrarianListItem {
     pub available: Option<bool>,
     /// Whether transfers to it are enabled.
     pub enabled: bool,
+    /// quire addition: most bytes per second sent to it, if capped.
+    #[serde(default)]
+    pub max_rate: Option<u64>,
 }
 
 /// `admin/librarians/list` answer.
@@ -85,6 +92,14 @@ pub struct RemoveLibrarianRequest {
 pub struct RemoveLibrarianResponse {
     pub success: bool,
     pub number_of_transfers_removed: u64,
+}
+
+/// `admin/librarians/max_rate` (quire) request and answer: the cap on bytes per
+/// second sent to a peer; `null` lifts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LibrarianMaxRate {
+    pub librarian_name: String,
+    pub max_rate: Option<u64>,
 }
 
 /// `admin/librarians/transfer_status/change` request and answer.

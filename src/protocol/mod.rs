@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod ping;
 pub mod search;
 pub mod tasks;
+pub mod transfers;
 pub mod upload;
 pub mod users;
 pub mod validate;

@@ -153,3 +153,8 @@ pub fn live_incoming_in(
     found.truncate(limit);
     Ok(found)
 }
+
+/// Every outgoing transfer ever recorded, in id order.
+pub fn all_outgoing(tx: &impl Reads) -> Result<Vec<OutgoingTransfer>, DbError> {
+    super::all_by_id(tx, OUTGOING)
+}

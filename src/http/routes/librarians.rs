@@ -26,8 +26,9 @@ use crate::peer::changes::{self, RemovedPeer};
 use crate::peer::registry::{client_for_peer, connect, ping_peer};
 use crate::peer::{check_peer_name, peer_base_url, split_authenticator};
 use crate::protocol::librarians::{
-    AddLibrarianRequest, AddLibrarianResponse, LibrarianListItem, LibrarianTransferStatus,
-    ListLibrariansRequest, ListLibrariansResponse, RemoveLibrarianRequest, RemoveLibrarianResponse,
+    AddLibrarianRequest, AddLibrarianResponse, LibrarianListItem, LibrarianMaxRate,
+    LibrarianTransferStatus, ListLibrariansRequest, ListLibrariansResponse, RemoveLibrarianRequest,
+    RemoveLibrarianResponse,
 };
 
 /// How long each best-effort notice to a removed peer may take.
@@ -110,9 +111,16 @@ pub async fn add(
         last_seen,
         transfers_enabled: true,
     };
+    let max_rate = request.max_rate.filter(|rate| *rate > 0);
     let added = node
         .db
-        .write(move |txn| Ok(Ok::<_, ApiError>(changes::insert_peer(txn, peer)?)))
+        .write(move |txn| {
+            let added = changes::insert_peer(txn, peer.clone())?;
+            if added {
+                librarians::set_max_rate(txn, &peer.name, max_rate)?;
+            }
+            Ok(Ok::<_, ApiError>(added))
+        })
         .await?;
     if !added {
         return Ok(refused(true, Some(false)));
@@ -133,7 +141,14 @@ pub async fn list(
     Body(request): Body<ListLibrariansRequest>,
 ) -> ApiResult<Json<ListLibrariansResponse>> {
     caller.require(AuthLevel::Admin)?;
-    let peers = node.db.read(librarians::all_librarians)?;
+    let (peers, rates) = node.db.read(|tx| {
+        let peers = librarians::all_librarians(tx)?;
+        let rates = peers
+            .iter()
+            .map(|peer| librarians::max_rate(tx, &peer.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((peers, rates))
+    })?;
     let available: Vec<Option<bool>> = if request.ping {
         join_all(peers.iter().map(|peer| ping_known(&node, peer))).await
     } else {
@@ -142,12 +157,14 @@ pub async fn list(
     let librarians = peers
         .into_iter()
         .zip(available)
-        .map(|(peer, available)| LibrarianListItem {
+        .zip(rates)
+        .map(|((peer, available), max_rate)| LibrarianListItem {
             name: peer.name,
             url: peer.url,
             port: peer.port,
             available,
             enabled: peer.transfers_enabled,
+            max_rate,
         })
         .collect();
     Ok(Json(ListLibrariansResponse { librarians }))
@@ -266,5 +283,38 @@ pub async fn transfer_status_change(
     Ok(Json(LibrarianTransferStatus {
         librarian_name: peer.name,
         transfers_enabled: peer.transfers_enabled,
+    }))
+}
+
+/// `admin/librarians/max_rate` (quire): sets or lifts the cap on bytes per second
+/// sent to a peer. It applies from the next batch sent.
+pub async fn max_rate(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<LibrarianMaxRate>,
+) -> ApiResult<Json<LibrarianMaxRate>> {
+    caller.require(AuthLevel::Admin)?;
+    let name = request.librarian_name.clone();
+    let rate = request.max_rate.filter(|rate| *rate > 0);
+    let known = node
+        .db
+        .write(move |txn| {
+            if librarians::get_librarian(txn, &name)?.is_none() {
+                return Ok(Ok::<_, ApiError>(false));
+            }
+            librarians::set_max_rate(txn, &name, rate)?;
+            Ok(Ok(true))
+        })
+        .await?;
+    if !known {
+        return Err(unknown_peer(
+            &request.librarian_name,
+            "Check the name with `quire librarians list`, or add the peer first.",
+        ));
+    }
+    tracing::info!(peer = %request.librarian_name, max_rate = ?rate, by = %caller.username, "peer rate cap changed");
+    Ok(Json(LibrarianMaxRate {
+        librarian_name: request.librarian_name,
+        max_rate: rate,
     }))
 }

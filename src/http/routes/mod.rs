@@ -12,6 +12,7 @@ pub mod ping;
 pub mod search;
 mod taken;
 pub mod tasks;
+pub mod transfers;
 pub mod upload;
 pub mod users;
 pub mod validate;
