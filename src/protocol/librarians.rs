@@ -121,6 +121,7 @@ mod tests {
             port: 21108,
             authenticator: "site-a:s3cret-Pa55".into(),
             check_connection: true,
+            max_rate: None,
         };
         for shown in [format!("{request:?}"), format!("{request:#?}")] {
             assert!(shown.contains("site-b"), "{shown}");
