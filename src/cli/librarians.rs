@@ -116,8 +116,8 @@ To change a peer's address or password, remove it and add it again.")]
         /// The peer's name.
         name: String,
         /// A rate such as 6MB/s, 500KiB/s or 1GB/s, or none to lift the cap.
-        #[arg(value_name = "RATE", value_parser = parse_optional_rate)]
-        rate: Option<u64>,
+        #[arg(value_name = "RATE", value_parser = parse_rate_cap)]
+        rate: RateCap,
     },
     /// Enable or disable sending files to a peer.
     Transfers {
@@ -133,9 +133,13 @@ fn parse_rate_arg(text: &str) -> Result<u64, String> {
     parse_max_rate(text)?.ok_or_else(|| "a cap of none is the default; leave --max-rate out".into())
 }
 
-/// `none` parses to `None`, which clap would take for a missing value: wrapped.
-fn parse_optional_rate(text: &str) -> Result<Option<u64>, String> {
-    parse_max_rate(text)
+/// A cap, or none (`none`). Wrapped: clap would take a bare `Option` for an
+/// argument that may be left out.
+#[derive(Debug, Clone, Copy)]
+pub struct RateCap(Option<u64>);
+
+fn parse_rate_cap(text: &str) -> Result<RateCap, String> {
+    parse_max_rate(text).map(RateCap)
 }
 
 /// The two states of a peer's transfers.
@@ -203,7 +207,7 @@ pub fn run(args: LibrariansArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             LibrariansAction::MaxRate { name, rate } => {
-                let changed = client.set_librarian_max_rate(&name, rate).await?;
+                let changed = client.set_librarian_max_rate(&name, rate.0).await?;
                 if json {
                     return print_json(&changed);
                 }

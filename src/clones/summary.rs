@@ -122,6 +122,15 @@ fn recent(
             })
         })
         .collect();
+    let providers: HashMap<u64, &'static str> = batches
+        .iter()
+        .filter(|b| b.destination == peer)
+        .flat_map(|b| {
+            b.items
+                .iter()
+                .map(move |i| (i.outgoing_id, b.provider.wire_name()))
+        })
+        .collect();
     all.iter()
         .rev()
         .filter(|t| t.destination == peer)
@@ -134,6 +143,7 @@ fn recent(
             start_time: t.start_time,
             end_time: t.end_time,
             destination_transfer_id: t.remote_transfer_id,
+            provider: providers.get(&t.id).map(|p| p.to_string()),
             failure: matches!(t.status, TransferStatus::Failed | TransferStatus::Cancelled)
                 .then(|| reasons.get(&t.id).cloned())
                 .flatten(),

@@ -120,6 +120,14 @@ pub struct Config {
     /// reported STAGED to their destination).
     #[serde(default = "default_inflight")]
     pub max_async_inflight_transfers: usize,
+    /// The wait before a failed send-queue batch is tried again; it doubles with
+    /// each failed attempt, up to an hour.
+    #[serde(with = "serde_duration", default = "default_send_backoff")]
+    pub send_retry_backoff: Duration,
+}
+
+fn default_send_backoff() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_send_retries() -> u32 {
@@ -195,6 +203,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             max_async_send_retries: default_send_retries(),
             max_async_inflight_transfers: default_inflight(),
+            send_retry_backoff: default_send_backoff(),
         }
     }
 }

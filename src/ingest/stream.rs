@@ -194,9 +194,11 @@ where
     };
     let mut body = body;
     let mut body_error = None;
+    let mut received = 0u64;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(bytes) => {
+                received += bytes.len() as u64;
                 if sender.send(bytes).await.is_err() {
                     break; // the writer stopped early; its error is reported below
                 }
@@ -209,6 +211,14 @@ where
     }
     drop(sender);
     let staged = writer.await??;
+    tracing::info!(
+        transfer = target.transfer_id,
+        offset = target.offset,
+        received,
+        staged,
+        interrupted = body_error.is_some(),
+        "stream received"
+    );
     match body_error {
         Some(error) => Err(IngestError::io(
             format!("upload interrupted after {staged} bytes were staged; resume from there"),

@@ -64,6 +64,8 @@ pub struct OutgoingTransferItem {
     pub start_time: Timestamp,
     pub end_time: Option<Timestamp>,
     pub destination_transfer_id: Option<u64>,
+    /// How its bytes travel (`local` or `quire_http`), once queued.
+    pub provider: Option<String>,
     /// Why it failed, when this node knows.
     pub failure: Option<String>,
 }

@@ -25,12 +25,23 @@ fn sender_tasks(destination: &str, extra: &str) -> String {
 }
 
 /// A node called `name` with one store and a `receive` task; `tasks` adds more.
+/// It advertises a host name of its own, so peers on this machine send to it
+/// over the network (`quire_http`), as peers on other hosts would.
 fn site(name: &str, tasks: &str) -> TestNode {
+    site_on(name, &format!("{name}.invalid"), tasks)
+}
+
+/// Like `site`, advertising `hostname` for the `local` provider. The lines of
+/// `tasks` before its first table are top-level settings.
+fn site_on(name: &str, hostname: &str, tasks: &str) -> TestNode {
+    let split = tasks.find("\n[").map_or(0, |at| at + 1);
+    let split = if tasks.starts_with('[') { 0 } else { split };
+    let (top, tables) = tasks.split_at(split);
     TestNode::with_config(&format!(
-        "name = \"{name}\"\n\
+        "name = \"{name}\"\nlocal_hostnames = [\"{hostname}\"]\n{top}\n\
          [[stores]]\nname = \"main\"\npath = \"store\"\n\
          [[tasks.recieve_clone]]\ntask_name = \"receive\"\nevery = \"1h\"\n\
-         {tasks}\n"
+         {tables}\n"
     ))
 }
 

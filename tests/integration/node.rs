@@ -85,6 +85,8 @@ pub struct TestNode {
     /// e.g. in another mount namespace; empty to run it directly.
     wrapper: Vec<String>,
     child: Option<Child>,
+    /// `--listen` of the next start: port 0 until a restart keeps the address.
+    listen: String,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     /// The generated password of the `admin` account.
@@ -139,6 +141,7 @@ impl TestNode {
                 .collect(),
             wrapper,
             child: None,
+            listen: "127.0.0.1:0".into(),
             base: String::new(),
             admin_password: String::new(),
             client,
@@ -184,7 +187,7 @@ impl TestNode {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .stdin(Stdio::null())
             .stdout(log("stdout.log"))
             .stderr(log("stderr.log"));
@@ -223,6 +226,17 @@ impl TestNode {
     /// Stops the node gracefully and starts it again on the same data directory.
     pub fn restart(&mut self) {
         self.stop();
+        self.launch();
+    }
+
+    /// Starts the node again after `stop()` or `kill()` on the address it had, so
+    /// that peers that know it find it again.
+    pub fn start_again_at_same_address(&mut self) {
+        assert!(self.child.is_none(), "the node is still running");
+        self.listen = self
+            .base
+            .rsplit_once("://")
+            .map_or(self.base.clone(), |(_, address)| address.to_string());
         self.launch();
     }
 

@@ -133,7 +133,8 @@ fn consume(
                 )?;
             } else {
                 item.last_failure = Some(reason);
-                item.not_before = Timestamp::now().plus_micros(backoff_micros(item.retries));
+                item.not_before = Timestamp::now()
+                    .plus_micros(backoff_micros(node.config.send_retry_backoff, item.retries));
                 save(node, &item)?;
             }
             Ok(false)

@@ -109,11 +109,13 @@ fn save(node: &Node, item: &SendQueueItem) -> Result<(), DbError> {
     })
 }
 
-/// The wait before the next attempt after `retries` failed ones: 30 s, 1 min,
-/// 2 min... at most an hour.
-fn backoff_micros(retries: u32) -> i64 {
-    let seconds = 30u64.saturating_mul(1 << retries.min(7)).min(3_600);
-    seconds as i64 * 1_000_000
+/// The wait before the next attempt after `retries` failed ones: `base`, then
+/// twice that, four times... at most an hour.
+fn backoff_micros(base: std::time::Duration, retries: u32) -> i64 {
+    let doubled = base.saturating_mul(1 << retries.saturating_sub(1).min(16));
+    doubled
+        .min(std::time::Duration::from_secs(3_600))
+        .as_micros() as i64
 }
 
 /// A live batch's transfers that are still worth moving: not failed on their own.

@@ -17,7 +17,7 @@ use super::disabled::DisabledWatch;
 use super::{enabled_peer, fail_transfers, pending};
 use crate::config::tasks::SendClone;
 use crate::db::DbError;
-use crate::db::repo::{files, instances, next_id, next_ids, send_queue, transfers};
+use crate::db::repo::{files, instances, librarians, next_id, next_ids, send_queue, transfers};
 use crate::model::{
     File, Instance, OutgoingTransfer, SendItem, SendProvider, SendQueueItem, SendState, Timestamp,
     TransferStatus,
@@ -45,7 +45,13 @@ pub fn run(context: &TaskContext, settings: &SendClone) -> anyhow::Result<()> {
     let destination = settings.destination_librarian.as_str();
     let watch = DisabledWatch::of(context.task_name());
     let Some(peer) = enabled_peer(context, destination)? else {
-        watch.disabled(context, destination, settings.warn_disabled_timer)?;
+        let known = node
+            .db
+            .read(|tx| librarians::get_librarian(tx, destination))?
+            .is_some();
+        if known {
+            watch.disabled(context, destination, settings.warn_disabled_timer)?;
+        }
         return Ok(());
     };
     watch.enabled();
@@ -147,6 +153,15 @@ fn send_batch(
         Err(PeerError::Refused { status, reason, .. }) if status.as_u16() == 409 => {
             already_there(context, client, destination, created, &reason)
         }
+        Err(error @ PeerError::Refused { .. })
+            if error.status().map(|s| s.as_u16()) == Some(425) =>
+        {
+            let reason = format!("the destination is receiving some of the files already: {error}");
+            tell_failed_earlier(context, client, destination, &created)?;
+            fail_transfers(context, None, destination, ids, Vec::new(), &reason)?;
+            context.item_failed(reason);
+            Ok(())
+        }
         Err(error) => {
             let reason = format!("clone/batch_stage was refused: {error}");
             fail_transfers(context, None, destination, ids, Vec::new(), &reason)?;
@@ -154,6 +169,42 @@ fn send_batch(
             Ok(())
         }
     }
+}
+
+/// After a 425: the destination still works on transfers of these files that
+/// failed here without it hearing so (it was down when they failed). It is told
+/// now, so that the next run's batch is staged.
+fn tell_failed_earlier(
+    context: &TaskContext,
+    client: &LibrarianClient,
+    destination: &str,
+    created: &[OutgoingTransfer],
+) -> Result<(), DbError> {
+    let names: HashSet<&str> = created.iter().map(|t| t.file_name.as_str()).collect();
+    let earlier: Vec<i64> = context
+        .node()
+        .db
+        .read(transfers::all_outgoing)?
+        .into_iter()
+        .filter(|t| {
+            t.destination == destination
+                && matches!(t.status, TransferStatus::Failed | TransferStatus::Cancelled)
+                && names.contains(t.file_name.as_str())
+        })
+        .filter_map(|t| t.remote_transfer_id.map(|id| id as i64))
+        .collect();
+    if earlier.is_empty() {
+        return Ok(());
+    }
+    let request = CheckinUpdateRequest {
+        source_transfer_ids: Vec::new(),
+        destination_transfer_ids: earlier,
+        new_status: TransferStatus::Failed,
+    };
+    if let Err(error) = context.block_on(client.checkin_update(&request)) {
+        tracing::info!(%destination, %error, "cannot tell the destination of transfers failed here");
+    }
+    Ok(())
 }
 
 /// The last component of a file name: the name of the staged file.
@@ -209,26 +260,53 @@ fn create_transfers(
 }
 
 /// The provider this node sends with, among those the destination offers:
-/// `quire_http` first, then `local` when the destination lists a host name of
-/// this machine. `Err` says what was offered and why none fits.
+/// `local` when the destination lists a host name of this machine and its
+/// staging directory is writable from here (a shared filesystem: the kernel
+/// copies), else `quire_http` when offered (a quire destination). `Err` says what
+/// was offered and why none fits.
 fn choose_provider(
     node: &Node,
     response: &CloneBatchInitiationResponse,
 ) -> Result<SendProvider, String> {
     let offered = &response.async_transfer_providers;
+    let here = node.config.advertised_hostnames();
+    let local = offered.get(LOCAL_PROVIDER);
+    let listed_here = local.is_some_and(|l| l.hostnames.iter().any(|h| here.contains(h)));
+    let staging_writable = response
+        .uploads
+        .first()
+        .and_then(|u| {
+            Path::new(&u.staging_location)
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .is_some_and(|dir| {
+            dir.is_dir() && rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok()
+        });
+    if listed_here && staging_writable {
+        return Ok(SendProvider::Local);
+    }
     if offered.contains_key(NETWORK_PROVIDER) {
         return Ok(SendProvider::QuireHttp);
     }
-    let here = node.config.advertised_hostnames();
-    if let Some(local) = offered.get(LOCAL_PROVIDER) {
-        if local.hostnames.iter().any(|h| here.contains(h)) {
-            return Ok(SendProvider::Local);
-        }
-        return Err(format!(
-            "the destination offers the local provider for hosts {:?}, and this host is \
-             {here:?}: set local_hostnames on either side if they share a filesystem",
-            local.hostnames
-        ));
+    if let Some(local) = local {
+        return Err(if listed_here {
+            format!(
+                "the destination offers the local provider, but its staging directory {} is \
+                 not writable from this host",
+                response
+                    .uploads
+                    .first()
+                    .map(|u| u.staging_location.as_str())
+                    .unwrap_or_default()
+            )
+        } else {
+            format!(
+                "the destination offers only the local provider, for hosts {:?}, and this \
+                 host is {here:?}: set local_hostnames if they share a filesystem",
+                local.hostnames
+            )
+        });
     }
     let names: Vec<&String> = offered.keys().collect();
     Err(format!(

@@ -31,6 +31,8 @@ fn files_uploaded_at_a_reach_b_and_a_records_b_s_copies() {
     let listed = transfers_json(&a, &["site-b"]);
     let transfers = listed["transfers"].as_array().unwrap();
     assert_eq!(transfers.len(), 5, "{listed}");
-    assert!(transfers.iter().all(|t| t["status"] == COMPLETED), "{listed}");
-
+    assert!(
+        transfers.iter().all(|t| t["status"] == COMPLETED),
+        "{listed}"
+    );
 }
