@@ -448,6 +448,59 @@ mod tests {
     }
 
     #[test]
+    fn the_send_path_reads_as_a_librarian_background_file_writes_it() {
+        let specs = parse_tasks(&raw(
+            r#"{"send_clone": [{"task_name": "to-hub", "every": "00:10:00",
+                  "destination_librarian": "hub", "age_in_days": 3,
+                  "store_preference": "main", "send_batch_size": 64,
+                  "warn_disabled_timer": "P1D"}],
+                "consume_queue": [{"task_name": "consume", "every": 60}],
+                "check_consumed_queue": [{"task_name": "check", "every": 60,
+                  "complete_status": 2}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(specs.len(), 3);
+        let send = specs.iter().find(|s| s.name == "to-hub").unwrap();
+        match &send.kind {
+            TaskKind::SendClone(settings) => {
+                assert_eq!(settings.destination_librarian, "hub");
+                assert_eq!(settings.send_batch_size, 64);
+                assert_eq!(settings.store_preference.as_deref(), Some("main"));
+                assert_eq!(
+                    settings.warn_disabled_timer,
+                    Some(Duration::from_secs(86_400))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let defaults = parse_tasks(&raw(
+            r#"{"send_clone": [{"task_name": "s", "every": 5, "destination_librarian": "hub",
+                  "age_in_days": 1}]}"#,
+        ))
+        .unwrap();
+        match &defaults[0].kind {
+            TaskKind::SendClone(settings) => {
+                assert_eq!(settings.send_batch_size, 128);
+                assert_eq!(settings.warn_disabled_timer, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = parse_tasks(&raw(
+            r#"{"check_consumed_queue": [{"task_name": "c", "every": 5, "complete_status": 3}]}"#,
+        ))
+        .unwrap_err();
+        assert!(error.contains("only 2 (STAGED)"), "{error}");
+        let error = parse_tasks(&raw(
+            r#"{"corruption_fixer": [{"task_name": "f", "every": 5}]}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            error.contains("does not run the task type `corruption_fixer`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn task_names_are_unique() {
         let error = parse_tasks(&raw(
             r#"{"duplicate_remote_instance_hypervisor": [{"task_name": "x", "every": 5},

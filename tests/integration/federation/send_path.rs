@@ -73,6 +73,10 @@ fn a_peer_s_rate_cap_is_set_shown_and_lifted() {
     let unknown = a.cli(&["librarians", "max-rate", "site-z", "1MB/s"]);
     assert!(!unknown.status.success());
     let bad = a.cli(&["librarians", "max-rate", "site-b", "fast"]);
-    assert_eq!(bad.status.code(), Some(2), "a bad rate is a command-line error");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a bad rate is a command-line error"
+    );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("6MB/s"));
 }

@@ -16,7 +16,10 @@ fn a_waterfall_of_three_nodes_converges_through_sigkills_of_the_middle_one() {
     let a = site("site-a", &sender_tasks("site-b", ""));
     let mut b = site(
         "site-b",
-        &format!("send_retry_backoff = \"0s\"\n{}", sender_tasks("site-c", "")),
+        &format!(
+            "send_retry_backoff = \"0s\"\n{}",
+            sender_tasks("site-c", "")
+        ),
     );
     let c = site("site-c", "");
     connect(&a, "site-a", &b, "site-b");
@@ -45,8 +48,16 @@ fn a_waterfall_of_three_nodes_converges_through_sigkills_of_the_middle_one() {
         let at_c = c.file_record(name);
         assert_eq!(at_c["instances"].as_array().unwrap().len(), 1, "{at_c}");
         assert_eq!(at_c["source"], "site-b", "{at_c}");
-        assert_eq!(remote_copies(&a, name), vec!["site-b".to_string()], "{name} at A");
-        assert_eq!(remote_copies(&b, name), vec!["site-c".to_string()], "{name} at B");
+        assert_eq!(
+            remote_copies(&a, name),
+            vec!["site-b".to_string()],
+            "{name} at A"
+        );
+        assert_eq!(
+            remote_copies(&b, name),
+            vec!["site-c".to_string()],
+            "{name} at B"
+        );
     }
     for (node, peer) in [(&a, "site-b"), (&b, "site-c")] {
         let summary = transfers_json(node, &[]);
