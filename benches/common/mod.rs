@@ -10,6 +10,7 @@ pub mod api;
 pub mod lean_http;
 pub mod measure;
 pub mod node;
+pub mod peers;
 pub mod tree;
 
 use std::fs;

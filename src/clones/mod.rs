@@ -19,5 +19,5 @@ pub use checkin::{status_of, update_transfers};
 pub use error::CloneError;
 pub use incoming::{fail_incoming, mark_ongoing, mark_staged};
 pub use manifest::{ManifestOptions, build_manifest};
-pub use outgoing::complete_outgoing;
+pub use outgoing::{complete_outgoing, complete_outgoing_batch};
 pub use summary::summarize;

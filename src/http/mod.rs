@@ -62,6 +62,10 @@ pub fn router(node: Arc<Node>) -> Router {
             at(ReadAppend, put(batch_put::batch_put)),
         )
         .route(
+            "/upload/stream_batch",
+            at(ReadAppend, put(upload::stream_batch)),
+        )
+        .route(
             "/upload/stream/{transfer_id}",
             at(
                 ReadAppend,
@@ -115,6 +119,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/clone/ongoing", at(ReadAppend, post(clone::ongoing)))
         .route("/clone/staged", at(Callback, post(clone::staged)))
         .route("/clone/complete", at(Callback, post(clone::complete)))
+        .route(
+            "/clone/batch_complete",
+            at(Callback, post(clone::batch_complete)),
+        )
         .route("/clone/fail", at(ReadAppend, post(clone::fail)))
         .route("/checkin/update", at(Callback, post(checkin::update)))
         .route("/checkin/status", at(Callback, post(checkin::status)))

@@ -4,6 +4,9 @@
 //! on one store (holding a reservation of each file's size), and their INITIATED
 //! transfers are recorded in one transaction.
 //!
+//! The files of a batch share one staging directory (each under a name of its
+//! own, `N-<upload name>`), as the files of an upload batch do.
+//!
 //! A refused batch stages nothing. Its refusal names the files that caused it,
 //! under one reason chosen in the reference's order: a file being copied here
 //! already (425) before a file already here (409) before a file whose earlier
@@ -74,7 +77,7 @@ pub async fn stage_clone_batch(
     if let Err(why) = node.reserve_room(&[needed]) {
         return Err(IngestError::NoStore { size: needed, why }.into());
     }
-    let staged = stage_fresh(node, fresh, StagingLayout::PerUpload).await?;
+    let staged = stage_fresh(node, fresh, StagingLayout::SharedByBatch).await?;
     let mut outputs = Vec::with_capacity(staged.len());
     let mut taken = Vec::new();
     let mut other = None;

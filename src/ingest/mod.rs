@@ -13,6 +13,7 @@ mod error;
 mod leftovers;
 mod stage;
 mod stream;
+mod stream_batch;
 pub mod transfer_state;
 
 pub use batch_put::recovery::{UploadRecovery, recover_upload_intents};
@@ -25,3 +26,6 @@ pub use commit::{CloneCommit, CommitInput, commit_staged_clones, commit_upload, 
 pub use error::IngestError;
 pub use stage::{StageInput, StageOutput, StagingLayout, stage_upload, stage_uploads};
 pub use stream::{StreamTarget, receive_stream, stream_status};
+pub use stream_batch::{
+    BatchStreamFile, BatchStreamOutcome, MAX_STREAM_BATCH_FILES, receive_stream_batch,
+};

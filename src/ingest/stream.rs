@@ -28,7 +28,7 @@ use crate::store::Store;
 use crate::store::durable::{create_dirs_in, start_writeback, sync_file};
 
 /// Chunks queued between the network and the disk writer.
-const QUEUE_CHUNKS: usize = 64;
+pub(super) const QUEUE_CHUNKS: usize = 64;
 /// Writeback of received bytes is started every this many bytes, so the final
 /// fsync does not have to write the whole upload at once.
 const WRITEBACK_EVERY: u64 = 16 << 20;
@@ -44,18 +44,18 @@ pub struct StreamTarget {
     pub offset: u64,
 }
 
-struct Resolved {
-    transfer: IncomingTransfer,
-    store: Arc<Store>,
+pub(super) struct Resolved {
+    pub(super) transfer: IncomingTransfer,
+    pub(super) store: Arc<Store>,
     /// The staged file, relative to the store's staging area: it is reached from
     /// there symlink-free (clients of the `local` provider write in staging).
-    relative: PathBuf,
+    pub(super) relative: PathBuf,
     /// Where that is, for messages and as the key of its stream's claim.
-    file: PathBuf,
+    pub(super) file: PathBuf,
     whole_upload: bool,
 }
 
-fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> {
+pub(super) fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> {
     let id = target.transfer_id;
     let transfer = node
         .db
@@ -104,7 +104,7 @@ fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, IngestError> 
 static OWNERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<u64>>>>> = LazyLock::new(Default::default);
 
 /// A stream's claim on a staged file.
-struct Claim {
+pub(super) struct Claim {
     path: PathBuf,
     owner: Arc<Mutex<u64>>,
     generation: u64,
@@ -112,7 +112,7 @@ struct Claim {
 
 impl Claim {
     /// Takes `path` over from any older stream of it.
-    fn take(path: &Path) -> Claim {
+    pub(super) fn take(path: &Path) -> Claim {
         let owner = lock(&OWNERS).entry(path.to_path_buf()).or_default().clone();
         let generation = {
             let mut current = lock(&owner);
@@ -128,7 +128,7 @@ impl Claim {
 
     /// Runs `write` if this stream still owns the file, with the file held
     /// against a newer stream taking it over meanwhile.
-    fn while_owner<T>(
+    pub(super) fn while_owner<T>(
         &self,
         write: impl FnOnce() -> Result<T, IngestError>,
     ) -> Result<T, IngestError> {
@@ -303,7 +303,11 @@ fn write_staged(
 /// already staged; anything after `offset` is discarded. A link in its place or
 /// on the way, a FIFO, or a file with other names is refused: writing through it
 /// would write somewhere the client chose.
-fn open_at(staging: &Dir, relative: &Path, offset: u64) -> Result<fs::File, IngestError> {
+pub(super) fn open_at(
+    staging: &Dir,
+    relative: &Path,
+    offset: u64,
+) -> Result<fs::File, IngestError> {
     if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dirs_in(staging, parent)
             .map_err(|e| IngestError::staging("cannot create the staging directory", e))?;

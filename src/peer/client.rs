@@ -14,9 +14,10 @@ use crate::protocol::errors::{ErrorSearchRequest, ErrorSearchResponse};
 use crate::protocol::ping::{PingRequest, PingResponse};
 use crate::protocol::search::{FileSearchRequest, FileSearchResponse};
 use crate::protocol::upload::{
-    StreamStatus, UploadBatchCommitRequest, UploadBatchCommitResponse, UploadBatchPutManifest,
-    UploadBatchPutResponse, UploadBatchStageRequest, UploadBatchStageResponse,
-    UploadCompletionRequest, UploadInitiationRequest, UploadInitiationResponse, batch_put_body,
+    StreamBatchResponse, StreamStatus, UploadBatchCommitRequest, UploadBatchCommitResponse,
+    UploadBatchPutManifest, UploadBatchPutResponse, UploadBatchStageRequest,
+    UploadBatchStageResponse, UploadCompletionRequest, UploadInitiationRequest,
+    UploadInitiationResponse, batch_put_body,
 };
 use crate::protocol::users::{
     PasswordChangeRequest, UserChangeResponse, UserCreationRequest, UserGetResponse,
@@ -261,6 +262,21 @@ impl LibrarianClient {
         }
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
         self.decode(&route, response).await
+    }
+
+    /// `upload/stream_batch` (quire): `body` is the framed manifest and bytes
+    /// (`protocol::upload::stream_batch_head`, then every file's bytes).
+    pub async fn stream_batch(&self, body: Vec<u8>) -> Result<StreamBatchResponse, PeerError> {
+        let route = "upload/stream_batch";
+        let response = self
+            .http
+            .put(self.url(route))
+            .basic_auth(&self.connection.user, Some(&self.connection.password))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.decode(route, response).await
     }
 
     /// `search/file`; "nothing found" is an empty list.

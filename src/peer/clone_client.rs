@@ -5,9 +5,10 @@ use crate::protocol::checkin::{
     CheckinStatusRequest, CheckinStatusResponse, CheckinUpdateRequest, CheckinUpdateResponse,
 };
 use crate::protocol::clone::{
-    CloneBatchInitiationRequest, CloneBatchInitiationResponse, CloneCompleteRequest,
-    CloneCompleteResponse, CloneFailRequest, CloneFailResponse, CloneIds, CloneInitiationRequest,
-    CloneInitiationResponse, CloneStagedResponse,
+    CloneBatchCompleteRequest, CloneBatchCompleteResponse, CloneBatchInitiationRequest,
+    CloneBatchInitiationResponse, CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest,
+    CloneFailResponse, CloneIds, CloneInitiationRequest, CloneInitiationResponse,
+    CloneStagedResponse,
 };
 use crate::protocol::manifest::{StoreManifestRequest, StoreManifestResponse};
 
@@ -26,6 +27,14 @@ impl LibrarianClient {
         request: &CloneBatchInitiationRequest,
     ) -> Result<CloneBatchInitiationResponse, PeerError> {
         self.post("clone/batch_stage", request).await
+    }
+
+    /// `clone/batch_complete` (quire).
+    pub async fn clone_batch_complete(
+        &self,
+        request: &CloneBatchCompleteRequest,
+    ) -> Result<CloneBatchCompleteResponse, PeerError> {
+        self.post("clone/batch_complete", request).await
     }
 
     /// `clone/ongoing`.

@@ -167,3 +167,29 @@ pub struct CloneFailedResponse {
     pub source_transfer_id: i64,
     pub destination_transfer_id: i64,
 }
+
+/// Most completions in one `clone/batch_complete` request.
+pub const MAX_BATCH_COMPLETIONS: usize = 4096;
+
+/// `clone/batch_complete` request (quire): many `clone/complete`s from one
+/// destination, recorded in one transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchCompleteRequest {
+    pub completions: Vec<CloneCompleteRequest>,
+}
+
+/// `clone/batch_complete` answer: one result per completion, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchCompleteResponse {
+    pub results: Vec<CloneBatchCompleteItem>,
+}
+
+/// What became of one completion: `error` is the reason a single
+/// `clone/complete` would have been refused with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneBatchCompleteItem {
+    pub source_transfer_id: i64,
+    pub destination_transfer_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -195,3 +195,43 @@ pub fn batch_put_body(manifest: &UploadBatchPutManifest, contents: &[&[u8]]) -> 
     }
     body
 }
+
+/// The manifest at the head of a `upload/stream_batch` body (quire): the staged
+/// files whose whole bytes follow, in this order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamBatchManifest {
+    pub files: Vec<StreamBatchFile>,
+}
+
+/// One file of a batch stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamBatchFile {
+    pub transfer_id: u64,
+    pub size: u64,
+}
+
+/// `upload/stream_batch` answer (200): one entry per file, in manifest order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamBatchResponse {
+    pub files: Vec<StreamBatchItem>,
+}
+
+/// What became of one file of a batch stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamBatchItem {
+    pub transfer_id: u64,
+    /// Bytes staged and durable; the whole file unless `error` says otherwise.
+    pub staged_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchItemError>,
+}
+
+/// The body of a `upload/stream_batch` request, framed as `upload/batch_put`'s:
+/// the manifest's length (u64, little-endian), the manifest, then the bytes.
+pub fn stream_batch_head(manifest: &StreamBatchManifest) -> Vec<u8> {
+    let json = serde_json::to_vec(manifest).expect("a manifest always serializes");
+    let mut head = Vec::with_capacity(BATCH_PUT_PREFIX_BYTES + json.len());
+    head.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    head.extend_from_slice(&json);
+    head
+}

@@ -19,7 +19,7 @@ use crate::ingest::{CloneCommit, commit_staged_clones};
 use crate::model::{IncomingTransfer, TransferStatus};
 
 /// Most clones committed together (one durable sync, one transaction).
-const CHUNK_ITEMS: usize = 64;
+const CHUNK_ITEMS: usize = 512;
 /// Most bytes committed together, so that the soft timeout is checked often.
 const CHUNK_BYTES: u64 = 1 << 30;
 

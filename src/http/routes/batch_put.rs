@@ -34,7 +34,7 @@ pub async fn batch_put(
 ) -> ApiResult<Json<UploadBatchPutResponse>> {
     caller.require(AuthLevel::ReadAppend)?;
     let mut stream = body.into_data_stream();
-    let (manifest, rest) = read_manifest(&mut stream).await?;
+    let (manifest, rest): (UploadBatchPutManifest, _) = read_manifest(&mut stream).await?;
     if manifest.files.len() > MAX_BATCH_PUT_FILES {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -79,9 +79,9 @@ pub async fn batch_put(
 
 /// Reads the manifest at the head of the body; returns it and the bytes after it
 /// that arrived with it.
-async fn read_manifest(
+pub(super) async fn read_manifest<M: serde::de::DeserializeOwned>(
     stream: &mut BodyDataStream,
-) -> Result<(UploadBatchPutManifest, Bytes), ApiError> {
+) -> Result<(M, Bytes), ApiError> {
     let mut head = BytesMut::new();
     let mut wanted = BATCH_PUT_PREFIX_BYTES;
     let mut length = None;

@@ -26,10 +26,11 @@ use crate::model::AuthLevel;
 use crate::node::Node;
 use crate::protocol::QUIRE_NODE_HEADER;
 use crate::protocol::clone::{
-    ALREADY_EXISTS, CloneBatchFailedResponse, CloneBatchInitiationRequest,
-    CloneBatchInitiationResponse, CloneBatchStaged, CloneCompleteRequest, CloneCompleteResponse,
-    CloneFailRequest, CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
-    CloneInitiationResponse, CloneStagedResponse, DEFAULT_REMEDY,
+    ALREADY_EXISTS, CloneBatchCompleteItem, CloneBatchCompleteRequest, CloneBatchCompleteResponse,
+    CloneBatchFailedResponse, CloneBatchInitiationRequest, CloneBatchInitiationResponse,
+    CloneBatchStaged, CloneCompleteRequest, CloneCompleteResponse, CloneFailRequest,
+    CloneFailResponse, CloneFailedResponse, CloneIds, CloneInitiationRequest,
+    CloneInitiationResponse, CloneStagedResponse, DEFAULT_REMEDY, MAX_BATCH_COMPLETIONS,
 };
 use crate::protocol::upload::LOCAL_PROVIDER;
 
@@ -410,6 +411,68 @@ pub async fn complete(
         "clone completed"
     );
     Ok(Json(ids))
+}
+
+/// `clone/batch_complete` (CALLBACK, quire): many `clone/complete`s of one
+/// destination in one transaction, each answered on its own.
+pub async fn batch_complete(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Body(request): Body<CloneBatchCompleteRequest>,
+) -> Result<Json<CloneBatchCompleteResponse>, ApiError> {
+    caller.require(AuthLevel::Callback)?;
+    if request.completions.len() > MAX_BATCH_COMPLETIONS {
+        return Err(ApiError::bad_request(
+            format!(
+                "{} completions in one request; at most {MAX_BATCH_COMPLETIONS} are accepted",
+                request.completions.len()
+            ),
+            "Split the completions into smaller requests.",
+        ));
+    }
+    let valid: Vec<bool> = request
+        .completions
+        .iter()
+        .map(|c| STORE_IDS.contains(&c.store_id))
+        .collect();
+    let asked: Vec<(i64, i64, i64)> = request
+        .completions
+        .iter()
+        .zip(&valid)
+        .filter(|(_, ok)| **ok)
+        .map(|(c, _)| (c.source_transfer_id, c.destination_transfer_id, c.store_id))
+        .collect();
+    let mut outcomes = clones::complete_outgoing_batch(&node, requester(&caller), asked)
+        .await
+        .map_err(|e| ApiError::internal("cannot record the completions", e))?
+        .into_iter();
+    let mut completed = 0;
+    let results = request
+        .completions
+        .iter()
+        .zip(valid)
+        .map(|(c, ok)| {
+            let error = if ok {
+                match outcomes.next() {
+                    Some(Ok(_)) => {
+                        completed += 1;
+                        None
+                    }
+                    Some(Err(error)) => Some(error.to_string()),
+                    None => Some("not recorded".to_string()),
+                }
+            } else {
+                Some(format!("store_id {} is not a store id", c.store_id))
+            };
+            CloneBatchCompleteItem {
+                source_transfer_id: c.source_transfer_id,
+                destination_transfer_id: c.destination_transfer_id,
+                error,
+            }
+        })
+        .collect();
+    tracing::info!(completed, asked = request.completions.len(), by = ?caller.username, "clones completed");
+    Ok(Json(CloneBatchCompleteResponse { results }))
 }
 
 /// `clone/fail`: the sender gives up an incoming transfer.

@@ -7,19 +7,24 @@ use axum::Json;
 use axum::body::Body as RawBody;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::Body;
-use crate::ingest::{self, CommitInput, IngestError, StageInput, StagingLayout, StreamTarget};
+use crate::ingest::{
+    self, BatchStreamFile, CommitInput, IngestError, MAX_STREAM_BATCH_FILES, StageInput,
+    StagingLayout, StreamTarget,
+};
 use crate::model::{AuthLevel, DeletionPolicy};
 use crate::node::Node;
 use crate::protocol::upload::{
-    BatchItemError, LOCAL_PROVIDER, NETWORK_PROVIDER, StreamStatus, TransferProvider,
-    UploadBatchCommitItem, UploadBatchCommitRequest, UploadBatchCommitResponse,
-    UploadBatchStageItem, UploadBatchStageRequest, UploadBatchStageResponse,
-    UploadCompletionRequest, UploadInitiationRequest, UploadInitiationResponse,
+    BatchItemError, LOCAL_PROVIDER, NETWORK_PROVIDER, StreamBatchItem, StreamBatchManifest,
+    StreamBatchResponse, StreamStatus, TransferProvider, UploadBatchCommitItem,
+    UploadBatchCommitRequest, UploadBatchCommitResponse, UploadBatchStageItem,
+    UploadBatchStageRequest, UploadBatchStageResponse, UploadCompletionRequest,
+    UploadInitiationRequest, UploadInitiationResponse,
 };
 
 /// The providers offered for staged uploads. `local` sorts before `quire_http`,
@@ -278,4 +283,58 @@ pub async fn stream_upload(
         path: query.path.unwrap_or_default(),
         staged_bytes,
     }))
+}
+
+/// `PUT upload/stream_batch` (READAPPEND, quire): the whole bytes of many staged
+/// files, after a manifest (framed as `upload/batch_put`'s); made durable with
+/// one sync per store. One answer per file, in manifest order.
+pub async fn stream_batch(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    body: RawBody,
+) -> ApiResult<Json<StreamBatchResponse>> {
+    caller.require(AuthLevel::ReadAppend)?;
+    let mut stream = body.into_data_stream();
+    let (manifest, rest): (StreamBatchManifest, _) =
+        super::batch_put::read_manifest(&mut stream).await?;
+    if manifest.files.len() > MAX_STREAM_BATCH_FILES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the manifest lists {} files; a batch stream holds at most \
+                 {MAX_STREAM_BATCH_FILES}",
+                manifest.files.len()
+            ),
+            "Split the files into smaller batches.",
+        ));
+    }
+    let files: Vec<BatchStreamFile> = manifest
+        .files
+        .iter()
+        .map(|f| BatchStreamFile {
+            transfer_id: f.transfer_id,
+            size: f.size,
+        })
+        .collect();
+    let head = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)));
+    let outcomes =
+        ingest::receive_stream_batch(&node, &caller.username, files, head.chain(stream)).await?;
+    let files = manifest
+        .files
+        .into_iter()
+        .zip(outcomes)
+        .map(|(file, outcome)| match outcome {
+            Ok(staged_bytes) => StreamBatchItem {
+                transfer_id: file.transfer_id,
+                staged_bytes,
+                error: None,
+            },
+            Err(error) => StreamBatchItem {
+                transfer_id: file.transfer_id,
+                staged_bytes: 0,
+                error: Some(item_error(error)),
+            },
+        })
+        .collect();
+    Ok(Json(StreamBatchResponse { files }))
 }

@@ -33,8 +33,9 @@ use crate::protocol::upload::{LOCAL_PROVIDER, NETWORK_PROVIDER};
 use crate::tasks::TaskContext;
 use crate::tasks::outgoing_transfer_hypervisor::{Verdict, settle, verdict};
 
-/// Batches offered per run at most; the rest wait for the next run.
-const BATCHES_PER_RUN: usize = 16;
+/// Batches offered per run at most (a bound on the memory of one run); the rest
+/// wait for the next run.
+const BATCHES_PER_RUN: usize = 256;
 
 /// One file to offer, with the copy it is sent from.
 type Candidate = (File, Instance);
