@@ -60,8 +60,13 @@ impl Node {
         };
         let address = node.wait_for_address(started);
         println!(
-            "node: pid {}, http://{address}, data dir {}, ready in {:.2} s",
+            "node: pid {}, {}{address}, data dir {}, ready in {:.2} s",
             node.pid(),
+            if address.contains("://") {
+                ""
+            } else {
+                "http://"
+            },
             node.data_dir.display(),
             started.elapsed().as_secs_f64()
         );

@@ -24,10 +24,6 @@ pub type RawTasks = BTreeMap<String, Vec<Map<String, Value>>>;
 /// They tune task types quire does not run and are accepted for compatibility.
 const GLOBAL_KEYS: [&str; 1] = ["max_rsync_retries"];
 
-/// Task types of the Librarian that quire does not run yet (the corruption
-/// fixer). Named so the refusal can say so.
-const NOT_RUN_TYPES: [&str; 1] = ["corruption_fixer"];
-
 /// One configured task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
@@ -53,6 +49,7 @@ pub enum TaskKind {
     SendClone(SendClone),
     ConsumeQueue(ConsumeQueue),
     CheckConsumedQueue(CheckConsumedQueue),
+    CorruptionFixer(CorruptionFixer),
 }
 
 impl TaskKind {
@@ -71,6 +68,7 @@ impl TaskKind {
             TaskKind::SendClone(_) => "send_clone",
             TaskKind::ConsumeQueue(_) => "consume_queue",
             TaskKind::CheckConsumedQueue(_) => "check_consumed_queue",
+            TaskKind::CorruptionFixer(_) => "corruption_fixer",
         }
     }
 }
@@ -176,6 +174,12 @@ pub struct CheckConsumedQueue {
     #[serde(default = "default_complete_status")]
     pub complete_status: i64,
 }
+
+/// `corruption_fixer`: replace corrupt copies with new ones from the librarian
+/// each file came from. No settings of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionFixer {}
 
 fn default_send_batch_size() -> usize {
     128
@@ -356,18 +360,14 @@ fn parse_kind(type_name: &str, settings: Map<String, Value>) -> Result<TaskKind,
             }
             TaskKind::CheckConsumedQueue(settings)
         }
-        other if NOT_RUN_TYPES.contains(&other) => {
-            return Err(format!(
-                "quire does not run the task type `{other}` yet (a corrupt copy is replaced by \
-                 asking its source with corrupt/prepare and corrupt/resend); remove the entry"
-            ));
-        }
+        "corruption_fixer" => TaskKind::CorruptionFixer(settings_of(settings)?),
         other => {
             return Err(format!(
                 "unknown task type `{other}`; known types: check_integrity, create_local_clone, \
                  recieve_clone (or receive_clone), rolling_deletion, \
                  duplicate_remote_instance_hypervisor, outgoing_transfer_hypervisor, \
-                 incoming_transfer_hypervisor, send_clone, consume_queue, check_consumed_queue"
+                 incoming_transfer_hypervisor, send_clone, consume_queue, check_consumed_queue, \
+                 corruption_fixer"
             ));
         }
     })
@@ -490,14 +490,11 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("only 2 (STAGED)"), "{error}");
-        let error = parse_tasks(&raw(
+        let fixer = parse_tasks(&raw(
             r#"{"corruption_fixer": [{"task_name": "f", "every": 5}]}"#,
         ))
-        .unwrap_err();
-        assert!(
-            error.contains("does not run the task type `corruption_fixer`"),
-            "{error}"
-        );
+        .unwrap();
+        assert!(matches!(fixer[0].kind, TaskKind::CorruptionFixer(_)));
     }
 
     #[test]

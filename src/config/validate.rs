@@ -112,6 +112,7 @@ impl Config {
                 TaskKind::ReceiveClone(_)
                 | TaskKind::ConsumeQueue(_)
                 | TaskKind::CheckConsumedQueue(_)
+                | TaskKind::CorruptionFixer(_)
                 | TaskKind::DuplicateRemoteInstanceHypervisor(_)
                 | TaskKind::OutgoingTransferHypervisor(_)
                 | TaskKind::IncomingTransferHypervisor(_) => Vec::new(),

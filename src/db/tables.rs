@@ -80,3 +80,8 @@ pub const SEND_CONFLICTS: TableDefinition<(&str, &str), &str> =
 /// Peer librarian name -> most bytes per second sent to it (`--max-rate`); no
 /// entry: no cap.
 pub const PEER_MAX_RATES: TableDefinition<&str, u64> = TableDefinition::new("peer_max_rates");
+/// Corrupt-file record id -> (when the bad copy was given up, in microseconds; the
+/// incoming transfer bringing the new one, 0 until the source agreed to send it;
+/// the source librarian): repairs under way (`corruption_fixer`).
+pub const CORRUPT_REPAIRS: TableDefinition<u64, (i64, u64, &str)> =
+    TableDefinition::new("corrupt_repairs");

@@ -53,7 +53,14 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 (offered over TLS) sizes its receive windows to the connection's
+    // bandwidth-delay product: with the default 64 KiB windows a streamed upload
+    // waits for a window update every 64 KiB.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .max_frame_size(1 << 20);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();

@@ -68,6 +68,7 @@ impl LibrarianClient {
         let mut builder = reqwest::Client::builder()
             .default_headers(announce)
             .read_timeout(timeout)
+            .http2_adaptive_window(true)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64);
         if let Some(ca_file) = &connection.ca_file {

@@ -10,6 +10,10 @@ use crate::protocol::clone::{
     CloneFailResponse, CloneIds, CloneInitiationRequest, CloneInitiationResponse,
     CloneStagedResponse,
 };
+use crate::protocol::corrupt::{
+    CorruptionPreparationRequest, CorruptionPreparationResponse, CorruptionResendRequest,
+    CorruptionResendResponse,
+};
 use crate::protocol::manifest::{StoreManifestRequest, StoreManifestResponse};
 
 impl LibrarianClient {
@@ -35,6 +39,22 @@ impl LibrarianClient {
         request: &CloneBatchCompleteRequest,
     ) -> Result<CloneBatchCompleteResponse, PeerError> {
         self.post("clone/batch_complete", request).await
+    }
+
+    /// `corrupt/prepare`.
+    pub async fn corrupt_prepare(
+        &self,
+        request: &CorruptionPreparationRequest,
+    ) -> Result<CorruptionPreparationResponse, PeerError> {
+        self.post("corrupt/prepare", request).await
+    }
+
+    /// `corrupt/resend`.
+    pub async fn corrupt_resend(
+        &self,
+        request: &CorruptionResendRequest,
+    ) -> Result<CorruptionResendResponse, PeerError> {
+        self.post("corrupt/resend", request).await
     }
 
     /// `clone/ongoing`.

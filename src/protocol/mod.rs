@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod checkin;
 pub mod clone;
+pub mod corrupt;
 pub mod errors;
 pub mod librarians;
 pub mod manifest;

@@ -8,6 +8,7 @@ mod check_integrity;
 mod clone_callbacks;
 mod clone_targets;
 mod context;
+mod corruption_fixer;
 mod create_local_clone;
 mod downstream;
 mod duplicate_remote_instance_hypervisor;
@@ -23,6 +24,7 @@ mod store_watch;
 pub use crate::config::tasks::{TaskKind, TaskSpec};
 pub use context::{Interruption, TaskContext};
 pub use scheduler::{Tasks, UnknownTask, wait_for};
+pub use sending::resend::{ResendRefusal, prepare as prepare_resend, resend};
 
 /// Runs one task to completion (or to its soft timeout) on the calling blocking
 /// thread. Failures of single items are counted in the context; an `Err` means the
@@ -47,5 +49,6 @@ pub(crate) fn run_task(context: &TaskContext, kind: &TaskKind) -> anyhow::Result
         TaskKind::CheckConsumedQueue(settings) => {
             sending::check_consumed_queue::run(context, settings)
         }
+        TaskKind::CorruptionFixer(settings) => corruption_fixer::run(context, settings),
     }
 }

@@ -3,6 +3,7 @@
 //! a waterfall of three nodes.
 
 mod faults;
+mod repair;
 mod send_path;
 mod waterfall;
 

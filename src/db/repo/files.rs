@@ -54,6 +54,20 @@ pub fn insert_all(txn: &WriteTxn, new_files: &[File]) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Forgets a file's record and its index entries (its instances and remote
+/// instances are the caller's to remove, in the same transaction).
+pub fn remove(txn: &WriteTxn, file: &File) -> Result<(), DbError> {
+    let key = file.create_time.index_key();
+    let name = file.name.as_str();
+    txn.open_table(FILES)?.remove(name)?;
+    txn.open_table(FILES_BY_TIME)?.remove((key, name))?;
+    txn.open_table(FILES_BY_UPLOADER)?
+        .remove((file.uploader.as_str(), key, name))?;
+    txn.open_table(FILES_BY_SOURCE)?
+        .remove((file.source.as_str(), key, name))?;
+    Ok(())
+}
+
 /// Records new files, each with its first instance (whose id is assigned here).
 /// A name that is taken or that nests with a recorded file (see [`obstacles`]),
 /// or that is repeated or nested within `work`, is refused and nothing is written

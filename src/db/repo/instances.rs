@@ -6,8 +6,8 @@ use redb::ReadableTable;
 use super::{get, put};
 use crate::db::codec::{decode, encode};
 use crate::db::tables::{
-    CORRUPT_FILES, INSTANCES, INSTANCES_BY_FILE, INSTANCES_BY_STORE, REMOTE_INSTANCES,
-    REMOTE_INSTANCES_BY_FILE,
+    CORRUPT_FILES, CORRUPT_REPAIRS, INSTANCES, INSTANCES_BY_FILE, INSTANCES_BY_STORE,
+    REMOTE_INSTANCES, REMOTE_INSTANCES_BY_FILE,
 };
 use crate::db::{DbError, Reads, WriteTxn};
 use crate::model::{CorruptFile, DeletionPolicy, Instance, RemoteInstance, Timestamp};
@@ -234,5 +234,56 @@ pub fn put_corrupt(txn: &WriteTxn, record: &CorruptFile) -> Result<(), DbError> 
 /// Removes a corrupt-file record.
 pub fn delete_corrupt(txn: &WriteTxn, id: u64) -> Result<(), DbError> {
     txn.open_table(CORRUPT_FILES)?.remove(id)?;
+    Ok(())
+}
+
+/// Every corrupt-file record, in id order.
+pub fn all_corrupt(tx: &impl Reads) -> Result<Vec<CorruptFile>, DbError> {
+    super::all_by_id(tx, CORRUPT_FILES)
+}
+
+/// A repair under way (see `CORRUPT_REPAIRS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// When the bad copy was given up.
+    pub since: Timestamp,
+    /// The incoming transfer bringing the new copy; `None` until the source
+    /// agreed to send it.
+    pub transfer: Option<u64>,
+    /// The librarian asked for the new copy.
+    pub source: String,
+}
+
+/// The repair under way for a corrupt-file record.
+pub fn repair_of(tx: &impl Reads, corrupt_id: u64) -> Result<Option<Repair>, DbError> {
+    let Some(table) = tx.table(CORRUPT_REPAIRS)? else {
+        return Ok(None);
+    };
+    Ok(table.get(corrupt_id)?.map(|v| {
+        let (micros, transfer, source) = v.value();
+        Repair {
+            since: Timestamp::from_micros(micros),
+            transfer: (transfer != 0).then_some(transfer),
+            source: source.to_string(),
+        }
+    }))
+}
+
+/// Records (or updates) the repair of a corrupt-file record.
+pub fn put_repair(txn: &WriteTxn, corrupt_id: u64, repair: &Repair) -> Result<(), DbError> {
+    txn.open_table(CORRUPT_REPAIRS)?.insert(
+        corrupt_id,
+        (
+            repair.since.as_micros(),
+            repair.transfer.unwrap_or(0),
+            repair.source.as_str(),
+        ),
+    )?;
+    Ok(())
+}
+
+/// Forgets the repair of a corrupt-file record.
+pub fn delete_repair(txn: &WriteTxn, corrupt_id: u64) -> Result<(), DbError> {
+    txn.open_table(CORRUPT_REPAIRS)?.remove(corrupt_id)?;
     Ok(())
 }

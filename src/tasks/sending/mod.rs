@@ -12,6 +12,7 @@
 pub mod check_consumed_queue;
 pub mod consume_queue;
 mod disabled;
+pub mod resend;
 pub mod send_clone;
 
 use crate::db::DbError;

@@ -120,7 +120,7 @@ fn select(node: &Node, destination: &str, settings: &SendClone) -> Result<Vec<Ca
 }
 
 /// Creates the batch's transfers, stages them at the destination and queues them.
-fn send_batch(
+pub(super) fn send_batch(
     context: &TaskContext,
     client: &LibrarianClient,
     destination: &str,
@@ -266,13 +266,13 @@ fn create_transfers(
 /// copies), else `quire_http` when offered (a quire destination). `Err` says what
 /// was offered and why none fits.
 fn choose_provider(
-    node: &Node,
+    here: &[String],
     response: &CloneBatchInitiationResponse,
 ) -> Result<SendProvider, String> {
     let offered = &response.async_transfer_providers;
-    let here = node.config.advertised_hostnames();
     let local = offered.get(LOCAL_PROVIDER);
     let listed_here = local.is_some_and(|l| l.hostnames.iter().any(|h| here.contains(h)));
+    let here: Vec<&String> = here.iter().collect();
     let staging_writable = response
         .uploads
         .first()
@@ -346,7 +346,7 @@ fn queue(
         Vec::new(),
         "the destination's clone/batch_stage answer left the file out",
     )?;
-    let provider = match choose_provider(node, &response) {
+    let provider = match choose_provider(&node.config.advertised_hostnames(), &response) {
         Ok(provider) => provider,
         Err(reason) => {
             record_failed_batch(node, destination, &accepted, &staged, &reason)?;
@@ -542,4 +542,75 @@ fn already_there(
         &format!("the batch was refused ({reason}); the files are offered again next run"),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::protocol::clone::CloneBatchStaged;
+    use crate::protocol::upload::TransferProvider;
+
+    fn offer(providers: &[(&str, &[&str])], staging: &str) -> CloneBatchInitiationResponse {
+        CloneBatchInitiationResponse {
+            available_bytes_on_store: 1,
+            store_name: "main".into(),
+            uploads: vec![CloneBatchStaged {
+                staging_name: "s".into(),
+                staging_location: staging.into(),
+                upload_name: "f".into(),
+                destination_location: "f".into(),
+                source_transfer_id: 1,
+                destination_transfer_id: 2,
+            }],
+            async_transfer_providers: providers
+                .iter()
+                .map(|(name, hosts)| {
+                    let hostnames = hosts.iter().map(|h| h.to_string()).collect();
+                    (name.to_string(), TransferProvider { hostnames })
+                })
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn a_shared_filesystem_takes_local_and_a_quire_peer_elsewhere_quire_http() {
+        let here = vec!["site-a".to_string()];
+        let staging = std::env::temp_dir().join("f");
+        let staging = staging.to_str().unwrap();
+        let both = offer(&[("local", &["site-a"]), ("quire_http", &[])], staging);
+        assert_eq!(choose_provider(&here, &both), Ok(SendProvider::Local));
+        let elsewhere = offer(&[("local", &["site-b"]), ("quire_http", &[])], staging);
+        assert_eq!(
+            choose_provider(&here, &elsewhere),
+            Ok(SendProvider::QuireHttp)
+        );
+        let unreachable = offer(
+            &[("local", &["site-a"]), ("quire_http", &[])],
+            "/no/such/dir/f",
+        );
+        assert_eq!(
+            choose_provider(&here, &unreachable),
+            Ok(SendProvider::QuireHttp)
+        );
+    }
+
+    #[test]
+    fn no_provider_in_common_says_what_was_offered_and_what_to_do() {
+        let here = vec!["site-a".to_string()];
+        let other_host = offer(&[("local", &["site-b"])], "/tmp/f");
+        let reason = choose_provider(&here, &other_host).unwrap_err();
+        assert!(
+            reason.contains("site-b") && reason.contains("local_hostnames"),
+            "{reason}"
+        );
+        let foreign = offer(&[("rsync", &[]), ("globus", &[])], "/tmp/f");
+        let reason = choose_provider(&here, &foreign).unwrap_err();
+        assert!(
+            reason.contains("rsync") && reason.contains("globus"),
+            "{reason}"
+        );
+        assert!(reason.contains("quire_http"), "{reason}");
+    }
 }
