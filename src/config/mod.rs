@@ -88,6 +88,11 @@ pub struct Config {
     /// Host names advertised by the `local` transfer provider (clients on these hosts
     /// share the node's filesystem). Default: this machine's host name.
     pub local_hostnames: Option<Vec<String>>,
+    /// Directories under which the `local` provider may write a peer's staging
+    /// (a filesystem shared with it). Empty (the default): this node never writes
+    /// outside its stores and data directory, and sends over the network instead.
+    #[serde(default)]
+    pub local_send_roots: Vec<PathBuf>,
     /// File holding the key that seals peer librarians' credentials (generated on
     /// first start, mode 0600; keep a backup, never in the database's backup).
     /// Relative paths are taken from the data directory.
@@ -193,6 +198,7 @@ impl Default for Config {
             staging_expiry: Duration::from_secs(86_400),
             credential_cache_seconds: 300,
             local_hostnames: None,
+            local_send_roots: Vec::new(),
             peer_key_file: PathBuf::from("peer-secret.key"),
             stores: Vec::new(),
             tasks: RawTasks::new(),

@@ -60,8 +60,8 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(16 << 20)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
         .max_frame_size(1 << 20);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));

@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::IngestError;
 use crate::checksum::Digester;
-use crate::db::repo::transfers;
+use crate::db::repo::{librarians, transfers};
 use crate::fsroot::{Dir, Kind, Meta, Refusal};
 use crate::model::{Algorithm, IncomingTransfer, validate_file_name};
 use crate::node::{Node, StagedDigest};
@@ -62,9 +62,15 @@ pub(super) fn resolve(node: &Node, target: &StreamTarget) -> Result<Resolved, In
         .read(|tx| transfers::get_incoming(tx, id))?
         .ok_or(IngestError::TransferNotFound(id))?;
     // An upload is its caller's; a clone from a peer also belongs to the account
-    // that staged it (the peer's account here, recorded as its uploader).
-    let clone_of_caller =
-        transfer.source_transfer_id.is_some() && transfer.uploader == target.caller;
+    // that staged it (the peer's account here, recorded as its uploader), when
+    // that account is a known peer's.
+    let clone_of_caller = transfer.source != target.caller
+        && transfer.source_transfer_id.is_some()
+        && transfer.uploader == target.caller
+        && node
+            .db
+            .read(|tx| librarians::get_librarian(tx, &target.caller))?
+            .is_some();
     if transfer.source != target.caller && !clone_of_caller {
         return Err(IngestError::NotYourTransfer(id));
     }

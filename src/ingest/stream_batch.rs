@@ -25,6 +25,8 @@ use crate::store::durable::sync_filesystem_of;
 
 /// Most files in one batch stream.
 pub const MAX_STREAM_BATCH_FILES: usize = 4096;
+/// Largest file in a batch stream: larger files are streamed on their own.
+pub const MAX_STREAM_BATCH_FILE_BYTES: u64 = 64 << 20;
 
 /// One file of a batch stream: its transfer and its whole size.
 #[derive(Debug, Clone)]
@@ -47,9 +49,23 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let mut seen = std::collections::HashSet::new();
     let targets: Vec<(BatchStreamFile, Result<Resolved, IngestError>)> = files
         .into_iter()
         .map(|file| {
+            if !seen.insert(file.transfer_id) || file.size > MAX_STREAM_BATCH_FILE_BYTES {
+                let detail = if file.size > MAX_STREAM_BATCH_FILE_BYTES {
+                    format!(
+                        "{} bytes; a batch stream takes files of at most \
+                         {MAX_STREAM_BATCH_FILE_BYTES} (stream larger ones on their own)",
+                        file.size
+                    )
+                } else {
+                    "listed twice in one batch stream".to_string()
+                };
+                let id = file.transfer_id;
+                return (file, Err(IngestError::WrongTransferDetails { id, detail }));
+            }
             let target = StreamTarget {
                 caller: caller.to_string(),
                 transfer_id: file.transfer_id,
@@ -108,6 +124,15 @@ struct Open {
     claim: Claim,
 }
 
+/// A file whose bytes are written (and whose descriptor is closed), waiting for
+/// the batch's sync.
+struct Written {
+    resolved: Resolved,
+    meta: Meta,
+    digester: Digester,
+    claim: Claim,
+}
+
 /// The blocking side: each file's bytes in turn, then one sync per store.
 fn write_all(
     node: &Node,
@@ -115,10 +140,10 @@ fn write_all(
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Vec<BatchStreamOutcome> {
     let mut pending: Bytes = Bytes::new();
-    let mut written: Vec<Result<Open, IngestError>> = Vec::with_capacity(targets.len());
+    let mut written: Vec<Result<Written, IngestError>> = Vec::with_capacity(targets.len());
     let mut ended = false;
     for (file, resolved) in targets {
-        let mut open = resolved.and_then(open_file);
+        let mut open = resolved.and_then(|r| open_file(node, r));
         let mut left = file.size;
         while left > 0 {
             if pending.is_empty() {
@@ -152,7 +177,7 @@ fn write_all(
                 received: file.size - left,
             }));
         }
-        written.push(open);
+        written.push(open.and_then(close));
     }
     // One sync per store's staging makes every file written above durable.
     let mut synced: HashMap<u64, Result<(), String>> = HashMap::new();
@@ -180,13 +205,28 @@ fn write_all(
         .collect()
 }
 
-fn open_file(resolved: Resolved) -> Result<Open, IngestError> {
+/// Closes a written file, keeping what its commit needs to know of it.
+fn close(open: Open) -> Result<Written, IngestError> {
+    let meta =
+        Meta::of(&open.file).map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+    Ok(Written {
+        resolved: open.resolved,
+        meta,
+        digester: open.digester,
+        claim: open.claim,
+    })
+}
+
+fn open_file(node: &Node, resolved: Resolved) -> Result<Open, IngestError> {
     let staging = resolved
         .store
         .staging_root()
         .map_err(|e| IngestError::io("cannot open the staging area", e))?;
     let claim = Claim::take(&resolved.file);
-    let file = claim.while_owner(|| open_at(&staging, &resolved.relative, 0))?;
+    let file = claim.while_owner(|| {
+        node.staged_digests.forget(resolved.transfer.id);
+        open_at(&staging, &resolved.relative, 0)
+    })?;
     let mut algorithms = vec![resolved.transfer.transfer_checksum.algorithm];
     algorithms.extend(resolved.transfer.record_algorithm);
     let digester = Digester::new(&algorithms, Some(resolved.transfer.transfer_size));
@@ -199,14 +239,13 @@ fn open_file(resolved: Resolved) -> Result<Open, IngestError> {
 }
 
 /// Remembers a whole file's digests for its commit; returns its staged length.
-fn finish(node: &Node, open: Open) -> BatchStreamOutcome {
-    let Open {
+fn finish(node: &Node, written: Written) -> BatchStreamOutcome {
+    let Written {
         resolved,
-        file,
+        meta,
         digester,
         claim,
-    } = open;
-    let meta = Meta::of(&file).map_err(|e| IngestError::io("cannot inspect the staged file", e))?;
+    } = written;
     if digester.size() == resolved.transfer.transfer_size {
         let digest = StagedDigest::capture(&meta, digester.finish());
         claim.while_owner(|| {

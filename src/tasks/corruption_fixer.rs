@@ -65,14 +65,37 @@ fn start(context: &TaskContext, record: &CorruptFile) -> anyhow::Result<()> {
         })?;
         return Ok(());
     };
-    if let Some(instance) = copies.iter().find(|i| i.id == record.instance_id) {
-        let outcome = integrity::verify_instance(&node.stores, &file, instance, Duration::ZERO);
-        integrity::record_outcome(&node.db, &file, &outcome, context.task_name())?;
-        if outcome.matches {
-            tracing::info!(file = %name, "the copy found corrupt matches its record again");
-            context.item_done();
-            return Ok(());
-        }
+    let Some(instance) = copies.iter().find(|i| i.id == record.instance_id) else {
+        // The corrupt copy itself was removed (by an operator): nothing to repair,
+        // and the other copies are not touched.
+        let id = record.id;
+        node.db.write_blocking(move |txn| {
+            instances::delete_corrupt(txn, id)?;
+            Ok(Ok::<_, DbError>(()))
+        })?;
+        tracing::info!(file = %name, "the corrupt copy is gone; its record is cleared");
+        context.item_done();
+        return Ok(());
+    };
+    if !node.stores.is_here(instance.store_id) {
+        tracing::info!(file = %name, "the corrupt copy's store is away; the repair waits");
+        return Ok(());
+    }
+    let outcome = integrity::verify_instance(&node.stores, &file, instance, Duration::ZERO);
+    if outcome.current.is_none() && !is_missing(node, instance) {
+        // Unreadable for another reason (I/O error, permissions): not proof of
+        // corruption; asked again on the next run.
+        context.item_failed(format!(
+            "cannot read the copy of {name} found corrupt: {}",
+            outcome.problem.clone().unwrap_or_default()
+        ));
+        return Ok(());
+    }
+    integrity::record_outcome(&node.db, &file, &outcome, context.task_name())?;
+    if outcome.matches {
+        tracing::info!(file = %name, "the copy found corrupt matches its record again");
+        context.item_done();
+        return Ok(());
     }
     if copies.len() > 1 {
         context.item_failed(format!(
@@ -108,6 +131,36 @@ fn start(context: &TaskContext, record: &CorruptFile) -> anyhow::Result<()> {
     };
     forget_copy(context, record, &file, copies, &repair)?;
     ask_resend(context, record, repair)
+}
+
+/// Whether `instance`'s bytes are simply gone from its store (a lost copy, to be
+/// replaced like a corrupt one).
+fn is_missing(node: &crate::node::Node, instance: &Instance) -> bool {
+    let Some(store) = node.stores.by_id(instance.store_id) else {
+        return false;
+    };
+    let Some(relative) = store.relative_path(Path::new(&instance.path)) else {
+        return false;
+    };
+    matches!(
+        store.root_dir().and_then(|root| root.try_stat(relative)),
+        Ok(None)
+    )
+}
+
+/// Removes bytes left at `<store root>/<name>` in every store by a repair whose
+/// removal failed or was cut short: the name has no record, so they are nobody's,
+/// and the new copy could not be stored over them.
+fn remove_leftovers(node: &crate::node::Node, name: &str) {
+    for store in node.stores.all() {
+        let removed = store
+            .root_dir()
+            .and_then(|root| crate::store::durable::remove_in(&root, Path::new(name)));
+        if let Err(error) = removed {
+            tracing::warn!(store = %store.name, file = %name, %error,
+                "cannot remove what is left of a corrupt copy");
+        }
+    }
 }
 
 /// The client of the librarian `source`, or `None` (said why) when it is not a
@@ -194,6 +247,22 @@ fn repair_source(node: &crate::node::Node, id: u64) -> String {
 fn ask_resend(context: &TaskContext, record: &CorruptFile, repair: Repair) -> anyhow::Result<()> {
     let node = context.node();
     let name = record.file_name.as_str();
+    if node.db.read(|tx| files::get_file(tx, name))?.is_some() {
+        // The name was taken again meanwhile (an upload): that file is not ours
+        // to replace; the repair ends.
+        let id = record.id;
+        node.db.write_blocking(move |txn| {
+            instances::delete_corrupt(txn, id)?;
+            instances::delete_repair(txn, id)?;
+            Ok(Ok::<_, DbError>(()))
+        })?;
+        context.item_failed(format!(
+            "{name} was recorded again while its corrupt copy was being replaced; the \
+             repair ends, validate the new record"
+        ));
+        return Ok(());
+    }
+    remove_leftovers(node, name);
     let Some(client) = client_of(context, &repair.source, name)? else {
         return Ok(());
     };

@@ -105,9 +105,10 @@ mod tests {
 
     #[test]
     fn chunks_are_bounded_by_count_and_by_bytes() {
-        let many: Vec<_> = (0..130).map(|id| staged(id, 1)).collect();
+        let count = 2 * CHUNK_ITEMS as u64 + 2;
+        let many: Vec<_> = (0..count).map(|id| staged(id, 1)).collect();
         let sizes: Vec<usize> = chunks(many).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![64, 64, 2]);
+        assert_eq!(sizes, vec![CHUNK_ITEMS, CHUNK_ITEMS, 2]);
         let big: Vec<_> = (0..3).map(|id| staged(id, CHUNK_BYTES)).collect();
         assert_eq!(
             chunks(big).len(),

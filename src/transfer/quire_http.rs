@@ -125,13 +125,23 @@ async fn send_group(
                 outcomes.extend(
                     manifest
                         .iter()
-                        .map(|(index, _)| (*index, FileOutcome::Refused(reason.clone()))),
+                        .map(|(index, _, _)| (*index, FileOutcome::Refused(reason.clone()))),
                 );
                 return Ok(outcomes);
             }
         }
     };
-    for ((index, size), item) in manifest.iter().zip(answer.files) {
+    let mut answers: std::collections::HashMap<u64, _> = answer
+        .files
+        .into_iter()
+        .map(|item| (item.transfer_id, item))
+        .collect();
+    for (index, transfer_id, size) in &manifest {
+        let Some(item) = answers.remove(transfer_id) else {
+            return Err(Unreachable(format!(
+                "the destination's answer left out transfer {transfer_id}"
+            )));
+        };
         let outcome = match item.error {
             None if item.staged_bytes == *size => FileOutcome::Moved { sent: *size },
             None => {
@@ -153,11 +163,13 @@ async fn send_group(
     Ok(outcomes)
 }
 
-/// The request body of a group (manifest, then bytes), each file's (index, size)
-/// in it, and the outcomes of files left out (their bytes differ from their
-/// record, or cannot be read).
-#[allow(clippy::type_complexity)]
-fn read_group(group: Vec<Outbound>) -> (Vec<u8>, Vec<(usize, u64)>, Vec<(usize, FileOutcome)>) {
+/// A file of a group request: its index in the batch, its transfer there, its size.
+type Listed = (usize, u64, u64);
+
+/// The request body of a group (manifest, then bytes), the files in it, and the
+/// outcomes of files left out (their bytes differ from their record, or cannot be
+/// read).
+fn read_group(group: Vec<Outbound>) -> (Vec<u8>, Vec<Listed>, Vec<(usize, FileOutcome)>) {
     let mut contents = Vec::new();
     let mut listed = Vec::new();
     let mut outcomes = Vec::new();
@@ -183,8 +195,8 @@ fn read_group(group: Vec<Outbound>) -> (Vec<u8>, Vec<(usize, u64)>, Vec<(usize, 
             .collect(),
     };
     let mut body = stream_batch_head(&manifest);
-    for (index, _, bytes) in listed {
-        contents.push((index, bytes.len() as u64));
+    for (index, id, bytes) in listed {
+        contents.push((index, id, bytes.len() as u64));
         body.extend_from_slice(&bytes);
     }
     (body, contents, outcomes)

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::{enabled_peer, fail_transfers, pending, save};
+use super::{drop_if_peer_removed, enabled_peer, fail_transfers, pending, save};
 use crate::config::tasks::CheckConsumedQueue;
 use crate::db::DbError;
 use crate::db::repo::{send_queue, transfers};
@@ -29,6 +29,9 @@ pub fn run(context: &TaskContext, _settings: &CheckConsumedQueue) -> anyhow::Res
     for item in moved {
         if !context.keep_going() {
             break;
+        }
+        if drop_if_peer_removed(context, &item)? {
+            continue;
         }
         let Some(peer) = enabled_peer(context, &item.destination)? else {
             continue;

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use super::{backoff_micros, enabled_peer, fail_transfers, give_up, pending, save};
+use super::{
+    backoff_micros, drop_if_peer_removed, enabled_peer, fail_transfers, give_up, pending, save,
+};
 use crate::config::tasks::ConsumeQueue;
 use crate::db::DbError;
 use crate::db::repo::{files, send_queue, transfers};
@@ -23,7 +25,19 @@ use crate::transfer::{self, FileOutcome, Outbound, SourceCopy};
 pub fn run(context: &TaskContext, _settings: &ConsumeQueue) -> anyhow::Result<()> {
     let node = context.node();
     let live = node.db.read(send_queue::live_items)?;
-    let mut in_flight = live.iter().filter(|i| i.state == SendState::Moved).count();
+    // Batches moved to a peer that cannot hear of them now (disabled, removed)
+    // hold no slot: they would stop every other peer's.
+    let enabled: std::collections::HashSet<String> = node
+        .db
+        .read(crate::db::repo::librarians::all_librarians)?
+        .into_iter()
+        .filter(|p| p.transfers_enabled)
+        .map(|p| p.name)
+        .collect();
+    let mut in_flight = live
+        .iter()
+        .filter(|i| i.state == SendState::Moved && enabled.contains(&i.destination))
+        .count();
     let now = Timestamp::now();
     let mut ready: Vec<SendQueueItem> = live
         .into_iter()
@@ -40,6 +54,9 @@ pub fn run(context: &TaskContext, _settings: &ConsumeQueue) -> anyhow::Result<()
                 "as many batches in flight as allowed; the rest wait"
             );
             break;
+        }
+        if drop_if_peer_removed(context, &item)? {
+            continue;
         }
         let Some(peer) = enabled_peer(context, &item.destination)? else {
             continue;
@@ -67,7 +84,10 @@ fn consume(
     let node = context.node();
     let outbound = open_sources(context, client, &mut item)?;
     let attempt = match item.provider {
-        SendProvider::Local => Ok(transfer::local::send(outbound)),
+        SendProvider::Local => Ok(transfer::local::send(
+            outbound,
+            &transfer::local::Bounds::of(node),
+        )),
         SendProvider::QuireHttp => {
             let pace = transfer::pace::for_peer(node, &item.destination);
             context.block_on(transfer::quire_http::send(client, pace, outbound))

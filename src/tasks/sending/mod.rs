@@ -101,6 +101,33 @@ fn fail_transfers(
     Ok(())
 }
 
+/// Gives up a live batch whose destination is no longer a known peer (it was
+/// removed): its transfers fail here; nobody is told. Returns whether it did.
+fn drop_if_peer_removed(context: &TaskContext, item: &SendQueueItem) -> Result<bool, DbError> {
+    let node = context.node();
+    if node
+        .db
+        .read(|tx| librarians::get_librarian(tx, &item.destination))?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let mut item = item.clone();
+    let outgoing = pending(&item).map(|i| i.outgoing_id).collect();
+    let reason = format!("{} is no longer a known peer", item.destination);
+    give_up(&mut item, reason.clone());
+    save(node, &item)?;
+    fail_transfers(
+        context,
+        None,
+        &item.destination,
+        outgoing,
+        Vec::new(),
+        &reason,
+    )?;
+    Ok(true)
+}
+
 /// Stores a batch as it now is.
 fn save(node: &Node, item: &SendQueueItem) -> Result<(), DbError> {
     let item = item.clone();

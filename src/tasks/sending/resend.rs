@@ -3,7 +3,8 @@
 //! which sent it, for a new one.
 //!
 //! Both check the same things, in the reference's order: the caller is the
-//! librarian it names (its account is named after it) and a known peer; this node
+//! librarian it names (its account is named after it) and a known peer, and this
+//! node sent it the file (a remote instance there or a transfer to it); this node
 //! holds an available copy, which is hashed afresh now and must match (a copy
 //! found corrupt here too is recorded so, and refused); and this node can send to
 //! it (the queue tasks are configured, transfers to it are enabled, and it accepts
@@ -127,6 +128,19 @@ fn check(
     let Some(file) = file else {
         return Err(ResendRefusal::NoCopy);
     };
+    // Only a file this node sent to the caller (a copy recorded there, or a
+    // transfer to it) is sent again: a peer cannot pull any file it likes.
+    let sent_there = node.db.read(|tx| {
+        Ok(instances::remotes_of_file(tx, file_name)?
+            .iter()
+            .any(|r| r.librarian_name == peer.name)
+            || transfers::all_outgoing(tx)?
+                .iter()
+                .any(|t| t.destination == peer.name && t.file_name == file_name))
+    })?;
+    if !sent_there {
+        return Err(ResendRefusal::NotTheLibrarian);
+    }
     let Some(instance) = copies
         .into_iter()
         .find(|i| i.available && node.stores.is_here(i.store_id))

@@ -32,6 +32,7 @@ use crate::protocol::clone::{
 use crate::protocol::upload::{LOCAL_PROVIDER, NETWORK_PROVIDER};
 use crate::tasks::TaskContext;
 use crate::tasks::outgoing_transfer_hypervisor::{Verdict, settle, verdict};
+use crate::transfer::local::Bounds;
 
 /// Batches offered per run at most (a bound on the memory of one run); the rest
 /// wait for the next run.
@@ -131,17 +132,23 @@ pub(super) fn send_batch(
     if created.is_empty() {
         return Ok(());
     }
-    let uploaders: Vec<String> = batch.iter().map(|(f, _)| f.uploader.clone()).collect();
+    // Some files of the batch may have got a live transfer meanwhile and were
+    // left out: each transfer takes its own file's uploader.
+    let uploaders: std::collections::HashMap<&str, &str> = batch
+        .iter()
+        .map(|(f, _)| (f.name.as_str(), f.uploader.as_str()))
+        .collect();
     let request = CloneBatchInitiationRequest {
         uploads: created
             .iter()
-            .zip(uploaders)
-            .map(|(transfer, uploader)| CloneBatchItem {
+            .map(|transfer| CloneBatchItem {
                 upload_size: transfer.transfer_size as i64,
                 upload_checksum: transfer.transfer_checksum.to_string(),
                 upload_name: base_name(&transfer.file_name),
                 destination_location: transfer.file_name.clone(),
-                uploader,
+                uploader: uploaders
+                    .get(transfer.file_name.as_str())
+                    .map_or_else(String::new, |u| u.to_string()),
                 source_transfer_id: transfer.id as i64,
             })
             .collect(),
@@ -267,9 +274,14 @@ fn create_transfers(
 /// was offered and why none fits.
 fn choose_provider(
     here: &[String],
+    bounds: &Bounds,
     response: &CloneBatchInitiationResponse,
 ) -> Result<SendProvider, String> {
     let offered = &response.async_transfer_providers;
+    let permitted = response
+        .uploads
+        .iter()
+        .try_for_each(|u| bounds.permit(Path::new(&u.staging_location)));
     let local = offered.get(LOCAL_PROVIDER);
     let listed_here = local.is_some_and(|l| l.hostnames.iter().any(|h| here.contains(h)));
     let here: Vec<&String> = here.iter().collect();
@@ -284,13 +296,16 @@ fn choose_provider(
         .is_some_and(|dir| {
             dir.is_dir() && rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok()
         });
-    if listed_here && staging_writable {
+    if listed_here && staging_writable && permitted.is_ok() {
         return Ok(SendProvider::Local);
     }
     if offered.contains_key(NETWORK_PROVIDER) {
         return Ok(SendProvider::QuireHttp);
     }
     if let Some(local) = local {
+        if let (true, Err(reason)) = (listed_here, &permitted) {
+            return Err(reason.clone());
+        }
         return Err(if listed_here {
             format!(
                 "the destination offers the local provider, but its staging directory {} is \
@@ -346,7 +361,8 @@ fn queue(
         Vec::new(),
         "the destination's clone/batch_stage answer left the file out",
     )?;
-    let provider = match choose_provider(&node.config.advertised_hostnames(), &response) {
+    let here = node.config.advertised_hostnames();
+    let provider = match choose_provider(&here, &Bounds::of(node), &response) {
         Ok(provider) => provider,
         Err(reason) => {
             record_failed_batch(node, destination, &accepted, &staged, &reason)?;
@@ -574,16 +590,26 @@ mod tests {
         }
     }
 
+    fn bounds() -> Bounds {
+        Bounds {
+            allowed: vec![std::env::temp_dir()],
+            own: Vec::new(),
+        }
+    }
+
     #[test]
     fn a_shared_filesystem_takes_local_and_a_quire_peer_elsewhere_quire_http() {
         let here = vec!["site-a".to_string()];
         let staging = std::env::temp_dir().join("f");
         let staging = staging.to_str().unwrap();
         let both = offer(&[("local", &["site-a"]), ("quire_http", &[])], staging);
-        assert_eq!(choose_provider(&here, &both), Ok(SendProvider::Local));
+        assert_eq!(
+            choose_provider(&here, &bounds(), &both),
+            Ok(SendProvider::Local)
+        );
         let elsewhere = offer(&[("local", &["site-b"]), ("quire_http", &[])], staging);
         assert_eq!(
-            choose_provider(&here, &elsewhere),
+            choose_provider(&here, &bounds(), &elsewhere),
             Ok(SendProvider::QuireHttp)
         );
         let unreachable = offer(
@@ -591,7 +617,7 @@ mod tests {
             "/no/such/dir/f",
         );
         assert_eq!(
-            choose_provider(&here, &unreachable),
+            choose_provider(&here, &bounds(), &unreachable),
             Ok(SendProvider::QuireHttp)
         );
     }
@@ -600,13 +626,13 @@ mod tests {
     fn no_provider_in_common_says_what_was_offered_and_what_to_do() {
         let here = vec!["site-a".to_string()];
         let other_host = offer(&[("local", &["site-b"])], "/tmp/f");
-        let reason = choose_provider(&here, &other_host).unwrap_err();
+        let reason = choose_provider(&here, &bounds(), &other_host).unwrap_err();
         assert!(
             reason.contains("site-b") && reason.contains("local_hostnames"),
             "{reason}"
         );
         let foreign = offer(&[("rsync", &[]), ("globus", &[])], "/tmp/f");
-        let reason = choose_provider(&here, &foreign).unwrap_err();
+        let reason = choose_provider(&here, &bounds(), &foreign).unwrap_err();
         assert!(
             reason.contains("rsync") && reason.contains("globus"),
             "{reason}"

@@ -39,7 +39,12 @@ fn files_uploaded_at_a_reach_b_and_a_records_b_s_copies() {
 
 #[test]
 fn hosts_that_share_a_filesystem_clone_with_the_local_provider() {
-    let a = super::site_on("site-a", "shared-host", &sender_tasks("site-b", ""));
+    // A may write into B's staging anywhere on the filesystem they share.
+    let a = super::site_on(
+        "site-a",
+        "shared-host",
+        &format!("local_send_roots = [\"/\"]\n{}", sender_tasks("site-b", "")),
+    );
     let b = super::site_on("site-b", "shared-host", "");
     connect(&a, "site-a", &b, "site-b");
     let files = upload_files(&a, "local", 3, 50_000);
