@@ -69,15 +69,26 @@ pub struct SourceCopy {
 }
 
 /// Opens the source copy of `file_name` for sending: an available instance on a
-/// store of this node, reached symlink-free from the store's root. Directories are
+/// store of this node without a corrupt-file record, reached symlink-free from
+/// the store's root. Directories are
 /// not sent (yet): the reason says so.
 pub fn open_source(node: &Node, file_name: &str) -> Result<SourceCopy, String> {
-    let candidates = node
+    let (candidates, corrupt) = node
         .db
-        .read(|tx| instances::of_file(tx, file_name))
+        .read(|tx| {
+            let corrupt: std::collections::HashSet<u64> = instances::all_corrupt(tx)?
+                .into_iter()
+                .map(|c| c.instance_id)
+                .collect();
+            Ok((instances::of_file(tx, file_name)?, corrupt))
+        })
         .map_err(|e| format!("cannot read the copies of {file_name}: {e}"))?;
     let mut last_problem = format!("{file_name} has no available copy on this node");
-    for instance in candidates.into_iter().filter(|i| i.available) {
+    // A copy found corrupt is never sent while another may be.
+    for instance in candidates
+        .into_iter()
+        .filter(|i| i.available && !corrupt.contains(&i.id))
+    {
         let Some(store) = node.stores.by_id(instance.store_id) else {
             continue;
         };
