@@ -49,6 +49,29 @@ fn refusal(error: ResendRefusal) -> ApiError {
     }
 }
 
+/// One of `tasks`' corrupt/* steps: (node, runtime, caller, librarian named,
+/// file) -> its answer.
+type Step<T> = fn(&Arc<Node>, tokio::runtime::Handle, &str, &str, &str) -> Result<T, ResendRefusal>;
+
+/// Runs one of `tasks`' corrupt/* steps (blocking: it may call the caller back)
+/// for the caller's request.
+async fn on_blocking_thread<T: Send + 'static>(
+    node: Arc<Node>,
+    caller: &Caller,
+    librarian_name: String,
+    file_name: String,
+    step: Step<T>,
+) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
+    let username = caller.username.clone();
+    tokio::task::spawn_blocking(move || {
+        step(&node, runtime, &username, &librarian_name, &file_name)
+    })
+    .await
+    .map_err(|e| ApiError::internal("the request's work stopped", e))?
+    .map_err(refusal)
+}
+
 /// `corrupt/prepare`: `{ready: true}` when a new copy can be sent.
 pub async fn prepare(
     State(node): State<Arc<Node>>,
@@ -56,20 +79,8 @@ pub async fn prepare(
     Body(request): Body<CorruptionPreparationRequest>,
 ) -> Result<Json<CorruptionPreparationResponse>, ApiError> {
     caller.require(AuthLevel::Callback)?;
-    let runtime = tokio::runtime::Handle::current();
-    let username = caller.username.clone();
-    tokio::task::spawn_blocking(move || {
-        tasks::prepare_resend(
-            &node,
-            runtime,
-            &username,
-            &request.librarian_name,
-            &request.file_name,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal("the check stopped", e))?
-    .map_err(refusal)?;
+    let (librarian, file) = (request.librarian_name, request.file_name);
+    on_blocking_thread(node, &caller, librarian, file, tasks::prepare_resend).await?;
     Ok(Json(CorruptionPreparationResponse { ready: true }))
 }
 
@@ -80,21 +91,15 @@ pub async fn resend(
     Body(request): Body<CorruptionResendRequest>,
 ) -> Result<(StatusCode, Json<CorruptionResendResponse>), ApiError> {
     caller.require(AuthLevel::Callback)?;
-    let runtime = tokio::runtime::Handle::current();
-    let username = caller.username.clone();
     let file = request.file_name.clone();
-    let transfer = tokio::task::spawn_blocking(move || {
-        tasks::resend(
-            &node,
-            runtime,
-            &username,
-            &request.librarian_name,
-            &request.file_name,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal("the resend stopped", e))?
-    .map_err(refusal)?;
+    let transfer = on_blocking_thread(
+        node,
+        &caller,
+        request.librarian_name,
+        file.clone(),
+        tasks::resend,
+    )
+    .await?;
     tracing::info!(%file, by = %caller.username, destination_transfer = transfer, "corrupt copy resent");
     Ok((
         StatusCode::CREATED,

@@ -7,13 +7,12 @@
 
 use std::collections::HashSet;
 
-use super::{drop_if_peer_removed, enabled_peer, fail_transfers, pending, save};
+use super::{client_for_batch, fail_transfers, pending, save};
 use crate::config::tasks::CheckConsumedQueue;
 use crate::db::DbError;
 use crate::db::repo::{send_queue, transfers};
 use crate::model::{SendQueueItem, SendState, Timestamp, TransferStatus};
 use crate::peer::LibrarianClient;
-use crate::peer::registry::client_for_peer;
 use crate::protocol::checkin::{CheckinStatusRequest, CheckinUpdateRequest};
 use crate::tasks::TaskContext;
 
@@ -30,18 +29,8 @@ pub fn run(context: &TaskContext, _settings: &CheckConsumedQueue) -> anyhow::Res
         if !context.keep_going() {
             break;
         }
-        if drop_if_peer_removed(context, &item)? {
+        let Some(client) = client_for_batch(context, &item)? else {
             continue;
-        }
-        let Some(peer) = enabled_peer(context, &item.destination)? else {
-            continue;
-        };
-        let client = match client_for_peer(node, &peer) {
-            Ok(client) => client,
-            Err(error) => {
-                context.item_failed(format!("cannot reach {}: {error}", item.destination));
-                continue;
-            }
         };
         report_staged(context, &client, item)?;
     }

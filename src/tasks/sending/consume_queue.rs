@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use super::{
-    backoff_micros, drop_if_peer_removed, enabled_peer, fail_transfers, give_up, pending, save,
-};
+use super::{backoff_micros, client_for_batch, fail_transfers, give_up, pending, save};
 use crate::config::tasks::ConsumeQueue;
 use crate::db::DbError;
 use crate::db::repo::{files, send_queue, transfers};
@@ -17,7 +15,6 @@ use crate::integrity;
 use crate::model::{SendProvider, SendQueueItem, SendState, Timestamp};
 use crate::node::Node;
 use crate::peer::LibrarianClient;
-use crate::peer::registry::client_for_peer;
 use crate::tasks::TaskContext;
 use crate::transfer::{self, FileOutcome, Outbound, SourceCopy};
 
@@ -55,18 +52,8 @@ pub fn run(context: &TaskContext, _settings: &ConsumeQueue) -> anyhow::Result<()
             );
             break;
         }
-        if drop_if_peer_removed(context, &item)? {
+        let Some(client) = client_for_batch(context, &item)? else {
             continue;
-        }
-        let Some(peer) = enabled_peer(context, &item.destination)? else {
-            continue;
-        };
-        let client = match client_for_peer(node, &peer) {
-            Ok(client) => client,
-            Err(error) => {
-                context.item_failed(format!("cannot send to {}: {error}", item.destination));
-                continue;
-            }
         };
         if consume(context, &client, item)? {
             in_flight += 1;

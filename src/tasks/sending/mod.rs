@@ -22,6 +22,7 @@ use crate::model::{
 };
 use crate::node::Node;
 use crate::peer::LibrarianClient;
+use crate::peer::registry::client_for_peer;
 use crate::protocol::checkin::CheckinUpdateRequest;
 
 use super::TaskContext;
@@ -99,6 +100,29 @@ fn fail_transfers(
         }
     }
     Ok(())
+}
+
+/// The client for a live batch's destination, when the batch may go on now:
+/// `None` when the peer's transfers are disabled, when this node cannot build a
+/// client for it (said in the run's report), or when the peer was removed (then
+/// the batch is given up).
+fn client_for_batch(
+    context: &TaskContext,
+    item: &SendQueueItem,
+) -> Result<Option<LibrarianClient>, DbError> {
+    if drop_if_peer_removed(context, item)? {
+        return Ok(None);
+    }
+    let Some(peer) = enabled_peer(context, &item.destination)? else {
+        return Ok(None);
+    };
+    match client_for_peer(context.node(), &peer) {
+        Ok(client) => Ok(Some(client)),
+        Err(error) => {
+            context.item_failed(format!("cannot reach {}: {error}", item.destination));
+            Ok(None)
+        }
+    }
 }
 
 /// Gives up a live batch whose destination is no longer a known peer (it was
