@@ -67,8 +67,9 @@ pub struct LibrarianListItem {
     pub available: Option<bool>,
     /// Whether transfers to it are enabled.
     pub enabled: bool,
-    /// quire addition: most bytes per second sent to it, if capped.
-    #[serde(default)]
+    /// quire addition: most bytes per second sent to it, if capped (absent when
+    /// not, so the answer is the reference's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rate: Option<u64>,
 }
 

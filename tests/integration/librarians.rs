@@ -431,7 +431,7 @@ fn the_cli_adds_lists_switches_and_removes_peers() {
             .nth(1)
             .is_some_and(|line| line.contains("site-b")
                 && line.contains("enabled")
-                && line.ends_with("yes")),
+                && line.trim_end().ends_with("yes        -")),
         "{table}"
     );
 
