@@ -172,18 +172,14 @@ fn outgoing_transfers(
             ids.push(*id as i64);
             continue;
         }
-        created.push(OutgoingTransfer {
-            id: next,
-            status: TransferStatus::Ongoing,
-            destination: peer.to_string(),
-            file_name: file.name.clone(),
-            transfer_size: file.size,
-            transfer_checksum: file.checksum.clone(),
-            source_path: instance.path.clone(),
-            start_time: now,
-            end_time: None,
-            remote_transfer_id: None,
-        });
+        created.push(OutgoingTransfer::of_copy(
+            next,
+            TransferStatus::Ongoing,
+            peer,
+            file,
+            instance,
+            now,
+        ));
         live.insert(file.name.clone(), next);
         ids.push(next as i64);
         next += 1;

@@ -131,3 +131,29 @@ pub struct OutgoingTransfer {
     /// The peer's id for the matching incoming transfer, once known.
     pub remote_transfer_id: Option<u64>,
 }
+
+impl OutgoingTransfer {
+    /// A new transfer `id` of `file`, read from `instance`, to `destination`,
+    /// starting now in `status`.
+    pub fn of_copy(
+        id: u64,
+        status: TransferStatus,
+        destination: &str,
+        file: &super::File,
+        instance: &super::Instance,
+        now: Timestamp,
+    ) -> OutgoingTransfer {
+        OutgoingTransfer {
+            id,
+            status,
+            destination: destination.to_string(),
+            file_name: file.name.clone(),
+            transfer_size: file.size,
+            transfer_checksum: file.checksum.clone(),
+            source_path: instance.path.clone(),
+            start_time: now,
+            end_time: None,
+            remote_transfer_id: None,
+        }
+    }
+}

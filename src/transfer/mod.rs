@@ -12,6 +12,7 @@ pub mod local;
 pub mod pace;
 pub mod quire_http;
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
@@ -59,6 +60,18 @@ impl std::fmt::Display for Unreachable {
     }
 }
 
+/// The instances with a corrupt-file record: never sent while another copy may be.
+pub fn corrupt_copies(node: &Node) -> Result<HashSet<u64>, String> {
+    node.db
+        .read(|tx| {
+            Ok(instances::all_corrupt(tx)?
+                .into_iter()
+                .map(|c| c.instance_id)
+                .collect())
+        })
+        .map_err(|e| format!("cannot read the corrupt-file records: {e}"))
+}
+
 /// A source copy opened for sending.
 #[derive(Debug)]
 pub struct SourceCopy {
@@ -69,19 +82,17 @@ pub struct SourceCopy {
 }
 
 /// Opens the source copy of `file_name` for sending: an available instance on a
-/// store of this node without a corrupt-file record, reached symlink-free from
-/// the store's root. Directories are
+/// store of this node that is not in `corrupt` (see [`corrupt_copies`]), reached
+/// symlink-free from the store's root. Directories are
 /// not sent (yet): the reason says so.
-pub fn open_source(node: &Node, file_name: &str) -> Result<SourceCopy, String> {
-    let (candidates, corrupt) = node
+pub fn open_source(
+    node: &Node,
+    file_name: &str,
+    corrupt: &HashSet<u64>,
+) -> Result<SourceCopy, String> {
+    let candidates = node
         .db
-        .read(|tx| {
-            let corrupt: std::collections::HashSet<u64> = instances::all_corrupt(tx)?
-                .into_iter()
-                .map(|c| c.instance_id)
-                .collect();
-            Ok((instances::of_file(tx, file_name)?, corrupt))
-        })
+        .read(|tx| instances::of_file(tx, file_name))
         .map_err(|e| format!("cannot read the copies of {file_name}: {e}"))?;
     let mut last_problem = format!("{file_name} has no available copy on this node");
     // A copy found corrupt is never sent while another may be.

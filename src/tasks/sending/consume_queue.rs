@@ -157,6 +157,7 @@ fn open_sources(
     item: &mut SendQueueItem,
 ) -> anyhow::Result<Vec<Outbound>> {
     let node = context.node();
+    let corrupt = transfer::corrupt_copies(node).map_err(anyhow::Error::msg)?;
     let mut outbound = Vec::new();
     for index in 0..item.items.len() {
         let send = &item.items[index];
@@ -172,7 +173,7 @@ fn open_sources(
             item.items[index].failure = Some(format!("the transfer is {} here", status.name()));
             continue;
         }
-        match transfer::open_source(node, &send.file_name) {
+        match transfer::open_source(node, &send.file_name, &corrupt) {
             Ok(SourceCopy {
                 file,
                 size,

@@ -249,17 +249,15 @@ fn create_transfers(
         let created: Vec<OutgoingTransfer> = fresh
             .into_iter()
             .enumerate()
-            .map(|(n, (file, instance))| OutgoingTransfer {
-                id: first + n as u64,
-                status: TransferStatus::Initiated,
-                destination: destination.clone(),
-                file_name: file.name.clone(),
-                transfer_size: file.size,
-                transfer_checksum: file.checksum.clone(),
-                source_path: instance.path.clone(),
-                start_time: now,
-                end_time: None,
-                remote_transfer_id: None,
+            .map(|(n, (file, instance))| {
+                OutgoingTransfer::of_copy(
+                    first + n as u64,
+                    TransferStatus::Initiated,
+                    &destination,
+                    file,
+                    instance,
+                    now,
+                )
             })
             .collect();
         transfers::put_outgoing_all(txn, &created)?;
