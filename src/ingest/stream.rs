@@ -180,6 +180,33 @@ pub fn stream_status(node: &Node, target: &StreamTarget) -> Result<u64, IngestEr
     }
 }
 
+/// Hands a request body's chunks to a blocking writer until the body ends, fails,
+/// or the writer stops taking them (its own error says why); returns the bytes
+/// handed over and the body's error, if it failed. Dropping the sender on return
+/// tells the writer the body ended.
+pub(super) async fn feed<S, E>(
+    mut body: S,
+    sender: tokio::sync::mpsc::Sender<Bytes>,
+) -> (u64, Option<String>)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => {
+                received += bytes.len() as u64;
+                if sender.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            Err(error) => return (received, Some(error.to_string())),
+        }
+    }
+    (received, None)
+}
+
 /// Writes a body stream into the staged file at `target.offset`, hashing as it goes.
 /// Returns the staged length once the bytes are on disk.
 pub async fn receive_stream<S, E>(
@@ -198,24 +225,7 @@ where
         let offset = target.offset;
         tokio::task::spawn_blocking(move || write_staged(&node, resolved, offset, receiver))
     };
-    let mut body = body;
-    let mut body_error = None;
-    let mut received = 0u64;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(bytes) => {
-                received += bytes.len() as u64;
-                if sender.send(bytes).await.is_err() {
-                    break; // the writer stopped early; its error is reported below
-                }
-            }
-            Err(error) => {
-                body_error = Some(error.to_string());
-                break;
-            }
-        }
-    }
-    drop(sender);
+    let (received, body_error) = feed(body, sender).await;
     let staged = writer.await??;
     tracing::info!(
         transfer = target.transfer_id,

@@ -14,10 +14,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::IngestError;
-use super::stream::{Claim, QUEUE_CHUNKS, Resolved, StreamTarget, open_at, resolve};
+use super::stream::{Claim, QUEUE_CHUNKS, Resolved, StreamTarget, feed, open_at, resolve};
 use crate::checksum::Digester;
 use crate::fsroot::Meta;
 use crate::node::{Node, StagedDigest};
@@ -93,22 +93,7 @@ where
         let node = node.clone();
         tokio::task::spawn_blocking(move || write_all(&node, targets, receiver))
     };
-    let mut body = body;
-    let mut body_error = None;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(bytes) => {
-                if sender.send(bytes).await.is_err() {
-                    break;
-                }
-            }
-            Err(error) => {
-                body_error = Some(error.to_string());
-                break;
-            }
-        }
-    }
-    drop(sender);
+    let (_, body_error) = feed(body, sender).await;
     let outcomes = writer.await?;
     if let Some(error) = body_error {
         tracing::info!(%error, "batch stream interrupted; the files it finished are kept");

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::IngestError;
 use super::leftovers::remove_empty_parents;
@@ -300,7 +300,7 @@ impl Plan {
 async fn receive_body<S, E>(
     store: Option<Arc<Store>>,
     expected: Vec<Expected>,
-    mut body: S,
+    body: S,
 ) -> Result<Vec<Result<Option<Received>, IngestError>>, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -308,22 +308,10 @@ where
 {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let writer = tokio::task::spawn_blocking(move || receive(store.as_deref(), expected, receiver));
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(bytes) => {
-                if sender.send(bytes).await.is_err() {
-                    break;
-                }
-            }
-            Err(error) => {
-                // Whatever arrived whole is still committed; the rest can be sent
-                // again.
-                tracing::warn!(%error, "batch upload body interrupted");
-                break;
-            }
-        }
+    if let (_, Some(error)) = super::stream::feed(body, sender).await {
+        // Whatever arrived whole is still committed; the rest can be sent again.
+        tracing::warn!(%error, "batch upload body interrupted");
     }
-    drop(sender);
     writer.await?
 }
 
