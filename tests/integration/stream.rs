@@ -262,3 +262,46 @@ fn a_stream_left_behind_writes_nothing_once_a_newer_one_took_over() {
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows[0]["computed_same_checksum"], true, "{rows}");
 }
+
+/// `PUT upload/stream_batch` as admin: the manifest (transfer id, size), then
+/// `bytes` back to back.
+fn stream_batch(node: &TestNode, files: &[(u64, &[u8])]) -> crate::node::Reply {
+    let manifest = json!({"files": files.iter()
+        .map(|(id, bytes)| json!({"transfer_id": id, "size": bytes.len()}))
+        .collect::<Vec<_>>()});
+    let head = serde_json::to_vec(&manifest).unwrap();
+    let mut body = (head.len() as u64).to_le_bytes().to_vec();
+    body.extend_from_slice(&head);
+    for (_, bytes) in files {
+        body.extend_from_slice(bytes);
+    }
+    let request = node
+        .client()
+        .put(node.url("upload/stream_batch"))
+        .body(body);
+    node.send(request, Some(node.admin()))
+}
+
+#[test]
+fn a_batch_stream_refuses_a_transfer_listed_twice_and_writes_it_once() {
+    let node = TestNode::start();
+    let bytes = b"the one true content".as_slice();
+    let staged = node.stage("twice/a.dat", bytes);
+    let id = transfer_id(&staged);
+    let other = b"the other contents!!".as_slice();
+    let reply = stream_batch(&node, &[(id, bytes), (id, other)]);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let files = reply.json["files"].as_array().unwrap();
+    assert!(files[0]["error"].is_null(), "{}", reply.text);
+    assert_eq!(files[1]["error"]["status"], 400, "{}", reply.text);
+    assert!(
+        files[1]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("listed twice"),
+        "{}",
+        reply.text
+    );
+    let (status, committed) = node.commit(&staged);
+    assert_eq!(status, 200, "the first bytes stand: {committed}");
+}

@@ -111,3 +111,30 @@ fn corrupt_routes_refuse_a_caller_that_is_not_the_librarian_it_names() {
             .contains("do not have a copy")
     );
 }
+
+#[test]
+fn a_peer_cannot_pull_a_file_that_was_never_sent_to_it() {
+    let a = site("site-a", &sender_tasks("site-b", ""));
+    let b = site("site-b", "");
+    connect(&a, "site-a", &b, "site-b");
+    let sent = upload_files(&a, "sent", 1, 1_000);
+    send_round(&a, &b);
+    let kept = upload_files(&a, "kept", 1, 1_000);
+    for (name, status) in [(&sent[0].0, 200), (&kept[0].0, 401)] {
+        let (answer, reply) = b_asks(&a, "corrupt/prepare", name);
+        assert_eq!(answer, status, "{name}: {reply}");
+    }
+    let (status, reply) = b_asks(&a, "corrupt/resend", &kept[0].0);
+    assert_eq!(status, 401, "{reply}");
+    assert!(stored_bytes(&b, &kept[0].0).is_empty(), "nothing was sent");
+}
+
+/// `route` at A as site-b (its callback account there) about `file`.
+fn b_asks(a: &TestNode, route: &str, file: &str) -> (u16, Value) {
+    a.post(
+        route,
+        json!({"file_name": file, "librarian_name": "site-b"}),
+        "site-b",
+        "site-b-callback",
+    )
+}
